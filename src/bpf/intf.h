@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * scx_brisk: what the BPF scheduler and its Rust loader share.
+ *
+ * Everything that shapes the policy is a field of struct brisk_tunables; the defaults live
+ * here (BRISK_DFL_*) and in the Rust `Tunables` struct, which validates user input against
+ * the ranges documented there before anything is loaded.
+ */
+#ifndef __BRISK_INTF_H
+#define __BRISK_INTF_H
+
+#ifndef __VMLINUX_H__
+typedef unsigned char u8;
+typedef unsigned int u32;
+typedef unsigned long long u64;
+typedef int s32;
+typedef long long s64;
+#endif
+
+enum brisk_consts {
+	BRISK_MAX_CPUS = 1024,
+	BRISK_MAX_LLCS = 256,
+	/* Watchdog: the kernel ejects the scheduler if a runnable task waits this long. */
+	BRISK_TIMEOUT_MS = 5000,
+	/* DSQ ids: one vtime-ordered DSQ per CPU for pinned tasks, one per LLC for the rest. */
+	BRISK_CPU_DSQ_BASE = 0,
+	BRISK_LLC_DSQ_BASE = 1 << 16,
+};
+
+/* Defaults of the tunables, in ns (see struct brisk_tunables for what each trades off). */
+#define BRISK_DFL_SLICE_NS 5000000ULL
+#define BRISK_DFL_SLICE_MIN_NS 500000ULL
+#define BRISK_DFL_SHORT_BURST_NS 2000000ULL
+#define BRISK_DFL_BURST_CAP_NS 20000000ULL
+#define BRISK_DFL_SLEEP_CREDIT_NS 5000000ULL
+#define BRISK_DFL_PREEMPT_MARGIN_NS 1000000ULL
+#define BRISK_DFL_BURST_EWMA_SHIFT 2
+#define BRISK_DFL_WAKEUP_PREEMPT 1
+
+struct brisk_tunables {
+	/*
+	 * Base time slice. A task runs at most this long before the next waiting task gets the
+	 * CPU; the slice shrinks as more tasks wait (down to slice_min_ns). Longer slices mean
+	 * fewer context switches and better cache use for hogs; shorter ones bound how long a
+	 * waiting task that could not preempt sits behind a hog.
+	 */
+	u64 slice_ns;
+	/* Floor of the dynamic slice: below it the switch overhead dominates. */
+	u64 slice_min_ns;
+	/*
+	 * A task whose average burst (CPU time between sleeps) is below this is "short": it is
+	 * classified as interactive, may preempt hogs on wakeup and is never preempted for another.
+	 * Higher values let heavier tasks count as interactive.
+	 */
+	u64 short_burst_ns;
+	/*
+	 * The deadline is vruntime + burst (weighted), with the burst capped here. It is how far
+	 * behind a short task a hog of equal vruntime is queued: larger favours short tasks more,
+	 * and lengthens the time a hog can wait behind a stream of short tasks (its vruntime still
+	 * catches up, so it is never starved).
+	 */
+	u64 burst_cap_ns;
+	/*
+	 * Most vruntime a sleeping task can bank: on wakeup its vruntime is raised to at least
+	 * (vtime_now - sleep_credit_ns). Larger rewards sleepers longer; smaller is closer to
+	 * strict fairness.
+	 */
+	u64 sleep_credit_ns;
+	/*
+	 * A waking short task preempts a running hog only if the hog's deadline is later than the
+	 * waker's by more than this. Smaller preempts more eagerly (lower latency, more context
+	 * switches for hogs).
+	 */
+	u64 preempt_margin_ns;
+	/* Burst average: avg += (sample - avg) >> shift. Larger reacts slower to a changed task. */
+	u32 burst_ewma_shift;
+	/* 1: short tasks waking with no idle CPU may preempt a hog; 0: they wait in the queue. */
+	u32 wakeup_preempt;
+};
+
+/* Per-CPU decision counters; userspace sums them over CPUs. */
+struct brisk_counters {
+	u64 nr_direct_idle;	/* select_cpu found an idle CPU: straight to its local DSQ */
+	u64 nr_queued_shared;	/* enqueued on an LLC's shared DSQ */
+	u64 nr_queued_pinned;	/* enqueued on a CPU's own DSQ (one allowed CPU / migration off) */
+	u64 nr_idle_kicks;	/* enqueue woke an idle CPU to take the task */
+	u64 nr_short_wakeups;	/* wakeups of tasks classified short */
+	u64 nr_preempt_kicks;	/* a waking short task preempted a hog (SCX_KICK_PREEMPT) */
+	u64 nr_preempt_none;	/* a short wakeup found no CPU worth preempting */
+	u64 nr_dispatched;	/* ops.dispatch moved a task from our DSQs to a CPU */
+	u64 nr_stolen;		/* ... of which from another LLC's DSQ (work conservation) */
+	u64 nr_keep_running;	/* nothing else waiting: the previous task got a new slice */
+};
+
+#endif /* __BRISK_INTF_H */

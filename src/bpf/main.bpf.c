@@ -1,0 +1,398 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * scx_brisk: a weighted-vruntime scheduler that favours short-running tasks.
+ *
+ * Every task has a vruntime that advances with its runtime scaled by its weight (nice). Tasks
+ * are queued by deadline = vruntime + (capped, weighted) burst, where the burst is the CPU time
+ * a task uses between sleeps, averaged per task. Tasks that run briefly and sleep therefore sort
+ * ahead of CPU hogs with the same vruntime, while a hog's deadline stays within burst_cap of its
+ * fair position, so it keeps its weighted share and is never starved.
+ *
+ * Placement: a waking task goes straight to an idle CPU when there is one (the kernel's
+ * topology-aware pick: previous CPU first, then SMT/LLC siblings). Otherwise it is queued on
+ * its LLC's shared deadline-ordered DSQ (tasks that may run on one CPU only use that CPU's own
+ * DSQ), and a short task may preempt the CPU running the hog with the latest deadline.
+ */
+#include <scx/common.bpf.h>
+#include "intf.h"
+#include "policy.h"
+
+char _license[] SEC("license") = "GPL";
+
+UEI_DEFINE(uei);
+
+/* Topology, filled in by the loader from scx_utils::Topology before load. */
+const volatile u32 nr_cpu_ids_seen = 1;
+const volatile u32 nr_llcs = 1;
+const volatile u32 cpu_llc[BRISK_MAX_CPUS];
+const volatile u32 llc_nr_cpus[BRISK_MAX_LLCS];
+
+/* The policy's tunables (see intf.h); read on every decision. */
+struct brisk_tunables tun = {
+	.slice_ns = BRISK_DFL_SLICE_NS,
+	.slice_min_ns = BRISK_DFL_SLICE_MIN_NS,
+	.short_burst_ns = BRISK_DFL_SHORT_BURST_NS,
+	.burst_cap_ns = BRISK_DFL_BURST_CAP_NS,
+	.sleep_credit_ns = BRISK_DFL_SLEEP_CREDIT_NS,
+	.preempt_margin_ns = BRISK_DFL_PREEMPT_MARGIN_NS,
+	.burst_ewma_shift = BRISK_DFL_BURST_EWMA_SHIFT,
+	.wakeup_preempt = BRISK_DFL_WAKEUP_PREEMPT,
+};
+
+/*
+ * The scheduler's virtual clock: the vruntime of the most recently started task, never going
+ * back. Tasks run in deadline order, so it tracks the low end of the runnable vruntimes.
+ */
+static u64 vtime_now;
+
+struct task_ctx {
+	u64 vruntime;
+	u64 avg_burst_ns;	/* EWMA of CPU time between sleeps */
+	u64 cur_burst_ns;	/* CPU time since the task last woke */
+	u64 started_at;		/* when it last got a CPU */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct task_ctx);
+} task_ctxs SEC(".maps");
+
+/* What each CPU runs, read by other CPUs looking for a preemption victim. */
+struct cpu_ctx {
+	u64 running_dl;		/* deadline of the current task, 0 when idle or not ours */
+	u32 running_short;	/* current task is short: never a preemption victim */
+	u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, BRISK_MAX_CPUS);
+	__type(key, u32);
+	__type(value, struct cpu_ctx);
+} cpu_ctxs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct brisk_counters);
+} counters SEC(".maps");
+
+#define COUNT(field)                                                                  \
+	do {                                                                          \
+		u32 __zero = 0;                                                       \
+		struct brisk_counters *__c = bpf_map_lookup_elem(&counters, &__zero); \
+		if (__c)                                                              \
+			__c->field++;                                                 \
+	} while (0)
+
+static struct task_ctx *lookup_task_ctx(const struct task_struct *p)
+{
+	struct task_ctx *tctx = bpf_task_storage_get(&task_ctxs, (struct task_struct *)p, 0, 0);
+
+	if (!tctx)
+		scx_bpf_error("task_ctx missing for %s[%d]", p->comm, p->pid);
+	return tctx;
+}
+
+static struct cpu_ctx *lookup_cpu_ctx(s32 cpu)
+{
+	u32 key = cpu;
+
+	return bpf_map_lookup_elem(&cpu_ctxs, &key);
+}
+
+static u32 llc_of(s32 cpu)
+{
+	if (cpu < 0 || cpu >= BRISK_MAX_CPUS)
+		return 0;
+	return cpu_llc[cpu];
+}
+
+static u64 llc_dsq(u32 llc)
+{
+	return BRISK_LLC_DSQ_BASE + llc;
+}
+
+static u64 cpu_dsq(s32 cpu)
+{
+	return BRISK_CPU_DSQ_BASE + cpu;
+}
+
+static u64 task_burst(const struct task_ctx *tctx)
+{
+	return brisk_effective_burst(tctx->avg_burst_ns, tctx->cur_burst_ns);
+}
+
+static bool task_is_short(const struct task_ctx *tctx)
+{
+	return brisk_is_short(task_burst(tctx), tun.short_burst_ns);
+}
+
+static u64 task_deadline(const struct task_struct *p, const struct task_ctx *tctx)
+{
+	return brisk_deadline(tctx->vruntime, task_burst(tctx), tun.burst_cap_ns, p->scx.weight);
+}
+
+/* Slice for a task about to run on @cpu, shrunk by the number of tasks waiting there. */
+static u64 task_slice(s32 cpu)
+{
+	u32 llc = llc_of(cpu);
+	u64 nr_cpus = llc < BRISK_MAX_LLCS ? llc_nr_cpus[llc] : 1;
+	u64 waiting = scx_bpf_dsq_nr_queued(llc_dsq(llc));
+
+	if (cpu >= 0)
+		waiting += scx_bpf_dsq_nr_queued(cpu_dsq(cpu));
+	return brisk_slice(tun.slice_ns, tun.slice_min_ns, waiting, nr_cpus);
+}
+
+static bool is_pinned(const struct task_struct *p)
+{
+	return p->nr_cpus_allowed == 1 || is_migration_disabled(p);
+}
+
+s32 BPF_STRUCT_OPS(brisk_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
+{
+	bool is_idle = false;
+	s32 cpu;
+
+	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
+	if (is_idle) {
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, task_slice(cpu), 0);
+		COUNT(nr_direct_idle);
+	}
+	return cpu;
+}
+
+/*
+ * A short task woke and found no idle CPU: preempt the CPU in its LLC whose current task has the
+ * latest deadline, if that is later than the waker's by more than preempt_margin_ns. Short
+ * running tasks are never victims, so short tasks do not bounce each other.
+ */
+static void try_preempt(const struct task_struct *p, u64 dl, u32 llc)
+{
+	s32 victim = -1, cpu;
+	u64 victim_dl = dl;
+	struct cpu_ctx *cctx;
+
+	bpf_for(cpu, 0, nr_cpu_ids_seen)
+	{
+		if (cpu >= BRISK_MAX_CPUS || cpu_llc[cpu] != llc ||
+		    !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+			continue;
+		cctx = lookup_cpu_ctx(cpu);
+		if (!cctx || !cctx->running_dl || cctx->running_short)
+			continue;
+		if (brisk_time_delta(cctx->running_dl, victim_dl) > 0) {
+			victim = cpu;
+			victim_dl = cctx->running_dl;
+		}
+	}
+
+	if (victim < 0 || !brisk_should_preempt(dl, victim_dl, tun.preempt_margin_ns)) {
+		COUNT(nr_preempt_none);
+		return;
+	}
+	/* Claim the victim so that concurrent wakers pick different CPUs. */
+	cctx = lookup_cpu_ctx(victim);
+	if (cctx)
+		cctx->running_dl = dl;
+	scx_bpf_kick_cpu(victim, SCX_KICK_PREEMPT);
+	COUNT(nr_preempt_kicks);
+}
+
+void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
+{
+	s32 cpu = scx_bpf_task_cpu(p), idle;
+	struct task_ctx *tctx;
+	bool wakeup_short;
+	u64 dl;
+
+	tctx = lookup_task_ctx(p);
+	if (!tctx)
+		return;
+	dl = task_deadline(p, tctx);
+	wakeup_short = (enq_flags & SCX_ENQ_WAKEUP) && task_is_short(tctx);
+	if (wakeup_short)
+		COUNT(nr_short_wakeups);
+
+	if (is_pinned(p)) {
+		scx_bpf_dsq_insert_vtime(p, cpu_dsq(cpu), task_slice(cpu), dl, enq_flags);
+		COUNT(nr_queued_pinned);
+		if (scx_bpf_test_and_clear_cpu_idle(cpu)) {
+			scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+			COUNT(nr_idle_kicks);
+		}
+		return;
+	}
+
+	/* Queue where an idle CPU can take it, if any (claims that CPU), else where it was. */
+	idle = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+	if (idle >= 0)
+		cpu = idle;
+	scx_bpf_dsq_insert_vtime(p, llc_dsq(llc_of(cpu)), task_slice(cpu), dl, enq_flags);
+	COUNT(nr_queued_shared);
+
+	if (idle >= 0) {
+		scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
+		COUNT(nr_idle_kicks);
+	} else if (wakeup_short && tun.wakeup_preempt) {
+		try_preempt(p, dl, llc_of(cpu));
+	}
+}
+
+/* The deadline of the first task on @dsq_id, or ~0 when it is empty. */
+static u64 head_deadline(u64 dsq_id)
+{
+	struct task_struct *p = __COMPAT_scx_bpf_dsq_peek(dsq_id);
+
+	return p ? p->scx.dsq_vtime : ~0ULL;
+}
+
+void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
+{
+	u64 mine = cpu_dsq(cpu), shared = llc_dsq(llc_of(cpu));
+	u32 i, own_llc = llc_of(cpu);
+
+	/* Earliest deadline first between this CPU's pinned tasks and its LLC's queue. */
+	if (brisk_time_delta(head_deadline(shared), head_deadline(mine)) < 0) {
+		u64 tmp = mine;
+
+		mine = shared;
+		shared = tmp;
+	}
+	if (scx_bpf_dsq_move_to_local(mine, 0) || scx_bpf_dsq_move_to_local(shared, 0)) {
+		COUNT(nr_dispatched);
+		return;
+	}
+
+	/* Nothing here: take work from other LLCs rather than idle. */
+	bpf_for(i, 0, nr_llcs)
+	{
+		if (i == own_llc)
+			continue;
+		if (scx_bpf_dsq_move_to_local(llc_dsq(i), 0)) {
+			COUNT(nr_dispatched);
+			COUNT(nr_stolen);
+			return;
+		}
+	}
+
+	/* Nobody else wants this CPU: let the previous task go on with a fresh slice. */
+	if (prev && (prev->scx.flags & SCX_TASK_QUEUED)) {
+		prev->scx.slice = task_slice(cpu);
+		COUNT(nr_keep_running);
+	}
+}
+
+void BPF_STRUCT_OPS(brisk_runnable, struct task_struct *p, u64 enq_flags)
+{
+	struct task_ctx *tctx = lookup_task_ctx(p);
+
+	if (!tctx)
+		return;
+	/* A new burst starts; what it banked while asleep is bounded by sleep_credit_ns. */
+	tctx->cur_burst_ns = 0;
+	tctx->vruntime = brisk_wake_vruntime(tctx->vruntime, vtime_now, tun.sleep_credit_ns);
+}
+
+void BPF_STRUCT_OPS(brisk_running, struct task_struct *p)
+{
+	struct task_ctx *tctx = lookup_task_ctx(p);
+	struct cpu_ctx *cctx = lookup_cpu_ctx(scx_bpf_task_cpu(p));
+
+	if (!tctx)
+		return;
+	tctx->started_at = scx_bpf_now();
+	if (tctx->vruntime > vtime_now)
+		vtime_now = tctx->vruntime;
+	if (cctx) {
+		cctx->running_dl = task_deadline(p, tctx);
+		cctx->running_short = task_is_short(tctx);
+	}
+}
+
+void BPF_STRUCT_OPS(brisk_stopping, struct task_struct *p, bool runnable)
+{
+	struct task_ctx *tctx = lookup_task_ctx(p);
+	struct cpu_ctx *cctx = lookup_cpu_ctx(scx_bpf_task_cpu(p));
+	u64 now = scx_bpf_now(), delta;
+
+	if (!tctx)
+		return;
+	delta = now > tctx->started_at ? now - tctx->started_at : 0;
+	tctx->vruntime += brisk_scale_inverse(delta, p->scx.weight);
+	tctx->cur_burst_ns += delta;
+	/* Going to sleep: the burst is complete. */
+	if (!runnable)
+		tctx->avg_burst_ns = brisk_burst_ewma(tctx->avg_burst_ns, tctx->cur_burst_ns,
+						      tun.burst_ewma_shift);
+	if (cctx) {
+		cctx->running_dl = 0;
+		cctx->running_short = 0;
+	}
+}
+
+void BPF_STRUCT_OPS(brisk_enable, struct task_struct *p)
+{
+	struct task_ctx *tctx = lookup_task_ctx(p);
+
+	if (!tctx)
+		return;
+	tctx->vruntime = vtime_now;
+	/* New tasks start on the border: neither short nor a hog until they show which. */
+	tctx->avg_burst_ns = tun.short_burst_ns;
+	tctx->cur_burst_ns = 0;
+}
+
+s32 BPF_STRUCT_OPS(brisk_init_task, struct task_struct *p, struct scx_init_task_args *args)
+{
+	if (!bpf_task_storage_get(&task_ctxs, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE))
+		return -ENOMEM;
+	return 0;
+}
+
+s32 BPF_STRUCT_OPS_SLEEPABLE(brisk_init)
+{
+	s32 ret;
+	u32 i;
+
+	bpf_for(i, 0, nr_cpu_ids_seen)
+	{
+		ret = scx_bpf_create_dsq(cpu_dsq(i), -1);
+		if (ret) {
+			scx_bpf_error("failed to create DSQ for CPU %u: %d", i, ret);
+			return ret;
+		}
+	}
+	bpf_for(i, 0, nr_llcs)
+	{
+		ret = scx_bpf_create_dsq(llc_dsq(i), -1);
+		if (ret) {
+			scx_bpf_error("failed to create DSQ for LLC %u: %d", i, ret);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+void BPF_STRUCT_OPS(brisk_exit, struct scx_exit_info *ei)
+{
+	UEI_RECORD(uei, ei);
+}
+
+SCX_OPS_DEFINE(brisk_ops,
+	       .select_cpu = (void *)brisk_select_cpu,
+	       .enqueue = (void *)brisk_enqueue,
+	       .dispatch = (void *)brisk_dispatch,
+	       .runnable = (void *)brisk_runnable,
+	       .running = (void *)brisk_running,
+	       .stopping = (void *)brisk_stopping,
+	       .enable = (void *)brisk_enable,
+	       .init_task = (void *)brisk_init_task,
+	       .init = (void *)brisk_init,
+	       .exit = (void *)brisk_exit,
+	       .timeout_ms = BRISK_TIMEOUT_MS,
+	       .name = "brisk");

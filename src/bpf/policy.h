@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * scx_brisk: the policy's arithmetic, as pure functions.
+ *
+ * Included by the BPF scheduler and by policy_host.c, which `cargo test` links so that the
+ * exact formulas the kernel runs are unit-tested on the host.
+ *
+ * Weights follow sched_ext: p->scx.weight is 100 for nice 0 (1..10000; nice 5 is 32).
+ */
+#ifndef __BRISK_POLICY_H
+#define __BRISK_POLICY_H
+
+#include "intf.h"
+
+#define BRISK_WEIGHT_NICE0 100ULL
+
+/* Signed distance a - b of two wrapping u64 clocks: > 0 when a is after b. */
+static inline s64 brisk_time_delta(u64 a, u64 b)
+{
+	return (s64)(a - b);
+}
+
+/* Virtual time of @delta_ns of real runtime at @weight: heavier tasks age slower. */
+static inline u64 brisk_scale_inverse(u64 delta_ns, u64 weight)
+{
+	if (!weight)
+		weight = 1;
+	return delta_ns * BRISK_WEIGHT_NICE0 / weight;
+}
+
+/*
+ * vruntime of a task that becomes runnable: it keeps what it has, but sleeping can bank at most
+ * @credit_ns behind the scheduler's virtual clock, so a long sleeper cannot monopolise a CPU.
+ */
+static inline u64 brisk_wake_vruntime(u64 vruntime, u64 vtime_now, u64 credit_ns)
+{
+	u64 floor = vtime_now > credit_ns ? vtime_now - credit_ns : 0;
+
+	return vruntime < floor ? floor : vruntime;
+}
+
+/* Exponentially weighted average of completed bursts: avg += (sample - avg) / 2^shift. */
+static inline u64 brisk_burst_ewma(u64 avg, u64 sample, u32 shift)
+{
+	if (shift > 16)
+		shift = 16;
+	if (sample >= avg)
+		return avg + ((sample - avg) >> shift);
+	return avg - ((avg - sample) >> shift);
+}
+
+/*
+ * The burst that classifies a task: its average, or the burst it is in now if that is longer,
+ * so a task that used to be short and turns into a hog loses its privileges at once.
+ */
+static inline u64 brisk_effective_burst(u64 avg_ns, u64 cur_ns)
+{
+	return cur_ns > avg_ns ? cur_ns : avg_ns;
+}
+
+static inline int brisk_is_short(u64 burst_ns, u64 short_burst_ns)
+{
+	return burst_ns < short_burst_ns;
+}
+
+/*
+ * Deadline = vruntime + weighted burst (capped). Tasks are picked in deadline order: among
+ * tasks of equal vruntime the one that will release the CPU soonest goes first, and a hog is
+ * queued at most burst_cap (weighted) behind its fair position, never further.
+ */
+static inline u64 brisk_deadline(u64 vruntime, u64 burst_ns, u64 cap_ns, u64 weight)
+{
+	if (burst_ns > cap_ns)
+		burst_ns = cap_ns;
+	return vruntime + brisk_scale_inverse(burst_ns, weight);
+}
+
+/*
+ * Slice: the base slice shared out when more tasks wait than there are CPUs to run them, so
+ * the wait behind the queue stays near one base slice; never below @min_ns.
+ */
+static inline u64 brisk_slice(u64 base_ns, u64 min_ns, u64 nr_waiting, u64 nr_cpus)
+{
+	u64 slice;
+
+	if (!nr_cpus)
+		nr_cpus = 1;
+	slice = base_ns * nr_cpus / (nr_cpus + nr_waiting);
+	return slice < min_ns ? min_ns : slice;
+}
+
+/* Whether a waker with deadline @waker_dl should preempt a task running with @victim_dl. */
+static inline int brisk_should_preempt(u64 waker_dl, u64 victim_dl, u64 margin_ns)
+{
+	return brisk_time_delta(victim_dl, waker_dl) > (s64)margin_ns;
+}
+
+#endif /* __BRISK_POLICY_H */

@@ -1,0 +1,207 @@
+//! The host side of the VM harness: kernel, initramfs, qemu.
+
+pub mod cli;
+pub mod cpio;
+pub mod initramfs;
+pub mod kernel;
+pub mod qemu;
+
+use anyhow::{bail, Context, Result};
+use cli::{Cli, Command, VmOpts};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Exit code of the harness when the guest did not report an exit code of its own.
+const EXIT_VM_FAILED: i32 = 3;
+/// Exit code after Ctrl-C / SIGTERM.
+const EXIT_INTERRUPTED: i32 = 130;
+/// Lines of console.log shown when the guest failed.
+const CONSOLE_TAIL_LINES: usize = 40;
+
+/// Runs one phase, printing `==> [name] what` before and `    [name] done in X.X s` after.
+pub fn phase<T>(name: &str, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    println!("==> [{name}] {what}");
+    let start = Instant::now();
+    let value = f()?;
+    println!(
+        "    [{name}] done in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(value)
+}
+
+/// Workspace paths the harness uses.
+pub struct Paths {
+    /// `target/release`: scx_brisk and brisk-guest are taken from here.
+    pub release: PathBuf,
+    /// `target/vm`: kernel cache, apt state, initramfs and logs.
+    pub vm: PathBuf,
+}
+
+impl Paths {
+    /// `$BRISK_ROOT` if set, else derived from this executable (`<root>/target/release/brisk-vm`).
+    fn locate() -> Result<Paths> {
+        let root = match std::env::var_os("BRISK_ROOT") {
+            Some(root) => PathBuf::from(root),
+            None => {
+                let exe = std::env::current_exe().context("locating the brisk-vm executable")?;
+                exe.ancestors()
+                    .nth(3)
+                    .map(Path::to_path_buf)
+                    .with_context(|| {
+                        format!(
+                            "cannot derive the workspace root from {} (expected \
+                             <root>/target/release/brisk-vm); set BRISK_ROOT",
+                            exe.display()
+                        )
+                    })?
+            }
+        };
+        if !root.join("stress-tests").is_dir() {
+            bail!(
+                "{} does not look like the scx_brisk workspace (no stress-tests/ in it); \
+                 set BRISK_ROOT to the workspace root",
+                root.display()
+            );
+        }
+        let target = root.join("target");
+        Ok(Paths {
+            release: target.join("release"),
+            vm: target.join("vm"),
+        })
+    }
+}
+
+/// Runs `brisk-vm`; returns the process exit code.
+pub fn run(cli: Cli) -> Result<i32> {
+    let (opts, timeout_s, guest_argv) = match cli.command {
+        Command::Run {
+            vm,
+            duration_s,
+            timeout_s,
+            scx_args,
+        } => {
+            if duration_s + 60 > timeout_s {
+                eprintln!(
+                    "warning: --duration-s {duration_s} leaves less than a minute of \
+                     --timeout-s {timeout_s} for boot and teardown"
+                );
+            }
+            let mut argv = vec!["run".into(), "--duration-s".into(), duration_s.to_string()];
+            if !scx_args.is_empty() {
+                argv.push("--".into());
+                argv.extend(scx_args);
+            }
+            (vm, timeout_s, argv)
+        }
+        Command::Test {
+            vm,
+            timeout_s,
+            guest_args,
+        } => {
+            let mut argv = vec!["test".to_string()];
+            argv.extend(guest_args);
+            (vm, timeout_s, argv)
+        }
+    };
+    let paths = Paths::locate()?;
+    std::fs::create_dir_all(&paths.vm)
+        .with_context(|| format!("creating {}", paths.vm.display()))?;
+    boot(&paths, &opts, timeout_s, &guest_argv)
+}
+
+fn boot(paths: &Paths, opts: &VmOpts, timeout_s: u64, guest_argv: &[String]) -> Result<i32> {
+    let guest_bins = initramfs::GuestBinaries::locate(&paths.release)?;
+
+    let kernel = match &opts.kernel {
+        Some(image) => phase("kernel", &format!("using {}", image.display()), || {
+            kernel::user_kernel(image, opts.kernel_config.as_deref())
+        })?,
+        None => phase(
+            "kernel",
+            &format!(
+                "Debian {} {} (private apt state in {})",
+                kernel::SUITE,
+                kernel::META_PACKAGE,
+                paths.vm.join("apt").join(kernel::SUITE).display()
+            ),
+            || kernel::debian_kernel(&paths.vm),
+        )?,
+    };
+
+    let initramfs_path = paths.vm.join("initramfs.cpio.gz");
+    phase(
+        "initramfs",
+        &format!(
+            "building {} (busybox, scx_brisk, brisk-guest, stress-ng, hackbench)",
+            initramfs_path.display()
+        ),
+        || initramfs::build(&initramfs_path, &guest_bins, &kernel, guest_argv),
+    )?;
+
+    let vm = qemu::Vm {
+        vmlinuz: kernel.vmlinuz.clone(),
+        initramfs: initramfs_path,
+        cpus: opts.cpus,
+        mem_mb: opts.mem_mb,
+        timeout_s,
+        console_log: paths.vm.join("console.log"),
+        result_log: paths.vm.join("result.log"),
+    };
+    let outcome = phase(
+        "guest",
+        &format!(
+            "booting qemu (TCG, {} vCPUs, {} MiB, limit {} s): brisk-guest {}",
+            vm.cpus,
+            vm.mem_mb,
+            vm.timeout_s,
+            guest_argv.join(" ")
+        ),
+        || qemu::run(&vm),
+    )?;
+
+    let code = report(&outcome, &vm);
+    println!("    console (kernel log): {}", vm.console_log.display());
+    println!("    result (guest output): {}", vm.result_log.display());
+    Ok(code)
+}
+
+/// Prints the outcome; returns the harness's exit code.
+fn report(outcome: &qemu::Outcome, vm: &qemu::Vm) -> i32 {
+    use qemu::Outcome;
+    match outcome {
+        Outcome::Exited { code, timed_out } => {
+            if *timed_out {
+                eprintln!(
+                    "warning: the guest reported its exit code but did not power off; \
+                     qemu was killed after {} s",
+                    vm.timeout_s
+                );
+            }
+            println!("    guest exited with code {code}");
+            *code
+        }
+        Outcome::Interrupted => {
+            eprintln!("error: interrupted; qemu was stopped");
+            EXIT_INTERRUPTED
+        }
+        failure => {
+            eprintln!("error: {}", failure.describe(vm.timeout_s));
+            match qemu::tail_lines(&vm.console_log, CONSOLE_TAIL_LINES) {
+                Ok(lines) => {
+                    eprintln!(
+                        "---- last {} lines of {} ----",
+                        lines.len(),
+                        vm.console_log.display()
+                    );
+                    for line in lines {
+                        eprintln!("{line}");
+                    }
+                    eprintln!("---- end of console log ----");
+                }
+                Err(e) => eprintln!("(cannot show the console log: {e:#})"),
+            }
+            EXIT_VM_FAILED
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! Booting the guest in qemu (TCG: this host's KVM hangs qemu), showing the guest's output
+//! live, and working out how it ended.
+
+use super::initramfs::EXIT_MARKER;
+use anyhow::{Context, Result};
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+const QEMU: &str = "qemu-system-x86_64";
+/// Seconds `timeout` waits after SIGTERM before it SIGKILLs qemu.
+const KILL_AFTER_S: u64 = 10;
+const POLL: Duration = Duration::from_millis(100);
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+pub struct Vm {
+    pub vmlinuz: PathBuf,
+    pub initramfs: PathBuf,
+    pub cpus: u32,
+    pub mem_mb: u32,
+    /// Hard limit on the qemu process.
+    pub timeout_s: u64,
+    /// First serial port: the kernel console.
+    pub console_log: PathBuf,
+    /// Second serial port: brisk-guest's output and the exit line.
+    pub result_log: PathBuf,
+}
+
+/// How the guest run ended.
+#[derive(Debug, PartialEq)]
+pub enum Outcome {
+    /// The guest wrote `BRISK-GUEST-EXIT <code>`.
+    Exited { code: i32, timed_out: bool },
+    /// Ctrl-C or SIGTERM on the harness.
+    Interrupted,
+    /// qemu hit --timeout-s before the guest reported.
+    TimedOut,
+    /// The guest kernel panicked (the panic line).
+    Panicked(String),
+    /// qemu ended without the exit line (how it exited).
+    NoExitLine(String),
+}
+
+impl Outcome {
+    pub fn describe(&self, timeout_s: u64) -> String {
+        match self {
+            Outcome::Exited { code, .. } => format!("the guest exited with code {code}"),
+            Outcome::Interrupted => "interrupted".into(),
+            Outcome::TimedOut => format!(
+                "timeout: the guest did not finish within --timeout-s {timeout_s}; qemu was killed"
+            ),
+            Outcome::Panicked(line) => format!("the guest kernel panicked: {line}"),
+            Outcome::NoExitLine(how) => format!(
+                "qemu {how} but the guest never reported an exit code ({EXIT_MARKER} line \
+                 missing): it crashed, or qemu failed (see its messages above)"
+            ),
+        }
+    }
+}
+
+/// The qemu command line (without the `timeout` wrapper).
+pub fn qemu_args(vm: &Vm) -> Vec<String> {
+    let serial = |p: &Path| format!("file:{}", p.display());
+    [
+        "-nodefaults",
+        "-accel",
+        // Never kvm: this host's KVM is PVM-only and qemu hangs instead of exiting.
+        "tcg",
+        "-cpu",
+        "max",
+        "-smp",
+        &vm.cpus.to_string(),
+        "-m",
+        &format!("{}M", vm.mem_mb),
+        "-kernel",
+        &vm.vmlinuz.display().to_string(),
+        "-initrd",
+        &vm.initramfs.display().to_string(),
+        "-append",
+        "console=ttyS0 panic=-1 quiet loglevel=4",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-monitor",
+        "none",
+        "-serial",
+        &serial(&vm.console_log),
+        "-serial",
+        &serial(&vm.result_log),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Boots the guest, printing each line it writes to the result port as it arrives.
+pub fn run(vm: &Vm) -> Result<Outcome> {
+    if !in_path(QEMU) {
+        anyhow::bail!("{QEMU} not found: install qemu-system-x86 >= 8 (`stress-tests/vm install`)");
+    }
+    for log in [&vm.console_log, &vm.result_log] {
+        File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    }
+    let mut result = File::open(&vm.result_log)
+        .with_context(|| format!("opening {}", vm.result_log.display()))?;
+
+    // `timeout` runs qemu in its own process group, so Ctrl-C reaches only us: pass it on.
+    ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
+        .context("installing the Ctrl-C handler")?;
+
+    let mut child = Command::new("timeout")
+        .arg(format!("--kill-after={KILL_AFTER_S}"))
+        .arg(vm.timeout_s.to_string())
+        .arg(QEMU)
+        .args(qemu_args(vm))
+        .stdin(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting timeout {QEMU}"))?;
+
+    let mut lines = LineSplitter::default();
+    let mut stopping = false;
+    let status = loop {
+        let status = child.try_wait().context("waiting for qemu")?;
+        pump(&mut result, &mut lines)?;
+        if let Some(status) = status {
+            break status;
+        }
+        if INTERRUPTED.load(Ordering::SeqCst) && !stopping {
+            stopping = true;
+            // SIGTERM to `timeout`, which passes it on to qemu.
+            // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        }
+        std::thread::sleep(POLL);
+    };
+    pump(&mut result, &mut lines)?;
+    if let Some(rest) = lines.finish() {
+        print_guest_line(&rest);
+    }
+
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        return Ok(Outcome::Interrupted);
+    }
+    let result_text = read_lossy(&vm.result_log)?;
+    let console_text = read_lossy(&vm.console_log)?;
+    Ok(classify(&result_text, &console_text, status))
+}
+
+/// Reads what qemu appended to `file` and prints the complete lines.
+fn pump(file: &mut File, lines: &mut LineSplitter) -> Result<()> {
+    let mut buf = Vec::new();
+    file.read_to_end(&mut buf).context("reading result.log")?;
+    let new = lines.push(&buf);
+    if !new.is_empty() {
+        for line in new {
+            print_guest_line(&line);
+        }
+        std::io::stdout().flush().ok();
+    }
+    Ok(())
+}
+
+/// Prints a guest line; the exit marker is reported separately.
+fn print_guest_line(line: &str) {
+    match line.find(EXIT_MARKER) {
+        Some(0) => {}
+        Some(i) => println!("{}", &line[..i]),
+        None => println!("{line}"),
+    }
+}
+
+fn classify(result: &str, console: &str, status: ExitStatus) -> Outcome {
+    // `timeout` exits 124 when it stopped qemu with SIGTERM, 137 when it had to SIGKILL it.
+    let timed_out = matches!(status.code(), Some(124 | 137));
+    if let Some(code) = parse_exit_code(result) {
+        return Outcome::Exited { code, timed_out };
+    }
+    if timed_out {
+        return Outcome::TimedOut;
+    }
+    if let Some(line) = console.lines().find(|l| l.contains("Kernel panic")) {
+        return Outcome::Panicked(line.trim().to_string());
+    }
+    let how = match status.code() {
+        Some(0) => "exited normally".to_string(),
+        Some(code) => format!("exited with status {code}"),
+        None => format!("was killed ({status})"),
+    };
+    Outcome::NoExitLine(how)
+}
+
+fn read_lossy(path: &Path) -> Result<String> {
+    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The last `n` lines of a log file.
+pub fn tail_lines(path: &Path, n: usize) -> Result<Vec<String>> {
+    let text = read_lossy(path)?;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| l.trim_end_matches('\r').to_string())
+        .collect();
+    Ok(lines[lines.len().saturating_sub(n)..].to_vec())
+}
+
+fn in_path(command: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(command).is_file()))
+}
+
+// ---- pure helpers ----
+
+/// The code of the last `BRISK-GUEST-EXIT <code>` in the guest's output.
+pub fn parse_exit_code(result: &str) -> Option<i32> {
+    result.lines().rev().find_map(|line| {
+        let rest = &line[line.find(EXIT_MARKER)? + EXIT_MARKER.len()..];
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// Splits a byte stream into lines (without `\r\n`/`\n`), keeping a partial last line.
+#[derive(Default)]
+pub struct LineSplitter {
+    pending: Vec<u8>,
+}
+
+impl LineSplitter {
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<String> {
+        self.pending.extend_from_slice(bytes);
+        let mut lines = Vec::new();
+        while let Some(pos) = self.pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=pos).collect();
+            lines.push(clean(&line[..pos]));
+        }
+        lines
+    }
+
+    /// The partial last line, if any.
+    pub fn finish(&mut self) -> Option<String> {
+        let rest = std::mem::take(&mut self.pending);
+        (!rest.is_empty()).then(|| clean(&rest))
+    }
+}
+
+fn clean(line: &[u8]) -> String {
+    String::from_utf8_lossy(line)
+        .trim_end_matches('\r')
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    fn exited(code: i32) -> ExitStatus {
+        ExitStatus::from_raw(code << 8)
+    }
+
+    #[test]
+    fn exit_code_parsing() {
+        assert_eq!(parse_exit_code("hello\nBRISK-GUEST-EXIT 0\n"), Some(0));
+        assert_eq!(parse_exit_code("hello\r\nBRISK-GUEST-EXIT 3\r\n"), Some(3));
+        // After a partial line from the guest.
+        assert_eq!(parse_exit_code("progress...BRISK-GUEST-EXIT 1"), Some(1));
+        assert_eq!(parse_exit_code("hello\n"), None);
+        assert_eq!(parse_exit_code("BRISK-GUEST-EXIT \n"), None);
+        assert_eq!(parse_exit_code(""), None);
+    }
+
+    #[test]
+    fn classification() {
+        let ok = "line\nBRISK-GUEST-EXIT 2\n";
+        assert_eq!(
+            classify(ok, "", exited(0)),
+            Outcome::Exited {
+                code: 2,
+                timed_out: false
+            }
+        );
+        assert_eq!(
+            classify(ok, "", exited(124)),
+            Outcome::Exited {
+                code: 2,
+                timed_out: true
+            }
+        );
+        assert_eq!(classify("line\n", "", exited(124)), Outcome::TimedOut);
+        assert_eq!(classify("", "", exited(137)), Outcome::TimedOut);
+        let panic = "[    1.0] Kernel panic - not syncing: Attempted to kill init!\r\n";
+        assert_eq!(
+            classify("", panic, exited(0)),
+            Outcome::Panicked(
+                "[    1.0] Kernel panic - not syncing: Attempted to kill init!".into()
+            )
+        );
+        assert!(matches!(
+            classify("", "", exited(1)),
+            Outcome::NoExitLine(how) if how.contains("status 1")
+        ));
+    }
+
+    #[test]
+    fn line_splitting() {
+        let mut s = LineSplitter::default();
+        assert_eq!(s.push(b"ab"), Vec::<String>::new());
+        assert_eq!(s.push(b"c\r\nde\nf"), ["abc", "de"]);
+        assert_eq!(s.finish().as_deref(), Some("f"));
+        assert_eq!(s.finish(), None);
+    }
+
+    #[test]
+    fn qemu_never_uses_kvm() {
+        let vm = Vm {
+            vmlinuz: "/k".into(),
+            initramfs: "/i".into(),
+            cpus: 2,
+            mem_mb: 2048,
+            timeout_s: 10,
+            console_log: "/c.log".into(),
+            result_log: "/r.log".into(),
+        };
+        let args = qemu_args(&vm).join(" ");
+        assert!(args.contains("-accel tcg"));
+        assert!(!args.contains("kvm"));
+        assert!(args.contains("-smp 2 -m 2048M"));
+        assert!(args.contains("-serial file:/c.log -serial file:/r.log"));
+    }
+}
