@@ -10,6 +10,7 @@ mod scheduler;
 mod tunables;
 
 use std::mem::MaybeUninit;
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -20,8 +21,18 @@ use log::info;
 use cli::Opts;
 use scheduler::Scheduler;
 
-fn main() -> Result<()> {
-    let opts = Opts::parse();
+fn main() -> ExitCode {
+    // Errors are for users: one line with its causes, no backtrace.
+    match run(Opts::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(opts: Opts) -> Result<()> {
     let level = if opts.verbose {
         simplelog::LevelFilter::Debug
     } else {

@@ -28,14 +28,14 @@ enum brisk_consts {
 };
 
 /* Defaults of the tunables, in ns (see struct brisk_tunables for what each trades off). */
-#define BRISK_DFL_SLICE_NS 5000000ULL
-#define BRISK_DFL_SLICE_MIN_NS 500000ULL
-#define BRISK_DFL_SHORT_BURST_NS 2000000ULL
-#define BRISK_DFL_BURST_CAP_NS 20000000ULL
-#define BRISK_DFL_SLEEP_CREDIT_NS 5000000ULL
+#define BRISK_DFL_SLICE_NS	    5000000ULL
+#define BRISK_DFL_SLICE_MIN_NS	    500000ULL
+#define BRISK_DFL_SHORT_BURST_NS    2000000ULL
+#define BRISK_DFL_BURST_CAP_NS	    20000000ULL
+#define BRISK_DFL_SLEEP_CREDIT_NS   5000000ULL
 #define BRISK_DFL_PREEMPT_MARGIN_NS 1000000ULL
-#define BRISK_DFL_BURST_EWMA_SHIFT 2
-#define BRISK_DFL_WAKEUP_PREEMPT 1
+#define BRISK_DFL_BURST_EWMA_SHIFT  2
+#define BRISK_DFL_WAKEUP_PREEMPT    1
 
 struct brisk_tunables {
 	/*
@@ -80,16 +80,16 @@ struct brisk_tunables {
 
 /* Per-CPU decision counters; userspace sums them over CPUs. */
 struct brisk_counters {
-	u64 nr_direct_idle;	/* select_cpu found an idle CPU: straight to its local DSQ */
-	u64 nr_queued_shared;	/* enqueued on an LLC's shared DSQ */
-	u64 nr_queued_pinned;	/* enqueued on a CPU's own DSQ (one allowed CPU / migration off) */
-	u64 nr_idle_kicks;	/* enqueue woke an idle CPU to take the task */
-	u64 nr_short_wakeups;	/* wakeups of tasks classified short */
-	u64 nr_preempt_kicks;	/* a waking short task preempted a hog (SCX_KICK_PREEMPT) */
-	u64 nr_preempt_none;	/* a short wakeup found no CPU worth preempting */
-	u64 nr_dispatched;	/* ops.dispatch moved a task from our DSQs to a CPU */
-	u64 nr_stolen;		/* ... of which from another LLC's DSQ (work conservation) */
-	u64 nr_keep_running;	/* nothing else waiting: the previous task got a new slice */
+	u64 nr_direct_idle;   /* select_cpu found an idle CPU: straight to its local DSQ */
+	u64 nr_queued_shared; /* enqueued on an LLC's shared DSQ */
+	u64 nr_queued_pinned; /* enqueued on a CPU's own DSQ (one allowed CPU / migration off) */
+	u64 nr_idle_kicks;    /* enqueue woke an idle CPU to take the task */
+	u64 nr_short_wakeups; /* wakeups of tasks classified short */
+	u64 nr_preempt_kicks; /* a waking short task preempted a hog (SCX_KICK_PREEMPT) */
+	u64 nr_preempt_none;  /* a short wakeup found no CPU worth preempting */
+	u64 nr_dispatched;    /* ops.dispatch moved a task from our DSQs to a CPU */
+	u64 nr_stolen;	      /* ... of which from another LLC's DSQ (work conservation) */
+	u64 nr_keep_running;  /* nothing else waiting: the previous task got a new slice */
 };
 
 #endif /* __BRISK_INTF_H */

@@ -47,9 +47,9 @@ static u64 vtime_now;
 
 struct task_ctx {
 	u64 vruntime;
-	u64 avg_burst_ns;	/* EWMA of CPU time between sleeps */
-	u64 cur_burst_ns;	/* CPU time since the task last woke */
-	u64 started_at;		/* when it last got a CPU */
+	u64 avg_burst_ns; /* EWMA of CPU time between sleeps */
+	u64 cur_burst_ns; /* CPU time since the task last woke */
+	u64 started_at;	  /* when it last got a CPU */
 };
 
 struct {
@@ -61,8 +61,8 @@ struct {
 
 /* What each CPU runs, read by other CPUs looking for a preemption victim. */
 struct cpu_ctx {
-	u64 running_dl;		/* deadline of the current task, 0 when idle or not ours */
-	u32 running_short;	/* current task is short: never a preemption victim */
+	u64 running_dl;	   /* deadline of the current task, 0 when idle or not ours */
+	u32 running_short; /* current task is short: never a preemption victim */
 	u32 pad;
 };
 
@@ -106,9 +106,12 @@ static struct cpu_ctx *lookup_cpu_ctx(s32 cpu)
 
 static u32 llc_of(s32 cpu)
 {
-	if (cpu < 0 || cpu >= BRISK_MAX_CPUS)
+	u32 idx = cpu;
+
+	/* Unsigned compare and mask: the verifier must see a bounded index. */
+	if (idx >= BRISK_MAX_CPUS)
 		return 0;
-	return cpu_llc[cpu];
+	return cpu_llc[idx & (BRISK_MAX_CPUS - 1)];
 }
 
 static u64 llc_dsq(u32 llc)
@@ -140,7 +143,7 @@ static u64 task_deadline(const struct task_struct *p, const struct task_ctx *tct
 static u64 task_slice(s32 cpu)
 {
 	u32 llc = llc_of(cpu);
-	u64 nr_cpus = llc < BRISK_MAX_LLCS ? llc_nr_cpus[llc] : 1;
+	u64 nr_cpus = llc < BRISK_MAX_LLCS ? llc_nr_cpus[llc & (BRISK_MAX_LLCS - 1)] : 1;
 	u64 waiting = scx_bpf_dsq_nr_queued(llc_dsq(llc));
 
 	if (cpu >= 0)
@@ -177,10 +180,8 @@ static void try_preempt(const struct task_struct *p, u64 dl, u32 llc)
 	u64 victim_dl = dl;
 	struct cpu_ctx *cctx;
 
-	bpf_for(cpu, 0, nr_cpu_ids_seen)
-	{
-		if (cpu >= BRISK_MAX_CPUS || cpu_llc[cpu] != llc ||
-		    !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+	bpf_for (cpu, 0, nr_cpu_ids_seen) {
+		if (llc_of(cpu) != llc || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
 			continue;
 		cctx = lookup_cpu_ctx(cpu);
 		if (!cctx || !cctx->running_dl || cctx->running_short)
@@ -269,8 +270,7 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 	}
 
 	/* Nothing here: take work from other LLCs rather than idle. */
-	bpf_for(i, 0, nr_llcs)
-	{
+	bpf_for (i, 0, nr_llcs) {
 		if (i == own_llc)
 			continue;
 		if (scx_bpf_dsq_move_to_local(llc_dsq(i), 0)) {
@@ -359,16 +359,14 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(brisk_init)
 	s32 ret;
 	u32 i;
 
-	bpf_for(i, 0, nr_cpu_ids_seen)
-	{
+	bpf_for (i, 0, nr_cpu_ids_seen) {
 		ret = scx_bpf_create_dsq(cpu_dsq(i), -1);
 		if (ret) {
 			scx_bpf_error("failed to create DSQ for CPU %u: %d", i, ret);
 			return ret;
 		}
 	}
-	bpf_for(i, 0, nr_llcs)
-	{
+	bpf_for (i, 0, nr_llcs) {
 		ret = scx_bpf_create_dsq(llc_dsq(i), -1);
 		if (ret) {
 			scx_bpf_error("failed to create DSQ for LLC %u: %d", i, ret);
@@ -383,6 +381,7 @@ void BPF_STRUCT_OPS(brisk_exit, struct scx_exit_info *ei)
 	UEI_RECORD(uei, ei);
 }
 
+/* clang-format off */
 SCX_OPS_DEFINE(brisk_ops,
 	       .select_cpu = (void *)brisk_select_cpu,
 	       .enqueue = (void *)brisk_enqueue,
@@ -396,3 +395,4 @@ SCX_OPS_DEFINE(brisk_ops,
 	       .exit = (void *)brisk_exit,
 	       .timeout_ms = BRISK_TIMEOUT_MS,
 	       .name = "brisk");
+/* clang-format on */

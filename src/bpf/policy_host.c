@@ -3,12 +3,39 @@
 #include <stdint.h>
 #include "policy.h"
 
-s64 brisk_host_time_delta(u64 a, u64 b) { return brisk_time_delta(a, b); }
-u64 brisk_host_scale_inverse(u64 d, u64 w) { return brisk_scale_inverse(d, w); }
-u64 brisk_host_wake_vruntime(u64 v, u64 now, u64 c) { return brisk_wake_vruntime(v, now, c); }
-u64 brisk_host_burst_ewma(u64 a, u64 s, u32 sh) { return brisk_burst_ewma(a, s, sh); }
-u64 brisk_host_effective_burst(u64 a, u64 c) { return brisk_effective_burst(a, c); }
-int brisk_host_is_short(u64 b, u64 t) { return brisk_is_short(b, t); }
-u64 brisk_host_deadline(u64 v, u64 b, u64 c, u64 w) { return brisk_deadline(v, b, c, w); }
-u64 brisk_host_slice(u64 b, u64 m, u64 n, u64 c) { return brisk_slice(b, m, n, c); }
-int brisk_host_should_preempt(u64 w, u64 v, u64 m) { return brisk_should_preempt(w, v, m); }
+s64 brisk_host_time_delta(u64 a, u64 b)
+{
+	return brisk_time_delta(a, b);
+}
+u64 brisk_host_scale_inverse(u64 d, u64 w)
+{
+	return brisk_scale_inverse(d, w);
+}
+u64 brisk_host_wake_vruntime(u64 v, u64 now, u64 c)
+{
+	return brisk_wake_vruntime(v, now, c);
+}
+u64 brisk_host_burst_ewma(u64 a, u64 s, u32 sh)
+{
+	return brisk_burst_ewma(a, s, sh);
+}
+u64 brisk_host_effective_burst(u64 a, u64 c)
+{
+	return brisk_effective_burst(a, c);
+}
+int brisk_host_is_short(u64 b, u64 t)
+{
+	return brisk_is_short(b, t);
+}
+u64 brisk_host_deadline(u64 v, u64 b, u64 c, u64 w)
+{
+	return brisk_deadline(v, b, c, w);
+}
+u64 brisk_host_slice(u64 b, u64 m, u64 n, u64 c)
+{
+	return brisk_slice(b, m, n, c);
+}
+int brisk_host_should_preempt(u64 w, u64 v, u64 m)
+{
+	return brisk_should_preempt(w, v, m);
+}

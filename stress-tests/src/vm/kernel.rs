@@ -146,7 +146,14 @@ impl Apt {
                 || l.starts_with("W: Some index files failed")
         });
         if failed {
-            bail!("apt-get update for {SUITE} failed:\n{}", out.trim());
+            let problems: Vec<&str> = out
+                .lines()
+                .filter(|l| l.starts_with("E: ") || l.starts_with("W: "))
+                .collect();
+            bail!(
+                "apt-get update for {SUITE} failed:\n{}",
+                problems.join("\n")
+            );
         }
         Ok(())
     }

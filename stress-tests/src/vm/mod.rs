@@ -155,7 +155,11 @@ fn boot(paths: &Paths, opts: &VmOpts, timeout_s: u64, guest_argv: &[String]) -> 
             vm.cpus,
             vm.mem_mb,
             vm.timeout_s,
-            guest_argv.join(" ")
+            guest_argv
+                .iter()
+                .map(|a| initramfs::sh_quote(a))
+                .collect::<Vec<_>>()
+                .join(" ")
         ),
         || qemu::run(&vm),
     )?;
@@ -188,6 +192,10 @@ fn report(outcome: &qemu::Outcome, vm: &qemu::Vm) -> i32 {
         failure => {
             eprintln!("error: {}", failure.describe(vm.timeout_s));
             match qemu::tail_lines(&vm.console_log, CONSOLE_TAIL_LINES) {
+                Ok(lines) if lines.is_empty() => eprintln!(
+                    "({} is empty: the kernel printed nothing at loglevel 4)",
+                    vm.console_log.display()
+                ),
                 Ok(lines) => {
                     eprintln!(
                         "---- last {} lines of {} ----",

@@ -1,0 +1,51 @@
+//! brisk-guest: what runs inside the sched_ext guest: the integration tests, the `run` demo
+//! and the workloads they spawn.
+
+pub mod run;
+pub mod sys;
+pub mod tests;
+pub mod workloads;
+
+use clap::{Parser, Subcommand};
+
+/// In-guest side of the scx_brisk VM harness (started by the guest's /init).
+#[derive(Debug, Parser)]
+#[command(name = "brisk-guest")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Run scx_brisk under a mixed load and show its output.
+    Run {
+        /// How long scx_brisk runs, in seconds.
+        #[arg(long, default_value_t = 30)]
+        duration_s: u64,
+        /// Arguments for scx_brisk.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Run the integration tests (all, or those named).
+    Test {
+        /// Test names (attach, no-stall, fairness, weights, short-first, bad-input).
+        names: Vec<String>,
+    },
+    /// A CPU hog that never sleeps.
+    Hog {
+        #[arg(long, default_value_t = 0)]
+        nice: i32,
+        /// Pin to this CPU.
+        #[arg(long)]
+        cpu: Option<usize>,
+    },
+}
+
+pub fn main(cli: Cli) -> anyhow::Result<i32> {
+    match cli.cmd {
+        Cmd::Run { duration_s, args } => run::run(duration_s, &args),
+        Cmd::Test { names } => Ok(if tests::run(&names)? == 0 { 0 } else { 1 }),
+        Cmd::Hog { nice, cpu } => workloads::hog(nice, cpu).map(|_| 0),
+    }
+}

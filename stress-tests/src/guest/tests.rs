@@ -1,0 +1,415 @@
+//! The integration tests run inside the sched_ext guest (`stress-tests/vm test`). Each prints
+//! PASS/FAIL with the figure it checked; the run ends with `N passed, N failed`.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+
+use super::sys::{self, Brisk, Procs};
+use super::workloads;
+
+type TestFn = fn() -> Result<String>;
+
+pub const TESTS: &[(&str, TestFn)] = &[
+    ("attach", attach),
+    ("no-stall", no_stall),
+    ("fairness", fairness),
+    ("weights", weights),
+    ("short-first", short_first),
+    ("bad-input", bad_input),
+];
+
+/// Runs the tests whose names are in `only` (all when empty); returns the number failed.
+pub fn run(only: &[String]) -> Result<usize> {
+    for name in only {
+        if !TESTS.iter().any(|(n, _)| n == name) {
+            let names: Vec<_> = TESTS.iter().map(|(n, _)| *n).collect();
+            bail!("no test named {name:?}; tests: {}", names.join(", "));
+        }
+    }
+    println!(
+        "guest: kernel {}, {} CPUs, sched_ext state {}",
+        sys::read_trim("/proc/sys/kernel/osrelease"),
+        sys::nr_cpus(),
+        sys::scx_state()
+    );
+    let (mut passed, mut failed) = (0, 0);
+    for (i, (name, test)) in TESTS.iter().enumerate() {
+        if !only.is_empty() && !only.iter().any(|n| n == name) {
+            continue;
+        }
+        println!("--- {}. {name}", i + 1);
+        let start = Instant::now();
+        let res = test();
+        let secs = start.elapsed().as_secs_f64();
+        match res {
+            Ok(fig) => {
+                passed += 1;
+                println!("PASS {}. {name} ({secs:.1} s): {fig}", i + 1);
+            }
+            Err(e) => {
+                failed += 1;
+                println!("FAIL {}. {name} ({secs:.1} s): {e:#}", i + 1);
+            }
+        }
+        // Leave the next test a clean system.
+        if sys::scx_state() != "disabled" {
+            let cleared = sys::wait_for(Duration::from_secs(10), || sys::scx_state() == "disabled");
+            ensure!(
+                cleared.is_some(),
+                "a scheduler is still attached after {name}"
+            );
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(failed)
+}
+
+/// 1. Attach, detach on SIGINT (exit 0), and fall back to the default scheduler on SIGKILL.
+fn attach() -> Result<String> {
+    ensure!(
+        sys::scx_state() == "disabled",
+        "sched_ext is {} before start",
+        sys::scx_state()
+    );
+    let seq0 = sys::scx_enable_seq();
+    let (mut b, t_on) = Brisk::start(&[])?;
+    let ops = sys::scx_ops();
+    ensure!(ops.starts_with("brisk"), "root/ops is {ops:?}");
+    ensure!(
+        sys::scx_enable_seq() == seq0 + 1,
+        "enable_seq did not advance by one"
+    );
+    let code = b.stop();
+    ensure!(
+        code == Some(0),
+        "scx_brisk exited with {code:?} on SIGINT; output:\n{}",
+        b.output()
+    );
+    ensure!(
+        sys::scx_state() == "disabled",
+        "state after SIGINT: {}",
+        sys::scx_state()
+    );
+    let out = b.output();
+    ensure!(
+        out.contains("unregistered from user space"),
+        "exit reason not printed; output:\n{out}"
+    );
+
+    let (b2, _) = Brisk::start(&[])?;
+    sys::signal(&b2.child, libc::SIGKILL);
+    let t_off = sys::wait_for(Duration::from_secs(5), || sys::scx_state() == "disabled")
+        .context("state did not return to disabled within 5 s of SIGKILL")?;
+    drop(b2);
+    Ok(format!(
+        "enabled as {ops} in {:.2} s; SIGINT -> exit 0, disabled; SIGKILL -> disabled in {:.2} s",
+        t_on.as_secs_f64(),
+        t_off.as_secs_f64()
+    ))
+}
+
+/// 2. 30 s of stress-ng (cpu, switch, fork) plus hackbench: still attached, every path used.
+fn no_stall() -> Result<String> {
+    let n = (2 * sys::nr_cpus()).to_string();
+    let (mut b, _) = Brisk::start(&[])?;
+    let seq = sys::scx_enable_seq();
+    let mut stress = Command::new("stress-ng")
+        .args([
+            "--cpu",
+            &n,
+            "--switch",
+            &n,
+            "--fork",
+            &n,
+            "--timeout",
+            "30s",
+            "--quiet",
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .context("starting stress-ng")?;
+    let mut hackbench_runs = 0;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(28) {
+        let st = Command::new("hackbench")
+            .args(["-g", "4", "-l", "100"])
+            .stdout(Stdio::null())
+            .status()
+            .context("running hackbench")?;
+        ensure!(st.success(), "hackbench failed: {st}");
+        hackbench_runs += 1;
+        ensure!(
+            sys::brisk_attached(),
+            "scx_brisk detached after {:?}",
+            start.elapsed()
+        );
+    }
+    let st = sys::wait_exit(&mut stress, Duration::from_secs(60));
+    ensure!(st == Some(0), "stress-ng exit: {st:?}");
+    ensure!(
+        sys::brisk_attached(),
+        "scx_brisk is no longer attached (state {})",
+        sys::scx_state()
+    );
+    ensure!(
+        sys::scx_enable_seq() == seq,
+        "the scheduler was re-enabled during the run"
+    );
+    let code = b.stop();
+    ensure!(
+        code == Some(0),
+        "scx_brisk exit {code:?}; output:\n{}",
+        b.output()
+    );
+    let counters = b.exit_counters();
+    ensure!(
+        !counters.is_empty(),
+        "no counters in the output:\n{}",
+        b.output()
+    );
+    let get = |k: &str| {
+        counters
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| *v)
+            .unwrap_or(0)
+    };
+    for path in [
+        "nr_direct_idle",
+        "nr_queued_shared",
+        "nr_queued_pinned",
+        "nr_idle_kicks",
+        "nr_short_wakeups",
+        "nr_preempt_kicks",
+        "nr_dispatched",
+    ] {
+        ensure!(
+            get(path) > 0,
+            "{path} = 0: that path was never taken; counters: {counters:?}"
+        );
+    }
+    let list: Vec<String> = counters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    Ok(format!(
+        "attached throughout, {hackbench_runs} hackbench runs; {}",
+        list.join(" ")
+    ))
+}
+
+/// Runtime each process got over `secs`, after a 1 s warm-up.
+fn measure_runtimes(procs: &Procs, secs: u64) -> Result<Vec<u64>> {
+    std::thread::sleep(Duration::from_secs(1));
+    let r0 = procs.runtimes()?;
+    std::thread::sleep(Duration::from_secs(secs));
+    let r1 = procs.runtimes()?;
+    Ok(r1.iter().zip(r0).map(|(a, b)| a - b).collect())
+}
+
+/// 3. Four equal hogs for 10 s get CPU shares within 10% of each other.
+fn fairness() -> Result<String> {
+    let (mut b, _) = Brisk::start(&[])?;
+    let hogs = Procs::hogs(4, &[])?;
+    let run = measure_runtimes(&hogs, 10)?;
+    drop(hogs);
+    ensure!(sys::brisk_attached(), "scx_brisk detached during the test");
+    ensure!(
+        b.stop() == Some(0),
+        "scx_brisk did not exit cleanly:\n{}",
+        b.output()
+    );
+    let (min, max) = (*run.iter().min().unwrap(), *run.iter().max().unwrap());
+    ensure!(min > 0, "a hog got no CPU: {run:?}");
+    let spread = max as f64 / min as f64;
+    let ms: Vec<u64> = run.iter().map(|r| r / 1_000_000).collect();
+    ensure!(
+        spread <= 1.10,
+        "max/min share {spread:.3} > 1.10; runtimes ms {ms:?}"
+    );
+    Ok(format!("runtimes {ms:?} ms, max/min {spread:.3} (<= 1.10)"))
+}
+
+/// 4. A nice-0 and a nice-5 hog pinned to one CPU split it by the kernel's weights (1024:335).
+fn weights() -> Result<String> {
+    let (mut b, _) = Brisk::start(&[])?;
+    let nice0 = Procs::hogs(1, &["--cpu", "0"])?;
+    let nice5 = Procs::hogs(1, &["--cpu", "0", "--nice", "5"])?;
+    std::thread::sleep(Duration::from_secs(1));
+    let (a0, b0) = (nice0.runtimes()?[0], nice5.runtimes()?[0]);
+    std::thread::sleep(Duration::from_secs(10));
+    let (a1, b1) = (nice0.runtimes()?[0], nice5.runtimes()?[0]);
+    drop((nice0, nice5));
+    ensure!(sys::brisk_attached(), "scx_brisk detached during the test");
+    ensure!(
+        b.stop() == Some(0),
+        "scx_brisk did not exit cleanly:\n{}",
+        b.output()
+    );
+    let (ra, rb) = (a1 - a0, b1 - b0);
+    ensure!(
+        rb > 0,
+        "the nice-5 hog got no CPU (nice 0: {} ms)",
+        ra / 1_000_000
+    );
+    let ratio = ra as f64 / rb as f64;
+    let want = 1024.0 / 335.0;
+    let err = (ratio / want - 1.0).abs();
+    ensure!(
+        err <= 0.20,
+        "ratio {ratio:.2}, want {want:.2} +-20% (off by {:.0}%)",
+        err * 100.0
+    );
+    Ok(format!(
+        "nice0 {} ms : nice5 {} ms = {ratio:.2} (kernel weights {want:.2}, off by {:.0}%)",
+        ra / 1_000_000,
+        rb / 1_000_000,
+        err * 100.0
+    ))
+}
+
+/// One round of the periodic task (10 ms period, 1 ms work) beside 2 hogs per CPU.
+fn periodic_round(samples: usize) -> Result<workloads::Periodic> {
+    let hogs = Procs::hogs(2 * sys::nr_cpus(), &[])?;
+    std::thread::sleep(Duration::from_millis(500));
+    let res = workloads::periodic(Duration::from_millis(10), Duration::from_millis(1), samples);
+    drop(hogs);
+    Ok(res)
+}
+
+/// 5. The periodic task's wakeup p99 under scx_brisk is at most half the default scheduler's,
+///    in the same boot, rounds interleaved.
+fn short_first() -> Result<String> {
+    const ROUNDS: usize = 3;
+    const SAMPLES: usize = 400;
+    let (mut dfl, mut brisk) = (Vec::new(), Vec::new());
+    let mut rounds = Vec::new();
+    for _ in 0..ROUNDS {
+        ensure!(
+            sys::scx_state() == "disabled",
+            "default scheduler round with sched_ext on"
+        );
+        let d = periodic_round(SAMPLES)?;
+
+        let (mut b, _) = Brisk::start(&[])?;
+        let s = periodic_round(SAMPLES)?;
+        ensure!(sys::brisk_attached(), "scx_brisk detached during the round");
+        ensure!(
+            b.stop() == Some(0),
+            "scx_brisk did not exit cleanly:\n{}",
+            b.output()
+        );
+
+        rounds.push(format!(
+            "dfl p99 {} us / brisk p99 {} us",
+            workloads::quantile(&d.lateness_ns, 0.99) / 1000,
+            workloads::quantile(&s.lateness_ns, 0.99) / 1000
+        ));
+        dfl.extend(d.lateness_ns);
+        brisk.extend(s.lateness_ns);
+    }
+    let q = |v: &[u64], p| workloads::quantile(v, p) as f64 / 1000.0;
+    let (d50, d99, b50, b99) = (q(&dfl, 0.5), q(&dfl, 0.99), q(&brisk, 0.5), q(&brisk, 0.99));
+    let fig = format!(
+        "wakeup lateness over {ROUNDS} interleaved rounds: default p50 {d50:.0} us p99 {d99:.0} us, \
+         scx_brisk p50 {b50:.0} us p99 {b99:.0} us, p99 ratio {:.2} (<= 0.50); rounds: {}",
+        b99 / d99.max(1.0),
+        rounds.join(", ")
+    );
+    ensure!(b99 <= 0.5 * d99, "{fig}");
+    Ok(fig)
+}
+
+/// Runs scx_brisk to completion with `args` (as `uid` if given), expecting it to refuse.
+fn refused(args: &[&str], uid: Option<u32>, want: &[&str]) -> Result<String> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(sys::SCX_BRISK);
+    cmd.args(args).stdin(Stdio::null());
+    if let Some(uid) = uid {
+        cmd.uid(uid).gid(uid);
+    }
+    let seq = sys::scx_enable_seq();
+    let out = cmd.output().context("running scx_brisk")?;
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    let first = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .to_string();
+    ensure!(
+        !out.status.success(),
+        "{args:?}: exit 0, expected a refusal; output: {text}"
+    );
+    for w in want {
+        ensure!(text.contains(w), "{args:?}: message lacks {w:?}: {text}");
+    }
+    ensure!(
+        sys::scx_enable_seq() == seq,
+        "{args:?}: a scheduler was loaded anyway"
+    );
+    Ok(first)
+}
+
+/// 6. Bad options, not root, another scheduler attached: a clear message and non-zero exit.
+fn bad_input() -> Result<String> {
+    let mut checked = Vec::new();
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["--slice-us", "0"],
+            &["slice_us", "out of range", "100..=100000"],
+        ),
+        (&["--slice-us", "100001"], &["slice_us", "100..=100000"]),
+        (
+            &["--short-burst-us", "5"],
+            &["short_burst_us", "10..=100000"],
+        ),
+        (
+            &["--burst-cap-us", "2000000"],
+            &["burst_cap_us", "100..=1000000"],
+        ),
+        (&["--burst-ewma-shift", "9"], &["burst_ewma_shift", "0..=8"]),
+        (
+            &["--preempt-margin-us", "100001"],
+            &["preempt_margin_us", "0..=100000"],
+        ),
+        (
+            &["--sleep-credit-us", "1000001"],
+            &["sleep_credit_us", "0..=1000000"],
+        ),
+        (
+            &["--slice-us", "1000", "--slice-min-us", "2000"],
+            &["slice_min_us", "larger than"],
+        ),
+        (&["--slice-us", "abc"], &["invalid value"]),
+        (&["--slice-us", "-3"], &["--slice-us"]),
+        (&["--no-such-option"], &["unexpected argument"]),
+    ];
+    for (args, want) in cases {
+        refused(args, None, want)?;
+        checked.push(args.join(" "));
+    }
+    refused(
+        &[],
+        Some(65534),
+        &["needs root", "CAP_SYS_ADMIN", "CAP_BPF"],
+    )?;
+    checked.push("non-root".into());
+
+    let (mut first, _) = Brisk::start(&[])?;
+    let name = sys::scx_ops();
+    let res = refused(&[], None, &["already attached", &name]);
+    let still = sys::brisk_attached();
+    let code = first.stop();
+    res?;
+    ensure!(
+        still,
+        "the running scx_brisk was disturbed by the second instance"
+    );
+    ensure!(code == Some(0), "the first instance exited {code:?}");
+    checked.push("second instance".into());
+    Ok(format!(
+        "{} cases refused: {}",
+        checked.len(),
+        checked.join("; ")
+    ))
+}

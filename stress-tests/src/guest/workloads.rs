@@ -1,0 +1,120 @@
+//! Workloads run in the guest: CPU hogs and a periodic interactive task that measures its own
+//! wakeup lateness.
+
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+
+fn now_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Burns CPU forever, optionally reniced and pinned to one CPU.
+pub fn hog(nice: i32, cpu: Option<usize>) -> Result<()> {
+    if nice != 0 && unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } != 0 {
+        bail!("setpriority({nice}): {}", std::io::Error::last_os_error());
+    }
+    if let Some(cpu) = cpu {
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            if libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) != 0 {
+                bail!(
+                    "sched_setaffinity({cpu}): {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+        }
+    }
+    let mut x: u64 = 1;
+    loop {
+        for _ in 0..1_000_000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+        }
+        std::hint::black_box(x);
+    }
+}
+
+/// Lateness samples of a periodic task, in ns.
+pub struct Periodic {
+    pub lateness_ns: Vec<u64>,
+    /// Periods that started after the next one was already due (overruns).
+    pub missed: u64,
+}
+
+/// Wakes every `period` at absolute times (CLOCK_MONOTONIC), records how late each wakeup was
+/// against its intended time, then burns `work` of its own CPU time. Missed periods are not
+/// skipped: the next wakeup is due at the next period boundary, and its lateness counts from
+/// there, so a stall shows in every sample it delayed.
+pub fn periodic(period: Duration, work: Duration, count: usize) -> Periodic {
+    let period_ns = period.as_nanos() as u64;
+    let mut next = now_ns(libc::CLOCK_MONOTONIC) + period_ns;
+    let mut out = Periodic {
+        lateness_ns: Vec::with_capacity(count),
+        missed: 0,
+    };
+    for _ in 0..count {
+        let ts = libc::timespec {
+            tv_sec: (next / 1_000_000_000) as i64,
+            tv_nsec: (next % 1_000_000_000) as i64,
+        };
+        unsafe {
+            while libc::clock_nanosleep(
+                libc::CLOCK_MONOTONIC,
+                libc::TIMER_ABSTIME,
+                &ts,
+                std::ptr::null_mut(),
+            ) == libc::EINTR
+            {}
+        }
+        let woke = now_ns(libc::CLOCK_MONOTONIC);
+        out.lateness_ns.push(woke.saturating_sub(next));
+        let cpu0 = now_ns(libc::CLOCK_THREAD_CPUTIME_ID);
+        while now_ns(libc::CLOCK_THREAD_CPUTIME_ID) - cpu0 < work.as_nanos() as u64 {
+            std::hint::spin_loop();
+        }
+        next += period_ns;
+        let done = now_ns(libc::CLOCK_MONOTONIC);
+        while next < done {
+            // Overran: the wakeups we could not take are recorded as late as they were.
+            out.missed += 1;
+            out.lateness_ns.push(done - next);
+            next += period_ns;
+        }
+    }
+    out
+}
+
+/// The q-quantile (0..=1) of `v` by nearest rank; 0 for no samples.
+pub fn quantile(v: &[u64], q: f64) -> u64 {
+    if v.is_empty() {
+        return 0;
+    }
+    let mut s = v.to_vec();
+    s.sort_unstable();
+    let rank = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len());
+    s[rank - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantile_by_nearest_rank() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(quantile(&v, 0.5), 50);
+        assert_eq!(quantile(&v, 0.99), 99);
+        assert_eq!(quantile(&v, 1.0), 100);
+        assert_eq!(quantile(&v, 0.0), 1);
+        assert_eq!(quantile(&[], 0.5), 0);
+        assert_eq!(quantile(&[7], 0.99), 7);
+    }
+}

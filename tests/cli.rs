@@ -1,0 +1,64 @@
+//! Runs the scx_brisk binary on the host, which has no sched_ext: what it must say there.
+
+use std::path::Path;
+use std::process::Command;
+
+fn run(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_scx_brisk"))
+        .args(args)
+        .output()
+        .expect("run scx_brisk");
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    (out.status.success(), text)
+}
+
+#[test]
+fn refuses_with_the_reason_a_user_can_act_on() {
+    let (ok, text) = run(&[]);
+    assert!(!ok, "scx_brisk succeeded on the host: {text}");
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        assert!(text.contains("needs root"), "{text}");
+    } else if !Path::new("/sys/kernel/sched_ext").exists() {
+        // This host's kernel lacks sched_ext: say so and name the VM command.
+        assert!(text.contains("has no sched_ext"), "{text}");
+        assert!(text.contains("CONFIG_SCHED_CLASS_EXT"), "{text}");
+        assert!(text.contains("stress-tests/vm run"), "{text}");
+    } else {
+        // A sched_ext host: loading is tested in the VM, not here.
+        eprintln!("host has sched_ext; this check runs on hosts without it");
+    }
+}
+
+#[test]
+fn bad_values_are_refused_before_the_environment_is_checked() {
+    let (ok, text) = run(&["--slice-us", "5"]);
+    assert!(!ok);
+    assert!(
+        text.contains("slice_us = 5us is out of range: allowed 100..=100000us"),
+        "{text}"
+    );
+    assert!(!text.contains("sched_ext"), "{text}");
+}
+
+#[test]
+fn help_documents_every_tunable_with_units() {
+    let (ok, text) = run(&["--help"]);
+    assert!(ok, "{text}");
+    for opt in [
+        "--slice-us",
+        "--slice-min-us",
+        "--short-burst-us",
+        "--burst-cap-us",
+        "--sleep-credit-us",
+        "--preempt-margin-us",
+        "--burst-ewma-shift",
+        "--no-wakeup-preempt",
+        "--exit-dump-len",
+        "--verbose",
+        "--version",
+    ] {
+        assert!(text.contains(opt), "--help lacks {opt}");
+    }
+}
