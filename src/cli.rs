@@ -58,6 +58,14 @@ pub struct Opts {
     #[arg(long, default_value_t = tunables::PREEMPT_MARGIN_US.default)]
     pub preempt_margin_us: u64,
 
+    /// Longest a queued task waits before it is run out of order, in microseconds.
+    ///
+    /// The starvation guard: strict weighted fairness can leave a low-weight task waiting for
+    /// seconds behind many hogs, and the kernel ejects a scheduler whose task waits 5 s. Lower
+    /// values bound every wait tighter; weights are honoured less exactly under overload.
+    #[arg(long, default_value_t = tunables::STARVE_US.default)]
+    pub starve_us: u64,
+
     /// Smoothing of the per-task burst average (new = old + (burst - old) / 2^shift).
     ///
     /// Larger values remember a task's past longer, so one long burst does not demote an
@@ -96,6 +104,7 @@ impl Opts {
             burst_cap_us: self.burst_cap_us,
             sleep_credit_us: self.sleep_credit_us,
             preempt_margin_us: self.preempt_margin_us,
+            starve_us: self.starve_us,
             burst_ewma_shift: self.burst_ewma_shift,
             wakeup_preempt: !self.no_wakeup_preempt,
         }

@@ -30,7 +30,7 @@ impl Counters {
         Ok(total)
     }
 
-    pub fn fields(&self) -> [(&'static str, u64); 10] {
+    pub fn fields(&self) -> [(&'static str, u64); 11] {
         let c = &self.0;
         [
             ("nr_direct_idle", c.nr_direct_idle),
@@ -43,6 +43,7 @@ impl Counters {
             ("nr_dispatched", c.nr_dispatched),
             ("nr_stolen", c.nr_stolen),
             ("nr_keep_running", c.nr_keep_running),
+            ("nr_starve_rescues", c.nr_starve_rescues),
         ]
     }
 
@@ -58,6 +59,7 @@ impl Counters {
         c.nr_dispatched += o.nr_dispatched;
         c.nr_stolen += o.nr_stolen;
         c.nr_keep_running += o.nr_keep_running;
+        c.nr_starve_rescues += o.nr_starve_rescues;
     }
 
     /// Field-wise difference to an earlier reading.
@@ -104,8 +106,9 @@ mod tests {
         assert_eq!(total.0.nr_keep_running, 7);
         let text = total.to_string();
         assert!(text.starts_with("nr_direct_idle=3 "), "{text}");
-        assert!(text.ends_with("nr_keep_running=7"), "{text}");
-        assert_eq!(text.split(' ').count(), 10);
+        assert!(text.contains(" nr_keep_running=7 "), "{text}");
+        assert!(text.ends_with("nr_starve_rescues=0"), "{text}");
+        assert_eq!(text.split(' ').count(), 11);
     }
 
     #[test]

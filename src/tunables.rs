@@ -62,6 +62,14 @@ pub const PREEMPT_MARGIN_US: Spec = Spec {
     max: 100_000,
     default: us(bpf_intf::BRISK_DFL_PREEMPT_MARGIN_NS as u64),
 };
+/// At most half the kernel watchdog (BRISK_TIMEOUT_MS), so a rescue always comes in time.
+pub const STARVE_US: Spec = Spec {
+    key: "starve_us",
+    unit: "us",
+    min: 10_000,
+    max: bpf_intf::brisk_consts_BRISK_TIMEOUT_MS as u64 * 1000 / 2,
+    default: us(bpf_intf::BRISK_DFL_STARVE_NS as u64),
+};
 pub const BURST_EWMA_SHIFT: Spec = Spec {
     key: "burst_ewma_shift",
     unit: "",
@@ -79,6 +87,7 @@ pub struct Tunables {
     pub burst_cap_us: u64,
     pub sleep_credit_us: u64,
     pub preempt_margin_us: u64,
+    pub starve_us: u64,
     pub burst_ewma_shift: u64,
     pub wakeup_preempt: bool,
 }
@@ -92,6 +101,7 @@ impl Default for Tunables {
             burst_cap_us: BURST_CAP_US.default,
             sleep_credit_us: SLEEP_CREDIT_US.default,
             preempt_margin_us: PREEMPT_MARGIN_US.default,
+            starve_us: STARVE_US.default,
             burst_ewma_shift: BURST_EWMA_SHIFT.default,
             wakeup_preempt: bpf_intf::BRISK_DFL_WAKEUP_PREEMPT != 0,
         }
@@ -99,7 +109,7 @@ impl Default for Tunables {
 }
 
 impl Tunables {
-    fn numeric(&self) -> [(Spec, u64); 7] {
+    fn numeric(&self) -> [(Spec, u64); 8] {
         [
             (SLICE_US, self.slice_us),
             (SLICE_MIN_US, self.slice_min_us),
@@ -107,6 +117,7 @@ impl Tunables {
             (BURST_CAP_US, self.burst_cap_us),
             (SLEEP_CREDIT_US, self.sleep_credit_us),
             (PREEMPT_MARGIN_US, self.preempt_margin_us),
+            (STARVE_US, self.starve_us),
             (BURST_EWMA_SHIFT, self.burst_ewma_shift),
         ]
     }
@@ -147,6 +158,7 @@ impl Tunables {
             burst_cap_ns: self.burst_cap_us * 1000,
             sleep_credit_ns: self.sleep_credit_us * 1000,
             preempt_margin_ns: self.preempt_margin_us * 1000,
+            starve_ns: self.starve_us * 1000,
             burst_ewma_shift: self.burst_ewma_shift as u32,
             wakeup_preempt: self.wakeup_preempt as u32,
         }
@@ -183,18 +195,20 @@ mod tests {
             b.preempt_margin_ns,
             bpf_intf::BRISK_DFL_PREEMPT_MARGIN_NS as u64
         );
+        assert_eq!(b.starve_ns, bpf_intf::BRISK_DFL_STARVE_NS as u64);
         assert_eq!(b.wakeup_preempt, 1);
     }
 
     #[test]
     fn every_key_checked_at_both_ends() {
-        let fields: [fn(&mut Tunables) -> &mut u64; 7] = [
+        let fields: [fn(&mut Tunables) -> &mut u64; 8] = [
             |t| &mut t.slice_us,
             |t| &mut t.slice_min_us,
             |t| &mut t.short_burst_us,
             |t| &mut t.burst_cap_us,
             |t| &mut t.sleep_credit_us,
             |t| &mut t.preempt_margin_us,
+            |t| &mut t.starve_us,
             |t| &mut t.burst_ewma_shift,
         ];
         // Baseline with the slice at its widest so the cross-field rule never interferes.

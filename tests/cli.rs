@@ -53,6 +53,7 @@ fn help_documents_every_tunable_with_units() {
         "--burst-cap-us",
         "--sleep-credit-us",
         "--preempt-margin-us",
+        "--starve-us",
         "--burst-ewma-shift",
         "--no-wakeup-preempt",
         "--exit-dump-len",

@@ -25,6 +25,8 @@ enum brisk_consts {
 	/* DSQ ids: one vtime-ordered DSQ per CPU for pinned tasks, one per LLC for the rest. */
 	BRISK_CPU_DSQ_BASE = 0,
 	BRISK_LLC_DSQ_BASE = 1 << 16,
+	/* Starvation guard: how often a CPU scans its queues for tasks waiting too long. */
+	BRISK_STARVE_SCAN_INTERVAL_NS = 100 * 1000 * 1000,
 };
 
 /* Defaults of the tunables, in ns (see struct brisk_tunables for what each trades off). */
@@ -34,6 +36,7 @@ enum brisk_consts {
 #define BRISK_DFL_BURST_CAP_NS	    20000000ULL
 #define BRISK_DFL_SLEEP_CREDIT_NS   5000000ULL
 #define BRISK_DFL_PREEMPT_MARGIN_NS 1000000ULL
+#define BRISK_DFL_STARVE_NS	    1000000000ULL
 #define BRISK_DFL_BURST_EWMA_SHIFT  2
 #define BRISK_DFL_WAKEUP_PREEMPT    1
 
@@ -72,6 +75,13 @@ struct brisk_tunables {
 	 * switches for hogs).
 	 */
 	u64 preempt_margin_ns;
+	/*
+	 * Starvation guard: a task queued longer than this is run next, whatever its deadline.
+	 * Strict weighted fairness can make a low-weight task wait for seconds behind many hogs
+	 * (and the kernel's watchdog ejects the scheduler at BRISK_TIMEOUT_MS); lower values bound
+	 * every wait tighter, at the cost of honouring weights less exactly under heavy overload.
+	 */
+	u64 starve_ns;
 	/* Burst average: avg += (sample - avg) >> shift. Larger reacts slower to a changed task. */
 	u32 burst_ewma_shift;
 	/* 1: short tasks waking with no idle CPU may preempt a hog; 0: they wait in the queue. */
@@ -80,16 +90,17 @@ struct brisk_tunables {
 
 /* Per-CPU decision counters; userspace sums them over CPUs. */
 struct brisk_counters {
-	u64 nr_direct_idle;   /* select_cpu found an idle CPU: straight to its local DSQ */
-	u64 nr_queued_shared; /* enqueued on an LLC's shared DSQ */
-	u64 nr_queued_pinned; /* enqueued on a CPU's own DSQ (one allowed CPU / migration off) */
-	u64 nr_idle_kicks;    /* enqueue woke an idle CPU to take the task */
-	u64 nr_short_wakeups; /* wakeups of tasks classified short */
-	u64 nr_preempt_kicks; /* a waking short task preempted a hog (SCX_KICK_PREEMPT) */
-	u64 nr_preempt_none;  /* a short wakeup found no CPU worth preempting */
-	u64 nr_dispatched;    /* ops.dispatch moved a task from our DSQs to a CPU */
-	u64 nr_stolen;	      /* ... of which from another LLC's DSQ (work conservation) */
-	u64 nr_keep_running;  /* nothing else waiting: the previous task got a new slice */
+	u64 nr_direct_idle;    /* select_cpu found an idle CPU: straight to its local DSQ */
+	u64 nr_queued_shared;  /* enqueued on an LLC's shared DSQ */
+	u64 nr_queued_pinned;  /* enqueued on a CPU's own DSQ (one allowed CPU / migration off) */
+	u64 nr_idle_kicks;     /* enqueue woke an idle CPU to take the task */
+	u64 nr_short_wakeups;  /* wakeups of tasks classified short */
+	u64 nr_preempt_kicks;  /* a waking short task preempted a hog (SCX_KICK_PREEMPT) */
+	u64 nr_preempt_none;   /* a short wakeup found no CPU worth preempting */
+	u64 nr_dispatched;     /* ops.dispatch moved a task from our DSQs to a CPU */
+	u64 nr_stolen;	       /* ... of which from another LLC's DSQ (work conservation) */
+	u64 nr_keep_running;   /* the previous task still had the earliest deadline: new slice */
+	u64 nr_starve_rescues; /* a task queued longer than starve_ns was run out of order */
 };
 
 #endif /* __BRISK_INTF_H */

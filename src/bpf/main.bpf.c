@@ -35,6 +35,7 @@ struct brisk_tunables tun = {
 	.burst_cap_ns = BRISK_DFL_BURST_CAP_NS,
 	.sleep_credit_ns = BRISK_DFL_SLEEP_CREDIT_NS,
 	.preempt_margin_ns = BRISK_DFL_PREEMPT_MARGIN_NS,
+	.starve_ns = BRISK_DFL_STARVE_NS,
 	.burst_ewma_shift = BRISK_DFL_BURST_EWMA_SHIFT,
 	.wakeup_preempt = BRISK_DFL_WAKEUP_PREEMPT,
 };
@@ -50,6 +51,7 @@ struct task_ctx {
 	u64 avg_burst_ns; /* EWMA of CPU time between sleeps */
 	u64 cur_burst_ns; /* CPU time since the task last woke */
 	u64 started_at;	  /* when it last got a CPU */
+	u64 queued_at;	  /* when it was last put on one of our DSQs */
 };
 
 struct {
@@ -64,6 +66,7 @@ struct cpu_ctx {
 	u64 running_dl;	   /* deadline of the current task, 0 when idle or not ours */
 	u32 running_short; /* current task is short: never a preemption victim */
 	u32 pad;
+	u64 last_scan_at; /* last starvation scan of this CPU's queues */
 };
 
 struct {
@@ -137,6 +140,16 @@ static bool task_is_short(const struct task_ctx *tctx)
 static u64 task_deadline(const struct task_struct *p, const struct task_ctx *tctx)
 {
 	return brisk_deadline(tctx->vruntime, task_burst(tctx), tun.burst_cap_ns, p->scx.weight);
+}
+
+/* Deadline of the task running now, counting the runtime of its current run. */
+static u64 running_deadline(const struct task_struct *p, const struct task_ctx *tctx)
+{
+	u64 ran = scx_bpf_now() - tctx->started_at;
+	u64 burst = brisk_effective_burst(tctx->avg_burst_ns, tctx->cur_burst_ns + ran);
+
+	return brisk_deadline(tctx->vruntime + brisk_scale_inverse(ran, p->scx.weight), burst,
+			      tun.burst_cap_ns, p->scx.weight);
 }
 
 /* Slice for a task about to run on @cpu, shrunk by the number of tasks waiting there. */
@@ -219,6 +232,7 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 	if (wakeup_short)
 		COUNT(nr_short_wakeups);
 
+	tctx->queued_at = scx_bpf_now();
 	if (is_pinned(p)) {
 		scx_bpf_dsq_insert_vtime(p, cpu_dsq(cpu), task_slice(cpu), dl, enq_flags);
 		COUNT(nr_queued_pinned);
@@ -252,18 +266,71 @@ static u64 head_deadline(u64 dsq_id)
 	return p ? p->scx.dsq_vtime : ~0ULL;
 }
 
+/*
+ * Starvation guard: at most every BRISK_STARVE_SCAN_INTERVAL_NS, look through @dsq_id for a task
+ * that has waited longer than starve_ns and run it here.
+ */
+static bool rescue_starving(u64 dsq_id, u64 now)
+{
+	struct task_struct *p;
+	struct task_ctx *tctx;
+
+	/*
+	 * No iteration cap: a counter here would make the verifier walk every iteration; the
+	 * rate limit bounds the cost (one pass per CPU per interval, stopping at the first rescue).
+	 */
+	bpf_for_each (scx_dsq, p, dsq_id, 0) {
+		tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
+		if (!tctx || now - tctx->queued_at < tun.starve_ns)
+			continue;
+		if (scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL, 0)) {
+			COUNT(nr_starve_rescues);
+			return true;
+		}
+	}
+	return false;
+}
+
 void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 {
-	u64 mine = cpu_dsq(cpu), shared = llc_dsq(llc_of(cpu));
+	u64 mine = cpu_dsq(cpu), shared = llc_dsq(llc_of(cpu)), first_dl, other_dl;
+	u64 now = scx_bpf_now();
+	struct cpu_ctx *cctx = lookup_cpu_ctx(cpu);
 	u32 i, own_llc = llc_of(cpu);
+	struct task_ctx *tctx;
 
-	/* Earliest deadline first between this CPU's pinned tasks and its LLC's queue. */
-	if (brisk_time_delta(head_deadline(shared), head_deadline(mine)) < 0) {
+	if (cctx && now - cctx->last_scan_at >= BRISK_STARVE_SCAN_INTERVAL_NS) {
+		cctx->last_scan_at = now;
+		if (rescue_starving(mine, now) || rescue_starving(shared, now))
+			return;
+	}
+
+	/*
+	 * Earliest deadline first between this CPU's pinned tasks and its LLC's queue. Deadlines
+	 * compare as plain u64 here: an empty queue reads as ~0, i.e. later than any task.
+	 */
+	first_dl = head_deadline(mine);
+	other_dl = head_deadline(shared);
+	if (other_dl < first_dl) {
 		u64 tmp = mine;
 
 		mine = shared;
 		shared = tmp;
+		first_dl = other_dl;
 	}
+
+	/*
+	 * The previous task is not queued yet while we decide (it is re-enqueued after this), so
+	 * compare it with the queues here: if its deadline is still the earliest, it goes on.
+	 */
+	if (prev && (prev->scx.flags & SCX_TASK_QUEUED) &&
+	    (tctx = bpf_task_storage_get(&task_ctxs, prev, 0, 0)) &&
+	    running_deadline(prev, tctx) < first_dl) {
+		prev->scx.slice = task_slice(cpu);
+		COUNT(nr_keep_running);
+		return;
+	}
+
 	if (scx_bpf_dsq_move_to_local(mine, 0) || scx_bpf_dsq_move_to_local(shared, 0)) {
 		COUNT(nr_dispatched);
 		return;
@@ -278,12 +345,6 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 			COUNT(nr_stolen);
 			return;
 		}
-	}
-
-	/* Nobody else wants this CPU: let the previous task go on with a fresh slice. */
-	if (prev && (prev->scx.flags & SCX_TASK_QUEUED)) {
-		prev->scx.slice = task_slice(cpu);
-		COUNT(nr_keep_running);
 	}
 }
 

@@ -64,15 +64,16 @@ static inline int brisk_is_short(u64 burst_ns, u64 short_burst_ns)
 }
 
 /*
- * Deadline = vruntime + weighted burst (capped). Tasks are picked in deadline order: among
- * tasks of equal vruntime the one that will release the CPU soonest goes first, and a hog is
- * queued at most burst_cap (weighted) behind its fair position, never further.
+ * Deadline = vruntime + burst (weighted, then capped). Tasks are picked in deadline order:
+ * among tasks of equal vruntime the one that will release the CPU soonest goes first, and no
+ * task, whatever its weight, is queued more than @cap_ns behind its fair position. (Capping
+ * after weighting matters: at nice 19 (weight 1) a weighted 20 ms burst would be 2 s.)
  */
 static inline u64 brisk_deadline(u64 vruntime, u64 burst_ns, u64 cap_ns, u64 weight)
 {
-	if (burst_ns > cap_ns)
-		burst_ns = cap_ns;
-	return vruntime + brisk_scale_inverse(burst_ns, weight);
+	u64 offset = brisk_scale_inverse(burst_ns, weight);
+
+	return vruntime + (offset > cap_ns ? cap_ns : offset);
 }
 
 /*

@@ -170,23 +170,30 @@ impl Drop for Brisk {
     }
 }
 
-/// Child processes killed when dropped.
+/// Child processes, each in its own process group, killed with their descendants when dropped
+/// (so a failed test never leaves load running into the next one).
 pub struct Procs(pub Vec<Child>);
 
 impl Procs {
+    /// Starts `cmd` in a new process group.
+    pub fn spawn(mut cmd: Command) -> Result<Self> {
+        use std::os::unix::process::CommandExt;
+        let child = cmd
+            .process_group(0)
+            .stdin(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {:?}", cmd.get_program()))?;
+        Ok(Self(vec![child]))
+    }
+
     /// Starts `n` copies of this binary's `hog` subcommand with `args`.
     pub fn hogs(n: usize, args: &[&str]) -> Result<Self> {
         let exe = std::env::current_exe()?;
         let mut v = Vec::new();
         for _ in 0..n {
-            v.push(
-                Command::new(&exe)
-                    .arg("hog")
-                    .args(args)
-                    .stdin(Stdio::null())
-                    .spawn()
-                    .context("starting a hog")?,
-            );
+            let mut cmd = Command::new(&exe);
+            cmd.arg("hog").args(args);
+            v.append(&mut Self::spawn(cmd)?.0);
         }
         Ok(Self(v))
     }
@@ -199,7 +206,9 @@ impl Procs {
 impl Drop for Procs {
     fn drop(&mut self) {
         for c in &mut self.0 {
-            signal(c, libc::SIGKILL);
+            unsafe {
+                libc::kill(-(c.id() as i32), libc::SIGKILL);
+            }
             let _ = c.wait();
         }
     }
