@@ -38,7 +38,7 @@ impl Counters {
             ("nr_queued_pinned", c.nr_queued_pinned),
             ("nr_idle_kicks", c.nr_idle_kicks),
             ("nr_short_wakeups", c.nr_short_wakeups),
-            ("nr_preempt_kicks", c.nr_preempt_kicks),
+            ("nr_preempts", c.nr_preempts),
             ("nr_preempt_none", c.nr_preempt_none),
             ("nr_dispatched", c.nr_dispatched),
             ("nr_stolen", c.nr_stolen),
@@ -54,7 +54,7 @@ impl Counters {
         c.nr_queued_pinned += o.nr_queued_pinned;
         c.nr_idle_kicks += o.nr_idle_kicks;
         c.nr_short_wakeups += o.nr_short_wakeups;
-        c.nr_preempt_kicks += o.nr_preempt_kicks;
+        c.nr_preempts += o.nr_preempts;
         c.nr_preempt_none += o.nr_preempt_none;
         c.nr_dispatched += o.nr_dispatched;
         c.nr_stolen += o.nr_stolen;
@@ -96,13 +96,13 @@ mod tests {
     fn sums_over_cpus_and_formats_every_field() {
         let mut a = Counters::default().0;
         a.nr_direct_idle = 1;
-        a.nr_preempt_kicks = 5;
+        a.nr_preempts = 5;
         let mut b = Counters::default().0;
         b.nr_direct_idle = 2;
         b.nr_keep_running = 7;
         let total = Counters::sum_percpu(&[bytes(&a), bytes(&b)]).unwrap();
         assert_eq!(total.0.nr_direct_idle, 3);
-        assert_eq!(total.0.nr_preempt_kicks, 5);
+        assert_eq!(total.0.nr_preempts, 5);
         assert_eq!(total.0.nr_keep_running, 7);
         let text = total.to_string();
         assert!(text.starts_with("nr_direct_idle=3 "), "{text}");

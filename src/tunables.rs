@@ -150,7 +150,7 @@ impl Tunables {
     }
 
     /// The values as the BPF side reads them (ns).
-    pub fn to_bpf(&self) -> brisk_tunables {
+    pub fn to_bpf(self) -> brisk_tunables {
         brisk_tunables {
             slice_ns: self.slice_us * 1000,
             slice_min_ns: self.slice_min_us * 1000,

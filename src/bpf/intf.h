@@ -95,7 +95,7 @@ struct brisk_counters {
 	u64 nr_queued_pinned;  /* enqueued on a CPU's own DSQ (one allowed CPU / migration off) */
 	u64 nr_idle_kicks;     /* enqueue woke an idle CPU to take the task */
 	u64 nr_short_wakeups;  /* wakeups of tasks classified short */
-	u64 nr_preempt_kicks;  /* a waking short task preempted a hog (SCX_KICK_PREEMPT) */
+	u64 nr_preempts;       /* a waking short task preempted a hog (SCX_ENQ_PREEMPT) */
 	u64 nr_preempt_none;   /* a short wakeup found no CPU worth preempting */
 	u64 nr_dispatched;     /* ops.dispatch moved a task from our DSQs to a CPU */
 	u64 nr_stolen;	       /* ... of which from another LLC's DSQ (work conservation) */

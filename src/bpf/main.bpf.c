@@ -109,12 +109,10 @@ static struct cpu_ctx *lookup_cpu_ctx(s32 cpu)
 
 static u32 llc_of(s32 cpu)
 {
-	u32 idx = cpu;
+	const volatile u32 *llc = MEMBER_VPTR(cpu_llc, [cpu]);
 
-	/* Unsigned compare and mask: the verifier must see a bounded index. */
-	if (idx >= BRISK_MAX_CPUS)
-		return 0;
-	return cpu_llc[idx & (BRISK_MAX_CPUS - 1)];
+	/* MEMBER_VPTR bounds the index in a way the verifier can follow. */
+	return llc ? *llc : 0;
 }
 
 static u64 llc_dsq(u32 llc)
@@ -156,7 +154,8 @@ static u64 running_deadline(const struct task_struct *p, const struct task_ctx *
 static u64 task_slice(s32 cpu)
 {
 	u32 llc = llc_of(cpu);
-	u64 nr_cpus = llc < BRISK_MAX_LLCS ? llc_nr_cpus[llc & (BRISK_MAX_LLCS - 1)] : 1;
+	const volatile u32 *nr = MEMBER_VPTR(llc_nr_cpus, [llc]);
+	u64 nr_cpus = nr ? *nr : 1;
 	u64 waiting = scx_bpf_dsq_nr_queued(llc_dsq(llc));
 
 	if (cpu >= 0)
@@ -182,79 +181,97 @@ s32 BPF_STRUCT_OPS(brisk_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 	return cpu;
 }
 
-/*
- * A short task woke and found no idle CPU: preempt the CPU in its LLC whose current task has the
- * latest deadline, if that is later than the waker's by more than preempt_margin_ns. Short
- * running tasks are never victims, so short tasks do not bounce each other.
- */
-static void try_preempt(const struct task_struct *p, u64 dl, u32 llc)
+/* Whether the task running on @cpu may be preempted by a waker with deadline @dl. */
+static bool is_victim(const struct cpu_ctx *cctx, u64 dl)
 {
-	s32 victim = -1, cpu;
-	u64 victim_dl = dl;
-	struct cpu_ctx *cctx;
+	return cctx && cctx->running_dl && !cctx->running_short &&
+	       brisk_should_preempt(dl, cctx->running_dl, tun.preempt_margin_ns);
+}
 
-	bpf_for (cpu, 0, nr_cpu_ids_seen) {
-		if (llc_of(cpu) != llc || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
-			continue;
-		cctx = lookup_cpu_ctx(cpu);
-		if (!cctx || !cctx->running_dl || cctx->running_short)
-			continue;
-		if (brisk_time_delta(cctx->running_dl, victim_dl) > 0) {
-			victim = cpu;
-			victim_dl = cctx->running_dl;
+/*
+ * A short task woke and found no idle CPU: pick a CPU of its LLC whose current task it should
+ * preempt (a hog whose deadline is later than the waker's by more than preempt_margin_ns).
+ * The CPU handling the wakeup comes first, since preempting it needs no IPI (and is usually
+ * the waker's previous CPU); otherwise the one running the latest deadline. Short running
+ * tasks are never victims, so short tasks do not bounce each other. Returns -1 for none.
+ */
+static s32 pick_victim(const struct task_struct *p, u64 dl, u32 llc)
+{
+	s32 this_cpu = bpf_get_smp_processor_id(), victim = -1, cpu;
+	struct cpu_ctx *cctx;
+	u64 victim_dl = 0;
+
+	cctx = lookup_cpu_ctx(this_cpu);
+	if (llc_of(this_cpu) == llc && bpf_cpumask_test_cpu(this_cpu, p->cpus_ptr) &&
+	    is_victim(cctx, dl)) {
+		victim = this_cpu;
+	} else {
+		bpf_for (cpu, 0, nr_cpu_ids_seen) {
+			if (llc_of(cpu) != llc || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+				continue;
+			cctx = lookup_cpu_ctx(cpu);
+			if (is_victim(cctx, dl) && cctx->running_dl > victim_dl) {
+				victim = cpu;
+				victim_dl = cctx->running_dl;
+			}
 		}
 	}
-
-	if (victim < 0 || !brisk_should_preempt(dl, victim_dl, tun.preempt_margin_ns)) {
-		COUNT(nr_preempt_none);
-		return;
-	}
 	/* Claim the victim so that concurrent wakers pick different CPUs. */
-	cctx = lookup_cpu_ctx(victim);
-	if (cctx)
+	if (victim >= 0 && (cctx = lookup_cpu_ctx(victim))) {
 		cctx->running_dl = dl;
-	scx_bpf_kick_cpu(victim, SCX_KICK_PREEMPT);
-	COUNT(nr_preempt_kicks);
+		cctx->running_short = 1;
+	}
+	return victim;
 }
 
 void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 {
-	s32 cpu = scx_bpf_task_cpu(p), idle;
+	s32 cpu = scx_bpf_task_cpu(p), idle = -1, victim;
 	struct task_ctx *tctx;
-	bool wakeup_short;
+	bool pinned = is_pinned(p);
 	u64 dl;
 
 	tctx = lookup_task_ctx(p);
 	if (!tctx)
 		return;
 	dl = task_deadline(p, tctx);
-	wakeup_short = (enq_flags & SCX_ENQ_WAKEUP) && task_is_short(tctx);
-	if (wakeup_short)
-		COUNT(nr_short_wakeups);
-
 	tctx->queued_at = scx_bpf_now();
-	if (is_pinned(p)) {
-		scx_bpf_dsq_insert_vtime(p, cpu_dsq(cpu), task_slice(cpu), dl, enq_flags);
-		COUNT(nr_queued_pinned);
-		if (scx_bpf_test_and_clear_cpu_idle(cpu)) {
-			scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
-			COUNT(nr_idle_kicks);
+
+	/* An idle CPU that can take it: claim it (pinned tasks: only their own CPU). */
+	if (!pinned)
+		idle = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+	else if (scx_bpf_test_and_clear_cpu_idle(cpu))
+		idle = cpu;
+
+	if ((enq_flags & SCX_ENQ_WAKEUP) && task_is_short(tctx)) {
+		COUNT(nr_short_wakeups);
+		if (idle < 0 && tun.wakeup_preempt) {
+			victim = pick_victim(p, dl, llc_of(cpu));
+			if (victim >= 0) {
+				/* To the front of the victim's local queue; its task is preempted.
+				 */
+				scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | victim, task_slice(victim),
+						   enq_flags | SCX_ENQ_PREEMPT);
+				COUNT(nr_preempts);
+				return;
+			}
+			COUNT(nr_preempt_none);
 		}
-		return;
 	}
 
-	/* Queue where an idle CPU can take it, if any (claims that CPU), else where it was. */
-	idle = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
-	if (idle >= 0)
-		cpu = idle;
-	scx_bpf_dsq_insert_vtime(p, llc_dsq(llc_of(cpu)), task_slice(cpu), dl, enq_flags);
-	COUNT(nr_queued_shared);
-
+	if (pinned) {
+		scx_bpf_dsq_insert_vtime(p, cpu_dsq(cpu), task_slice(cpu), dl, enq_flags);
+		COUNT(nr_queued_pinned);
+	} else {
+		/* Queue where the idle CPU takes it, if any, else where it was. */
+		if (idle >= 0)
+			cpu = idle;
+		scx_bpf_dsq_insert_vtime(p, llc_dsq(llc_of(cpu)), task_slice(cpu), dl, enq_flags);
+		COUNT(nr_queued_shared);
+	}
 	if (idle >= 0) {
 		scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
 		COUNT(nr_idle_kicks);
-	} else if (wakeup_short && tun.wakeup_preempt) {
-		try_preempt(p, dl, llc_of(cpu));
 	}
 }
 
@@ -293,7 +310,7 @@ static bool rescue_starving(u64 dsq_id, u64 now)
 
 void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 {
-	u64 mine = cpu_dsq(cpu), shared = llc_dsq(llc_of(cpu)), first_dl, other_dl;
+	u64 mine = cpu_dsq(cpu), shared = llc_dsq(llc_of(cpu)), first_dl, other_dl, prev_dl;
 	u64 now = scx_bpf_now();
 	struct cpu_ctx *cctx = lookup_cpu_ctx(cpu);
 	u32 i, own_llc = llc_of(cpu);
@@ -325,8 +342,13 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 	 */
 	if (prev && (prev->scx.flags & SCX_TASK_QUEUED) &&
 	    (tctx = bpf_task_storage_get(&task_ctxs, prev, 0, 0)) &&
-	    running_deadline(prev, tctx) < first_dl) {
+	    (prev_dl = running_deadline(prev, tctx)) < first_dl) {
 		prev->scx.slice = task_slice(cpu);
+		/* No ops.running() follows: refresh what preempting wakers see (and any claim). */
+		if (cctx) {
+			cctx->running_dl = prev_dl;
+			cctx->running_short = task_is_short(tctx);
+		}
 		COUNT(nr_keep_running);
 		return;
 	}

@@ -181,7 +181,7 @@ fn no_stall() -> Result<String> {
         "nr_queued_pinned",
         "nr_idle_kicks",
         "nr_short_wakeups",
-        "nr_preempt_kicks",
+        "nr_preempts",
         "nr_dispatched",
     ] {
         ensure!(
@@ -282,6 +282,12 @@ fn short_first() -> Result<String> {
     const SAMPLES: usize = 400;
     let (mut dfl, mut brisk) = (Vec::new(), Vec::new());
     let mut rounds = Vec::new();
+    let mut kicks = [
+        ("nr_short_wakeups", 0),
+        ("nr_preempts", 0),
+        ("nr_preempt_none", 0),
+        ("nr_direct_idle", 0),
+    ];
     for _ in 0..ROUNDS {
         ensure!(
             sys::scx_state() == "disabled",
@@ -297,6 +303,11 @@ fn short_first() -> Result<String> {
             "scx_brisk did not exit cleanly:\n{}",
             b.output()
         );
+        for (k, v) in b.exit_counters() {
+            if let Some(slot) = kicks.iter_mut().find(|(n, _)| *n == k) {
+                slot.1 += v;
+            }
+        }
 
         rounds.push(format!(
             "dfl p99 {} us / brisk p99 {} us",
@@ -310,9 +321,10 @@ fn short_first() -> Result<String> {
     let (d50, d99, b50, b99) = (q(&dfl, 0.5), q(&dfl, 0.99), q(&brisk, 0.5), q(&brisk, 0.99));
     let fig = format!(
         "wakeup lateness over {ROUNDS} interleaved rounds: default p50 {d50:.0} us p99 {d99:.0} us, \
-         scx_brisk p50 {b50:.0} us p99 {b99:.0} us, p99 ratio {:.2} (<= 0.50); rounds: {}",
+         scx_brisk p50 {b50:.0} us p99 {b99:.0} us, p99 ratio {:.2} (<= 0.50); rounds: {}; scx_brisk {:?}",
         b99 / d99.max(1.0),
-        rounds.join(", ")
+        rounds.join(", "),
+        kicks
     );
     ensure!(b99 <= 0.5 * d99, "{fig}");
     Ok(fig)
