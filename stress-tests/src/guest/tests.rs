@@ -309,10 +309,14 @@ fn short_first() -> Result<String> {
             }
         }
 
+        let over = |v: &[u64]| v.iter().filter(|&&x| x >= 3_000_000).count();
         rounds.push(format!(
-            "dfl p99 {} us / brisk p99 {} us",
+            "dfl p99 {} us ({} >= 3 ms) / brisk p99 {} us ({} >= 3 ms, {} missed)",
             workloads::quantile(&d.lateness_ns, 0.99) / 1000,
-            workloads::quantile(&s.lateness_ns, 0.99) / 1000
+            over(&d.lateness_ns),
+            workloads::quantile(&s.lateness_ns, 0.99) / 1000,
+            over(&s.lateness_ns),
+            s.missed
         ));
         dfl.extend(d.lateness_ns);
         brisk.extend(s.lateness_ns);
