@@ -52,7 +52,7 @@ pub struct Periodic {
 /// Wakes every `period` at absolute times (CLOCK_MONOTONIC), records how late each wakeup was
 /// against its intended time, then burns `work` of its own CPU time. Missed periods are not
 /// skipped: the next wakeup is due at the next period boundary, and its lateness counts from
-/// there, so a stall shows in every sample it delayed.
+/// there, so a stall shows in every sample it delayed. Ends after `count` periods.
 pub fn periodic(period: Duration, work: Duration, count: usize) -> Periodic {
     let period_ns = period.as_nanos() as u64;
     let mut next = now_ns(libc::CLOCK_MONOTONIC) + period_ns;
@@ -60,7 +60,8 @@ pub fn periodic(period: Duration, work: Duration, count: usize) -> Periodic {
         lateness_ns: Vec::with_capacity(count),
         missed: 0,
     };
-    for _ in 0..count {
+    // `count` periods, taken or missed: the run lasts count * period whatever the load.
+    while out.lateness_ns.len() < count {
         let ts = libc::timespec {
             tv_sec: (next / 1_000_000_000) as i64,
             tv_nsec: (next % 1_000_000_000) as i64,
