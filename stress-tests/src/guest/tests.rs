@@ -18,6 +18,7 @@ pub const TESTS: &[(&str, TestFn)] = &[
     ("weights", weights),
     ("short-first", short_first),
     ("bad-input", bad_input),
+    ("hotplug", hotplug),
 ];
 
 /// Runs the tests whose names are in `only` (all when empty); returns the number failed.
@@ -426,5 +427,52 @@ fn bad_input() -> Result<String> {
         "{} cases refused: {}",
         checked.len(),
         checked.join("; ")
+    ))
+}
+
+/// 7. CPU hotplug while attached: the kernel ejects the scheduler with a restart request and
+///    scx_brisk reloads itself (for the offline and for the online transition).
+fn hotplug() -> Result<String> {
+    const ONLINE: &str = "/sys/devices/system/cpu/cpu1/online";
+    ensure!(
+        std::path::Path::new(ONLINE).exists(),
+        "{ONLINE} missing: no second CPU to unplug"
+    );
+    // Read before starting: enable_seq can lag the state file by a moment.
+    let seq0 = sys::scx_enable_seq();
+    let (mut b, _) = Brisk::start(&[])?;
+    let restarts = |b: &Brisk| b.output().matches("asked for a restart").count();
+    let mut figures = Vec::new();
+    for (value, want) in [("0", 1), ("1", 2)] {
+        std::fs::write(ONLINE, value).with_context(|| format!("writing {value} to {ONLINE}"))?;
+        let t = sys::wait_for(Duration::from_secs(30), || {
+            restarts(&b) >= want && sys::brisk_attached()
+        })
+        .with_context(|| {
+            format!(
+                "no restart after cpu1 online={value} (state {}); output:\n{}",
+                sys::scx_state(),
+                b.output()
+            )
+        })?;
+        figures.push(format!(
+            "online={value}: reattached in {:.1} s",
+            t.as_secs_f64()
+        ));
+    }
+    let seq = sys::scx_enable_seq();
+    let code = b.stop();
+    ensure!(
+        code == Some(0),
+        "scx_brisk exit {code:?} after hotplug; output:\n{}",
+        b.output()
+    );
+    ensure!(
+        seq >= seq0 + 2,
+        "enable_seq went {seq0} -> {seq}: expected two re-enables"
+    );
+    Ok(format!(
+        "{}; enable_seq {seq0} -> {seq}; exit 0",
+        figures.join(", ")
     ))
 }
