@@ -4,9 +4,11 @@ mod bpf_intf;
 mod bpf_skel;
 mod cli;
 mod counters;
+mod latency;
 mod policy;
 mod preflight;
 mod scheduler;
+mod stats;
 mod tunables;
 
 use std::mem::MaybeUninit;

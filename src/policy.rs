@@ -13,6 +13,7 @@ mod tests {
         fn brisk_host_deadline(v: u64, burst: u64, cap: u64, weight: u64) -> u64;
         fn brisk_host_slice(base: u64, min: u64, waiting: u64, cpus: u64) -> u64;
         fn brisk_host_should_preempt(waker: u64, victim: u64, margin: u64) -> i32;
+        fn brisk_host_task_slice(slice: u64, is_short: i32, short_burst: u64) -> u64;
     }
 
     const MS: u64 = 1_000_000;
@@ -115,6 +116,17 @@ mod tests {
             assert_eq!(brisk_host_slice(5 * MS, MS / 2, 2, 2), 5 * MS / 2);
             assert_eq!(brisk_host_slice(5 * MS, MS / 2, 1000, 2), MS / 2);
             assert_eq!(brisk_host_slice(5 * MS, MS / 2, 0, 0), 5 * MS);
+        }
+    }
+
+    #[test]
+    fn short_tasks_get_a_slice_that_covers_their_burst() {
+        unsafe {
+            // under load the slice shrinks to 0.5 ms, but a short task keeps 2 ms
+            assert_eq!(brisk_host_task_slice(MS / 2, 1, 2 * MS), 2 * MS);
+            assert_eq!(brisk_host_task_slice(MS / 2, 0, 2 * MS), MS / 2);
+            // a longer slice is never shortened
+            assert_eq!(brisk_host_task_slice(5 * MS, 1, 2 * MS), 5 * MS);
         }
     }
 

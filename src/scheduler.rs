@@ -15,12 +15,16 @@ use crate::bpf_intf;
 use crate::bpf_skel::{BpfSkel, BpfSkelBuilder};
 use crate::cli::Opts;
 use crate::counters::Counters;
+use crate::latency::{Hist, CLASSES, KINDS};
+use crate::stats::{self, Report};
 use crate::tunables::Tunables;
 
 pub struct Scheduler<'a> {
     skel: BpfSkel<'a>,
     struct_ops: Option<libbpf_rs::Link>,
     stats_interval: Option<Duration>,
+    stats_json: bool,
+    probes: bool,
 }
 
 impl<'a> Scheduler<'a> {
@@ -38,6 +42,11 @@ impl<'a> Scheduler<'a> {
             .context("failed to open the BPF scheduler")?;
 
         skel.struct_ops.brisk_ops_mut().exit_dump_len = opts.exit_dump_len;
+        if opts.no_latency_probes {
+            skel.progs.brisk_tp_wakeup.set_autoload(false);
+            skel.progs.brisk_tp_wakeup_new.set_autoload(false);
+            skel.progs.brisk_tp_switch.set_autoload(false);
+        }
         configure_topology(&mut skel, &topo)?;
         skel.maps.data_data.as_mut().unwrap().tun = tunables.to_bpf();
 
@@ -57,7 +66,10 @@ impl<'a> Scheduler<'a> {
         Ok(Self {
             skel,
             struct_ops: Some(struct_ops),
-            stats_interval: (opts.stats > 0).then(|| Duration::from_secs(opts.stats)),
+            stats_interval: (opts.stats_interval_s() > 0)
+                .then(|| Duration::from_secs(opts.stats_interval_s())),
+            stats_json: opts.stats_json,
+            probes: !opts.no_latency_probes,
         })
     }
 
@@ -72,23 +84,67 @@ impl<'a> Scheduler<'a> {
         Counters::sum_percpu(&values)
     }
 
+    /// The latency histograms, indexed kind * 3 + class; None with --no-latency-probes.
+    pub fn latency_hists(&self) -> Result<Option<Vec<Hist>>> {
+        if !self.probes {
+            return Ok(None);
+        }
+        let mut out = Vec::with_capacity(KINDS.len() * CLASSES.len());
+        for key in 0..(KINDS.len() * CLASSES.len()) as u32 {
+            let values = self
+                .skel
+                .maps
+                .lat_hists
+                .lookup_percpu(&key.to_ne_bytes(), MapFlags::ANY)
+                .context("failed to read the latency histograms")?
+                .context("latency histogram entry missing")?;
+            out.push(Hist::sum_percpu(&values)?);
+        }
+        Ok(Some(out))
+    }
+
+    fn report(&self, last: &mut (Counters, Option<Vec<Hist>>, Instant)) -> Result<Report> {
+        let counters = self.counters()?;
+        let hists = self.latency_hists()?;
+        let delta: Option<Vec<Hist>> = match (&hists, &last.1) {
+            (Some(now), Some(then)) => {
+                Some(now.iter().zip(then).map(|(a, b)| a.since(b)).collect())
+            }
+            _ => None,
+        };
+        let slice_ns = self
+            .skel
+            .maps
+            .bss_data
+            .as_ref()
+            .map_or(0, |b| b.last_slice_ns);
+        let report = Report::new(
+            last.2.elapsed().as_secs_f64(),
+            &counters,
+            &last.0,
+            delta.as_deref(),
+            stats::nr_runnable(),
+            slice_ns,
+        );
+        *last = (counters, hists, Instant::now());
+        Ok(report)
+    }
+
     /// Runs until `shutdown` is set or the kernel ejects the scheduler, then detaches and
     /// returns the exit info (an error exit is returned as Err, after its dump is printed).
     pub fn run(&mut self, shutdown: &Arc<AtomicBool>) -> Result<UserExitInfo> {
-        let mut last = self.counters()?;
+        let mut last = (self.counters()?, self.latency_hists()?, Instant::now());
         let mut next_stats = self.stats_interval.map(|d| Instant::now() + d);
         while !shutdown.load(Ordering::Relaxed) && !uei_exited!(&self.skel, uei) {
             std::thread::sleep(Duration::from_millis(100));
             if let (Some(due), Some(interval)) = (next_stats, self.stats_interval) {
                 if Instant::now() >= due {
-                    let now = self.counters()?;
-                    let delta: Vec<String> = now
-                        .since(&last)
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect();
-                    info!("last {}s: {}", interval.as_secs(), delta.join(" "));
-                    last = now;
+                    let report = self.report(&mut last)?;
+                    if self.stats_json {
+                        println!("{}", report.to_json());
+                    } else {
+                        info!("{}", report.to_line());
+                    }
                     next_stats = Some(due + interval);
                 }
             }

@@ -29,6 +29,35 @@ enum brisk_consts {
 	BRISK_STARVE_SCAN_INTERVAL_NS = 100 * 1000 * 1000,
 };
 
+/* Latency histograms (see lat_hist.h): 1 + 4 * 24 log-linear buckets + overflow. */
+enum brisk_lat_consts {
+	BRISK_LAT_MAX_LOG2 = 24,
+	BRISK_LAT_NR_BUCKETS = 1 + 4 * 24 + 1,
+};
+
+/* What a latency histogram measures. */
+enum brisk_lat_kind {
+	BRISK_LAT_WAKEUP = 0,	 /* woken (sched_wakeup/_new) -> first on a CPU */
+	BRISK_LAT_PREEMPTED = 1, /* switched out while still runnable -> back on a CPU */
+	BRISK_LAT_DISPATCH = 2,	 /* put on a DSQ by scx_brisk -> running */
+	BRISK_LAT_NR_KINDS = 3,
+};
+
+/* Task classes a histogram is kept for: the policy's own classification, and everyone. */
+enum brisk_lat_class {
+	BRISK_CLASS_SHORT = 0,
+	BRISK_CLASS_HOG = 1,
+	BRISK_CLASS_ALL = 2,
+	BRISK_NR_CLASSES = 3,
+};
+
+struct brisk_lat_hist {
+	u64 count;
+	u64 sum_ns;
+	u64 max_ns;
+	u64 buckets[BRISK_LAT_NR_BUCKETS];
+};
+
 /* Defaults of the tunables, in ns (see struct brisk_tunables for what each trades off). */
 #define BRISK_DFL_SLICE_NS	    5000000ULL
 #define BRISK_DFL_SLICE_MIN_NS	    500000ULL

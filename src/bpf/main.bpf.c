@@ -46,12 +46,19 @@ struct brisk_tunables tun = {
  */
 static u64 vtime_now;
 
+/* The slice most recently handed out, for the stats. */
+u64 last_slice_ns;
+
 struct task_ctx {
 	u64 vruntime;
 	u64 avg_burst_ns; /* EWMA of CPU time between sleeps */
 	u64 cur_burst_ns; /* CPU time since the task last woke */
 	u64 started_at;	  /* when it last got a CPU */
 	u64 queued_at;	  /* when it was last put on one of our DSQs */
+	/* Latency probes' timestamps (bpf_ktime_get_ns), 0 when not pending. */
+	u64 lat_wake_at;
+	u64 lat_preempt_at;
+	u64 lat_enq_at;
 };
 
 struct {
@@ -150,8 +157,12 @@ static u64 running_deadline(const struct task_struct *p, const struct task_ctx *
 			      tun.burst_cap_ns, p->scx.weight);
 }
 
-/* Slice for a task about to run on @cpu, shrunk by the number of tasks waiting there. */
-static u64 task_slice(s32 cpu)
+/*
+ * Slice for @tctx's task about to run on @cpu: the base slice shrunk by the number of tasks
+ * waiting there, but never less than short_burst_ns for a short task, so that its burst is
+ * not cut at a tick and sent to the back of the queue (it sleeps before using it up anyway).
+ */
+static u64 task_slice(const struct task_ctx *tctx, s32 cpu)
 {
 	u32 llc = llc_of(cpu);
 	const volatile u32 *nr = MEMBER_VPTR(llc_nr_cpus, [llc]);
@@ -160,7 +171,8 @@ static u64 task_slice(s32 cpu)
 
 	if (cpu >= 0)
 		waiting += scx_bpf_dsq_nr_queued(cpu_dsq(cpu));
-	return brisk_slice(tun.slice_ns, tun.slice_min_ns, waiting, nr_cpus);
+	last_slice_ns = brisk_slice(tun.slice_ns, tun.slice_min_ns, waiting, nr_cpus);
+	return brisk_task_slice(last_slice_ns, tctx && task_is_short(tctx), tun.short_burst_ns);
 }
 
 static bool is_pinned(const struct task_struct *p)
@@ -175,7 +187,11 @@ s32 BPF_STRUCT_OPS(brisk_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 
 	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
 	if (is_idle) {
-		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, task_slice(cpu), 0);
+		struct task_ctx *tctx = lookup_task_ctx(p);
+
+		if (tctx)
+			tctx->lat_enq_at = bpf_ktime_get_ns();
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, task_slice(tctx, cpu), 0);
 		COUNT(nr_direct_idle);
 	}
 	return cpu;
@@ -236,6 +252,7 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 		return;
 	dl = task_deadline(p, tctx);
 	tctx->queued_at = scx_bpf_now();
+	tctx->lat_enq_at = bpf_ktime_get_ns();
 
 	/* An idle CPU that can take it: claim it (pinned tasks: only their own CPU). */
 	if (!pinned)
@@ -250,7 +267,8 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 			if (victim >= 0) {
 				/* To the front of the victim's local queue; its task is preempted.
 				 */
-				scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | victim, task_slice(victim),
+				scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | victim,
+						   task_slice(tctx, victim),
 						   enq_flags | SCX_ENQ_PREEMPT);
 				COUNT(nr_preempts);
 				return;
@@ -260,13 +278,14 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 	}
 
 	if (pinned) {
-		scx_bpf_dsq_insert_vtime(p, cpu_dsq(cpu), task_slice(cpu), dl, enq_flags);
+		scx_bpf_dsq_insert_vtime(p, cpu_dsq(cpu), task_slice(tctx, cpu), dl, enq_flags);
 		COUNT(nr_queued_pinned);
 	} else {
 		/* Queue where the idle CPU takes it, if any, else where it was. */
 		if (idle >= 0)
 			cpu = idle;
-		scx_bpf_dsq_insert_vtime(p, llc_dsq(llc_of(cpu)), task_slice(cpu), dl, enq_flags);
+		scx_bpf_dsq_insert_vtime(p, llc_dsq(llc_of(cpu)), task_slice(tctx, cpu), dl,
+					 enq_flags);
 		COUNT(nr_queued_shared);
 	}
 	if (idle >= 0) {
@@ -343,7 +362,7 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 	if (prev && (prev->scx.flags & SCX_TASK_QUEUED) &&
 	    (tctx = bpf_task_storage_get(&task_ctxs, prev, 0, 0)) &&
 	    (prev_dl = running_deadline(prev, tctx)) < first_dl) {
-		prev->scx.slice = task_slice(cpu);
+		prev->scx.slice = task_slice(tctx, cpu);
 		/* No ops.running() follows: refresh what preempting wakers see (and any claim). */
 		if (cctx) {
 			cctx->running_dl = prev_dl;
@@ -458,6 +477,8 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(brisk_init)
 	}
 	return 0;
 }
+
+#include "probes.bpf.h"
 
 void BPF_STRUCT_OPS(brisk_exit, struct scx_exit_info *ei)
 {

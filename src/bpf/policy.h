@@ -90,6 +90,12 @@ static inline u64 brisk_slice(u64 base_ns, u64 min_ns, u64 nr_waiting, u64 nr_cp
 	return slice < min_ns ? min_ns : slice;
 }
 
+/* A short task's slice covers a whole burst of its kind: at least @short_burst_ns. */
+static inline u64 brisk_task_slice(u64 slice_ns, int is_short, u64 short_burst_ns)
+{
+	return is_short && slice_ns < short_burst_ns ? short_burst_ns : slice_ns;
+}
+
 /* Whether a waker with deadline @waker_dl should preempt a task running with @victim_dl. */
 static inline int brisk_should_preempt(u64 waker_dl, u64 victim_dl, u64 margin_ns)
 {

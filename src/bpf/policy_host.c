@@ -2,6 +2,7 @@
 /* Host build of policy.h: exported so the Rust unit tests call the BPF policy's own code. */
 #include <stdint.h>
 #include "policy.h"
+#include "lat_hist.h"
 
 s64 brisk_host_time_delta(u64 a, u64 b)
 {
@@ -38,4 +39,19 @@ u64 brisk_host_slice(u64 b, u64 m, u64 n, u64 c)
 int brisk_host_should_preempt(u64 w, u64 v, u64 m)
 {
 	return brisk_should_preempt(w, v, m);
+}
+
+u64 brisk_host_task_slice(u64 s, int sh, u64 t)
+{
+	return brisk_task_slice(s, sh, t);
+}
+
+u32 brisk_host_lat_bucket(u64 ns)
+{
+	return brisk_lat_bucket(ns);
+}
+
+u64 brisk_host_lat_bucket_lo_ns(u32 b)
+{
+	return brisk_lat_bucket_lo_ns(b);
 }

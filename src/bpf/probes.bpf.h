@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * scx_brisk: latency probes. Included by main.bpf.c so that they share the policy's task
+ * storage (timestamps and the short/hog classification); the loader leaves them unloaded with
+ * --no-latency-probes.
+ *
+ * Three delays are measured for every task run under scx_brisk, per class, into log-linear
+ * per-CPU histograms (lat_hist.h) that userspace reads and differences:
+ * - wakeup: sched_wakeup / sched_wakeup_new -> the task is switched in;
+ * - preempted: switched out while still runnable -> switched in again;
+ * - dispatch: scx_brisk put it on a DSQ (any path) -> switched in.
+ * A task switched out to sleep carries no stale timestamps into its next wakeup.
+ */
+#include "lat_hist.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, BRISK_LAT_NR_KINDS *BRISK_NR_CLASSES);
+	__type(key, u32);
+	__type(value, struct brisk_lat_hist);
+} lat_hists SEC(".maps");
+
+static void lat_add(u32 kind, u32 class, u64 delta_ns)
+{
+	u32 key = kind * BRISK_NR_CLASSES + class, b;
+	struct brisk_lat_hist *h = bpf_map_lookup_elem(&lat_hists, &key);
+
+	if (!h)
+		return;
+	h->count++;
+	h->sum_ns += delta_ns;
+	if (delta_ns > h->max_ns)
+		h->max_ns = delta_ns;
+	b = brisk_lat_bucket(delta_ns);
+	if (b < BRISK_LAT_NR_BUCKETS)
+		h->buckets[b]++;
+}
+
+static void lat_record(u32 kind, bool is_short, u64 *since, u64 now)
+{
+	u64 t = *since;
+
+	if (!t)
+		return;
+	*since = 0;
+	if (now <= t)
+		return;
+	lat_add(kind, is_short ? BRISK_CLASS_SHORT : BRISK_CLASS_HOG, now - t);
+	lat_add(kind, BRISK_CLASS_ALL, now - t);
+}
+
+static int mark_woken(struct task_struct *p)
+{
+	struct task_ctx *tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
+
+	if (tctx)
+		tctx->lat_wake_at = bpf_ktime_get_ns();
+	return 0;
+}
+
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(brisk_tp_wakeup, struct task_struct *p)
+{
+	return mark_woken(p);
+}
+
+SEC("tp_btf/sched_wakeup_new")
+int BPF_PROG(brisk_tp_wakeup_new, struct task_struct *p)
+{
+	return mark_woken(p);
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(brisk_tp_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
+	     unsigned int prev_state)
+{
+	u64 now = bpf_ktime_get_ns();
+	struct task_ctx *tctx;
+	bool is_short;
+
+	tctx = bpf_task_storage_get(&task_ctxs, prev, 0, 0);
+	if (tctx) {
+		if (preempt || prev_state == 0 /* TASK_RUNNING */) {
+			tctx->lat_preempt_at = now;
+		} else {
+			tctx->lat_wake_at = 0;
+			tctx->lat_preempt_at = 0;
+			tctx->lat_enq_at = 0;
+		}
+	}
+
+	tctx = bpf_task_storage_get(&task_ctxs, next, 0, 0);
+	if (tctx) {
+		is_short = task_is_short(tctx);
+		lat_record(BRISK_LAT_WAKEUP, is_short, &tctx->lat_wake_at, now);
+		lat_record(BRISK_LAT_PREEMPTED, is_short, &tctx->lat_preempt_at, now);
+		lat_record(BRISK_LAT_DISPATCH, is_short, &tctx->lat_enq_at, now);
+	}
+	return 0;
+}
