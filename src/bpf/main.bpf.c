@@ -59,6 +59,8 @@ struct task_ctx {
 	u64 lat_wake_at;
 	u64 lat_preempt_at;
 	u64 lat_enq_at;
+	/* The last wakeup was synchronous: the waker is about to sleep and free its CPU. */
+	u32 sync_wakeup;
 };
 
 struct {
@@ -185,6 +187,10 @@ s32 BPF_STRUCT_OPS(brisk_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 	bool is_idle = false;
 	s32 cpu;
 
+	struct task_ctx *wtctx = lookup_task_ctx(p);
+
+	if (wtctx)
+		wtctx->sync_wakeup = !!(wake_flags & SCX_WAKE_SYNC);
 	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
 	if (is_idle) {
 		struct task_ctx *tctx = lookup_task_ctx(p);
@@ -262,7 +268,12 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 
 	if ((enq_flags & SCX_ENQ_WAKEUP) && task_is_short(tctx)) {
 		COUNT(nr_short_wakeups);
-		if (idle < 0 && tun.wakeup_preempt) {
+		/*
+		 * No preemption for a synchronous wakeup (pipes, sockets): the waker is about to
+		 * sleep, so a CPU frees up at once; preempting a third task would only add an IPI
+		 * and a context switch per message.
+		 */
+		if (idle < 0 && tun.wakeup_preempt && !tctx->sync_wakeup) {
 			victim = pick_victim(p, dl, llc_of(cpu));
 			if (victim >= 0) {
 				/* To the front of the victim's local queue; its task is preempted.

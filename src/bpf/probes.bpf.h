@@ -6,7 +6,7 @@
  *
  * Three delays are measured for every task run under scx_brisk, per class, into log-linear
  * per-CPU histograms (lat_hist.h) that userspace reads and differences:
- * - wakeup: sched_wakeup / sched_wakeup_new -> the task is switched in;
+ * - wakeup: sched_waking / sched_wakeup_new -> the task is switched in;
  * - preempted: switched out while still runnable -> switched in again;
  * - dispatch: scx_brisk put it on a DSQ (any path) -> switched in.
  * A task switched out to sleep carries no stale timestamps into its next wakeup.
@@ -58,7 +58,11 @@ static int mark_woken(struct task_struct *p)
 	return 0;
 }
 
-SEC("tp_btf/sched_wakeup")
+/*
+ * sched_waking fires as try_to_wake_up() starts, sched_wakeup once the task is queued; the
+ * earlier one is the task's real wake time (a remote wakeup can sit in an IPI in between).
+ */
+SEC("tp_btf/sched_waking")
 int BPF_PROG(brisk_tp_wakeup, struct task_struct *p)
 {
 	return mark_woken(p);

@@ -29,7 +29,7 @@ pub enum Cmd {
     },
     /// Run the integration tests (all, or those named).
     Test {
-        /// Test names (attach, no-stall, fairness, weights, short-first, bad-input, hotplug).
+        /// Test names (attach, no-stall, fairness, weights, short-first, bad-input, hotplug, latency).
         names: Vec<String>,
     },
     /// A CPU hog that never sleeps.
