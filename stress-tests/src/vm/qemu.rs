@@ -63,7 +63,7 @@ impl Outcome {
 }
 
 /// Nice value given to qemu's vCPU threads.
-const VCPU_NICE: i32 = 5;
+const VCPU_NICE: i32 = 10;
 
 /// Lowers the host priority of qemu's vCPU threads below its main loop. With as many busy vCPU
 /// threads as host cores, the main loop (which delivers the guest's timer interrupts) otherwise
