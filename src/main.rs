@@ -5,6 +5,7 @@ mod bpf_skel;
 mod cli;
 mod counters;
 mod latency;
+mod overhead;
 mod policy;
 mod preflight;
 mod scheduler;

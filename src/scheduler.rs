@@ -10,14 +10,25 @@ use libbpf_rs::{MapCore, MapFlags, OpenObject};
 use log::{info, warn};
 use scx_utils::{scx_ops_attach, scx_ops_load, scx_ops_open, uei_exited, uei_report};
 use scx_utils::{Topology, UserExitInfo};
+// Skel::object() for the per-program stats.
+use libbpf_rs::skel::Skel;
 
 use crate::bpf_intf;
 use crate::bpf_skel::{BpfSkel, BpfSkelBuilder};
 use crate::cli::Opts;
 use crate::counters::Counters;
 use crate::latency::{Hist, CLASSES, KINDS};
+use crate::overhead;
 use crate::stats::{self, Report};
 use crate::tunables::Tunables;
+
+/// The previous stats reading: counters, latency histograms, when, per-program BPF stats.
+type Last = (
+    Counters,
+    Option<Vec<Hist>>,
+    Instant,
+    Option<overhead::Snapshot>,
+);
 
 pub struct Scheduler<'a> {
     skel: BpfSkel<'a>,
@@ -25,6 +36,8 @@ pub struct Scheduler<'a> {
     stats_interval: Option<Duration>,
     stats_json: bool,
     probes: bool,
+    /// Holds kernel.bpf_stats_enabled on while stats are printed.
+    bpf_stats: Option<overhead::StatsEnabled>,
 }
 
 impl<'a> Scheduler<'a> {
@@ -70,6 +83,7 @@ impl<'a> Scheduler<'a> {
                 .then(|| Duration::from_secs(opts.stats_interval_s())),
             stats_json: opts.stats_json,
             probes: !opts.no_latency_probes,
+            bpf_stats: None,
         })
     }
 
@@ -103,7 +117,7 @@ impl<'a> Scheduler<'a> {
         Ok(Some(out))
     }
 
-    fn report(&self, last: &mut (Counters, Option<Vec<Hist>>, Instant)) -> Result<Report> {
+    fn report(&self, last: &mut Last) -> Result<Report> {
         let counters = self.counters()?;
         let hists = self.latency_hists()?;
         let delta: Option<Vec<Hist>> = match (&hists, &last.1) {
@@ -118,22 +132,51 @@ impl<'a> Scheduler<'a> {
             .bss_data
             .as_ref()
             .map_or(0, |b| b.last_slice_ns);
+        let interval_s = last.2.elapsed().as_secs_f64();
+        let progs = self.prog_stats();
+        let bpf = match (&progs, &last.3) {
+            (Some(now), Some(then)) => Some(overhead::per_call(
+                now,
+                then,
+                interval_s,
+                *scx_utils::NR_CPU_IDS,
+            )),
+            _ => None,
+        };
         let report = Report::new(
-            last.2.elapsed().as_secs_f64(),
+            interval_s,
             &counters,
             &last.0,
             delta.as_deref(),
             stats::nr_runnable(),
             slice_ns,
+            bpf,
         );
-        *last = (counters, hists, Instant::now());
+        *last = (counters, hists, Instant::now(), progs);
         Ok(report)
+    }
+
+    /// Per-program run time and count, if the kernel keeps them (bpf_stats_enabled).
+    fn prog_stats(&self) -> Option<overhead::Snapshot> {
+        self.bpf_stats.as_ref()?;
+        overhead::snapshot(self.skel.object()).ok()
     }
 
     /// Runs until `shutdown` is set or the kernel ejects the scheduler, then detaches and
     /// returns the exit info (an error exit is returned as Err, after its dump is printed).
     pub fn run(&mut self, shutdown: &Arc<AtomicBool>) -> Result<UserExitInfo> {
-        let mut last = (self.counters()?, self.latency_hists()?, Instant::now());
+        if self.stats_interval.is_some() {
+            match overhead::StatsEnabled::enable() {
+                Ok(guard) => self.bpf_stats = Some(guard),
+                Err(e) => warn!("per-program BPF cost unavailable: {e:#}"),
+            }
+        }
+        let mut last: Last = (
+            self.counters()?,
+            self.latency_hists()?,
+            Instant::now(),
+            self.prog_stats(),
+        );
         let mut next_stats = self.stats_interval.map(|d| Instant::now() + d);
         while !shutdown.load(Ordering::Relaxed) && !uei_exited!(&self.skel, uei) {
             std::thread::sleep(Duration::from_millis(100));

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::counters::Counters;
 use crate::latency::{Hist, Summary, CLASSES, KINDS};
+use crate::overhead::Overhead;
 
 /// One interval's report. Field names are stable (they are the JSON keys); units are in the
 /// names.
@@ -22,6 +23,9 @@ pub struct Report {
     pub nr_runnable: u64,
     /// The slice scx_brisk handed out most recently.
     pub slice_us: f64,
+    /// Cost of each BPF program (ns per run) and the probes' share of CPU time, from
+    /// kernel.bpf_stats_enabled; absent if the kernel would not keep those stats.
+    pub bpf: Option<Overhead>,
 }
 
 impl Report {
@@ -33,6 +37,7 @@ impl Report {
         hists: Option<&[Hist]>,
         nr_runnable: u64,
         slice_ns: u64,
+        bpf: Option<Overhead>,
     ) -> Self {
         let mut latency = BTreeMap::new();
         if let Some(hists) = hists {
@@ -51,6 +56,7 @@ impl Report {
             latency,
             nr_runnable,
             slice_us: slice_ns as f64 / 1000.0,
+            bpf,
         }
     }
 
@@ -86,6 +92,15 @@ impl Report {
                 ));
             }
         }
+        if let Some(bpf) = &self.bpf {
+            line.push_str(" | bpf ns/run:");
+            for (prog, ns) in &bpf.ns_per_call {
+                line.push_str(&format!(" {prog} {ns:.0}"));
+            }
+            if let Some(pct) = bpf.probes_cpu_pct {
+                line.push_str(&format!(" | probes {pct:.2}% cpu"));
+            }
+        }
         line
     }
 }
@@ -118,6 +133,10 @@ mod tests {
             with_latency.then_some(&hists[..]),
             3,
             2_500_000,
+            Some(Overhead {
+                ns_per_call: [("enqueue".to_string(), 812.0)].into(),
+                probes_cpu_pct: Some(0.5),
+            }),
         )
     }
 
@@ -129,6 +148,7 @@ mod tests {
         assert_eq!(
             top,
             [
+                "bpf",
                 "counters",
                 "interval_s",
                 "latency",
@@ -136,6 +156,8 @@ mod tests {
                 "slice_us"
             ]
         );
+        assert_eq!(v["bpf"]["ns_per_call"]["enqueue"], 812.0);
+        assert_eq!(v["bpf"]["probes_cpu_pct"], 0.5);
         assert_eq!(v["counters"]["nr_preempts"], 7);
         assert_eq!(v["slice_us"], 2500.0);
         for kind in ["wakeup", "preempted", "dispatch"] {
@@ -156,6 +178,14 @@ mod tests {
         assert!(line.contains("preempt 7/9"), "{line}");
         assert!(line.contains("slice 2500us"), "{line}");
         assert!(line.contains("short -/- (n=0)"), "{line}");
+        assert!(
+            line.contains("bpf ns/run: enqueue 812 | probes 0.50% cpu"),
+            "{line}"
+        );
+        assert!(
+            line.contains("bpf ns/run: enqueue 812 | probes 0.50% cpu"),
+            "{line}"
+        );
         assert!(!report(false).to_line().contains("wakeup"));
     }
 }

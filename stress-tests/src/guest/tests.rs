@@ -543,6 +543,33 @@ fn latency() -> Result<String> {
     }
     ensure!(total("preempted", "hog") > 0, "no preempted-hog samples");
     ensure!(total("dispatch", "all") > 0, "no dispatch samples");
+    // Per-callback cost from kernel.bpf_stats_enabled, for struct_ops and probe programs.
+    let cost = |prog: &str| -> Vec<f64> {
+        lines
+            .iter()
+            .filter_map(|v| v["bpf"]["ns_per_call"][prog].as_f64())
+            .collect()
+    };
+    for prog in [
+        "enqueue",
+        "dispatch",
+        "running",
+        "stopping",
+        "tp_switch",
+        "tp_wakeup",
+    ] {
+        ensure!(
+            cost(prog).iter().any(|&ns| ns > 0.0),
+            "no per-call cost reported for {prog}"
+        );
+    }
+    let mut pct: Vec<f64> = lines
+        .iter()
+        .filter_map(|v| v["bpf"]["probes_cpu_pct"].as_f64())
+        .collect();
+    ensure!(!pct.is_empty(), "no probes_cpu_pct in the stats");
+    pct.sort_by(|a, b| a.total_cmp(b));
+    let probes_pct = pct[pct.len() / 2];
     // The short class's p99 in the intervals the periodic task ran (median over them).
     let mut p99s: Vec<f64> = lines
         .iter()
@@ -620,7 +647,8 @@ fn latency() -> Result<String> {
     };
     let (on, off) = (median(&mut times[0]), median(&mut times[1]));
     Ok(format!(
-        "{agree}; links {links_on:?} with probes, {links_off:?} without; \
+        "{agree}; probes {probes_pct:.2}% of CPU time (median interval); \
+         links {links_on:?} with probes, {links_off:?} without; \
          hackbench median {on:.2} s probes on / {off:.2} s off = {:.3} (informative)",
         on / off
     ))

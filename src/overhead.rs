@@ -1,0 +1,122 @@
+//! What the BPF programs cost: per-program run time and run count, kept by the kernel while
+//! `kernel.bpf_stats_enabled` is 1 (turned on for as long as the stats are printed, and set
+//! back afterwards, since the accounting itself costs a little on every run).
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, AsRawFd};
+
+use anyhow::{bail, Context, Result};
+
+const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+/// Keeps `kernel.bpf_stats_enabled` at 1 while alive; restores the previous value on drop.
+pub struct StatsEnabled {
+    previous: String,
+}
+
+impl StatsEnabled {
+    pub fn enable() -> Result<Self> {
+        let previous =
+            std::fs::read_to_string(BPF_STATS).with_context(|| format!("reading {BPF_STATS}"))?;
+        std::fs::write(BPF_STATS, "1").with_context(|| format!("enabling {BPF_STATS}"))?;
+        Ok(Self { previous })
+    }
+}
+
+impl Drop for StatsEnabled {
+    fn drop(&mut self) {
+        let _ = std::fs::write(BPF_STATS, self.previous.trim());
+    }
+}
+
+/// Cumulative (run_time_ns, run_cnt) of one loaded program.
+fn prog_stats(fd: impl AsFd) -> Result<(u64, u64)> {
+    // SAFETY: bpf_prog_info is plain data; the kernel fills at most `len` bytes of it.
+    let mut info: libbpf_rs::libbpf_sys::bpf_prog_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of_val(&info) as u32;
+    let ret = unsafe {
+        libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(fd.as_fd().as_raw_fd(), &mut info, &mut len)
+    };
+    if ret != 0 {
+        bail!(
+            "bpf_prog_get_info_by_fd: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok((info.run_time_ns, info.run_cnt))
+}
+
+/// Cumulative run time and count per program of the scheduler's object.
+pub type Snapshot = BTreeMap<String, (u64, u64)>;
+
+pub fn snapshot(obj: &libbpf_rs::Object) -> Result<Snapshot> {
+    let mut out = Snapshot::new();
+    for prog in obj.progs() {
+        let name = prog.name().to_string_lossy().to_string();
+        if name == "scx_lib_init_probe" {
+            continue; // runs once, at attach
+        }
+        out.insert(name, prog_stats(prog.as_fd())?);
+    }
+    Ok(out)
+}
+
+/// Average ns per run of each program that ran between two snapshots, and the share of all
+/// CPUs' time (percent) the latency probes (`brisk_tp_*`) took over `interval_s`.
+pub fn per_call(now: &Snapshot, then: &Snapshot, interval_s: f64, nr_cpus: usize) -> Overhead {
+    let mut ns_per_call = BTreeMap::new();
+    let mut probes_ns = 0u64;
+    for (name, (t1, c1)) in now {
+        let (t0, c0) = then.get(name).copied().unwrap_or((0, 0));
+        let (dt, dc) = (t1.saturating_sub(t0), c1.saturating_sub(c0));
+        if name.starts_with("brisk_tp_") {
+            probes_ns += dt;
+        }
+        if dc > 0 {
+            let short = name.strip_prefix("brisk_").unwrap_or(name).to_string();
+            ns_per_call.insert(short, dt as f64 / dc as f64);
+        }
+    }
+    let capacity_ns = interval_s * nr_cpus.max(1) as f64 * 1e9;
+    Overhead {
+        ns_per_call,
+        probes_cpu_pct: (capacity_ns > 0.0).then(|| probes_ns as f64 * 100.0 / capacity_ns),
+    }
+}
+
+#[derive(Debug, Default, Clone, serde::Serialize, PartialEq)]
+pub struct Overhead {
+    /// Program (without the `brisk_` prefix) -> average ns per run over the interval.
+    pub ns_per_call: BTreeMap<String, f64>,
+    /// Share of all CPUs' time spent in the latency probes, percent.
+    pub probes_cpu_pct: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_call_and_probe_share() {
+        let then: Snapshot = [
+            ("brisk_enqueue".to_string(), (1_000, 10)),
+            ("brisk_tp_switch".to_string(), (0, 0)),
+        ]
+        .into();
+        let now: Snapshot = [
+            ("brisk_enqueue".to_string(), (5_000, 20)),
+            ("brisk_tp_switch".to_string(), (20_000_000, 100_000)),
+            ("brisk_exit".to_string(), (0, 0)),
+        ]
+        .into();
+        let o = per_call(&now, &then, 1.0, 2);
+        assert_eq!(o.ns_per_call["enqueue"], 400.0);
+        assert_eq!(o.ns_per_call["tp_switch"], 200.0);
+        assert!(
+            !o.ns_per_call.contains_key("exit"),
+            "programs that did not run are left out"
+        );
+        // 20 ms of probe time over 1 s on 2 CPUs = 1%
+        assert!((o.probes_cpu_pct.unwrap() - 1.0).abs() < 1e-9);
+    }
+}
