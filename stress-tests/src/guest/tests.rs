@@ -280,7 +280,7 @@ fn periodic_round(samples: usize) -> Result<workloads::Periodic> {
 /// 5. The periodic task's wakeup p99 under scx_brisk is at most half the default scheduler's,
 ///    in the same boot, rounds interleaved.
 fn short_first() -> Result<String> {
-    const ROUNDS: usize = 3;
+    const ROUNDS: usize = 5;
     const SAMPLES: usize = 400;
     let (mut dfl, mut brisk) = (Vec::new(), Vec::new());
     let mut rounds = Vec::new();
