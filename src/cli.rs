@@ -1,8 +1,12 @@
 //! Command line of scx_brisk. The doc comments are the `--help` text.
 
-use clap::Parser;
+use std::path::PathBuf;
 
-use crate::tunables::{self, Tunables};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Parser, Subcommand};
+
+use crate::settings;
+use crate::tunables::{self, Value};
 
 /// scx_brisk: a sched_ext scheduler with weighted virtual runtime that favours short-running
 /// tasks.
@@ -11,8 +15,40 @@ use crate::tunables::{self, Tunables};
 /// every task keeps its nice-weighted share of CPU time. Needs root and a kernel with
 /// CONFIG_SCHED_CLASS_EXT (6.12+). Ctrl-C hands the CPUs back to the default scheduler.
 #[derive(Debug, Parser)]
-#[command(name = "scx_brisk", version, verbatim_doc_comment)]
+///
+/// Settings: defaults, then --policy FILE, then the options given here. A running instance is
+/// changed with `scx_brisk ctl` (root only); SIGHUP re-reads its --policy file.
+#[command(
+    name = "scx_brisk",
+    version,
+    verbatim_doc_comment,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Opts {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Start with the settings of this policy file (TOML; see scheduler-policies/).
+    ///
+    /// A policy file is a whole profile: keys it leaves out take their defaults, and options
+    /// given on the command line override it. SIGHUP makes scx_brisk re-read it.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+
+    /// Let the auto-tuner hold the short tasks' p99 wakeup latency under --target-p99-us.
+    ///
+    /// It shortens the slice and the preemption margin while the probes measure the short
+    /// class's p99 over the target, and gives slice back to hogs while it is well under.
+    /// The --slice-us and --preempt-margin-us values are its relaxed end. Needs the probes.
+    #[arg(long)]
+    pub auto: bool,
+
+    /// The auto-tuner's target for the short class's p99 wakeup latency, in microseconds.
+    ///
+    /// Lower targets cost hogs slice length and more context switches.
+    #[arg(long, value_name = "US", default_value_t = settings::TARGET_P99_US.default)]
+    pub target_p99_us: u64,
+
     /// Base time slice, in microseconds.
     ///
     /// A task runs at most this long before the next waiting task gets the CPU; the slice is
@@ -107,9 +143,48 @@ pub struct Opts {
     #[arg(long, default_value_t = 0)]
     pub exit_dump_len: u32,
 
+    /// Show the stats of the running scx_brisk every SECS seconds, without loading anything.
+    ///
+    /// Reads them over the root-only control socket; the format follows --stats-json.
+    /// Stops when the scheduler does.
+    #[arg(long, value_name = "SECS")]
+    pub monitor: Option<u64>,
+
     /// Verbose output, including libbpf's messages.
     #[arg(short, long)]
     pub verbose: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show or change the settings of the running scx_brisk (root only).
+    Ctl {
+        #[command(subcommand)]
+        action: CtlAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CtlAction {
+    /// Print every setting's running value and where it came from.
+    Show {
+        /// As one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change settings (KEY=VALUE ...): all of them are applied, or none.
+    ///
+    /// Keys are the long options with `-` written `_` (slice_us=3000), plus mode=fixed|auto
+    /// and target_p99_us.
+    Set {
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        pairs: Vec<String>,
+    },
+    /// Switch to the settings of a policy file (keys it leaves out take their defaults).
+    Apply {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 impl Opts {
@@ -120,48 +195,89 @@ impl Opts {
             (s, _) => s,
         }
     }
+}
 
-    pub fn tunables(&self) -> Tunables {
-        Tunables {
-            slice_us: self.slice_us,
-            slice_min_us: self.slice_min_us,
-            short_burst_us: self.short_burst_us,
-            burst_cap_us: self.burst_cap_us,
-            sleep_credit_us: self.sleep_credit_us,
-            preempt_margin_us: self.preempt_margin_us,
-            starve_us: self.starve_us,
-            burst_ewma_shift: self.burst_ewma_shift,
-            wakeup_preempt: !self.no_wakeup_preempt,
+/// The settings given explicitly on the command line (not defaults), as changes to apply on
+/// top of the defaults or policy file.
+pub fn cli_changes(m: &ArgMatches) -> Vec<(String, Value)> {
+    let given = |id: &str| m.value_source(id) == Some(ValueSource::CommandLine);
+    let mut out = Vec::new();
+    for key in tunables::NUMERIC
+        .iter()
+        .map(|s| s.key)
+        .chain([settings::TARGET_P99_US.key])
+    {
+        if given(key) {
+            let v = m.get_one::<u64>(key).copied().unwrap_or_default();
+            out.push((key.to_string(), Value::Str(v.to_string())));
         }
     }
+    if m.get_flag("no_wakeup_preempt") {
+        out.push((tunables::WAKEUP_PREEMPT.to_string(), Value::Bool(false)));
+    }
+    if m.get_flag("auto") {
+        out.push((settings::MODE.to_string(), Value::Str("auto".into())));
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::{CommandFactory, FromArgMatches};
 
-    #[test]
-    fn defaults_parse_to_default_tunables() {
-        let opts = Opts::try_parse_from(["scx_brisk"]).unwrap();
-        assert_eq!(opts.tunables(), Tunables::default());
+    fn changes(args: &[&str]) -> Vec<(String, Value)> {
+        let m = Opts::command().try_get_matches_from(args).unwrap();
+        Opts::from_arg_matches(&m).unwrap();
+        cli_changes(&m)
     }
 
     #[test]
-    fn options_reach_tunables() {
-        let opts = Opts::try_parse_from([
+    fn cli_is_consistent() {
+        Opts::command().debug_assert();
+    }
+
+    #[test]
+    fn only_given_options_become_changes() {
+        assert!(changes(&["scx_brisk"]).is_empty());
+        // a value equal to the default still counts: the user asked for it
+        let c = changes(&[
             "scx_brisk",
             "--slice-us",
-            "8000",
+            "5000",
             "--short-burst-us",
             "300",
             "--no-wakeup-preempt",
-        ])
-        .unwrap();
-        let t = opts.tunables();
+            "--auto",
+            "--target-p99-us",
+            "900",
+        ]);
+        let s = |v: &str| Value::Str(v.into());
         assert_eq!(
-            (t.slice_us, t.short_burst_us, t.wakeup_preempt),
-            (8000, 300, false)
+            c,
+            vec![
+                ("slice_us".to_string(), s("5000")),
+                ("short_burst_us".to_string(), s("300")),
+                ("target_p99_us".to_string(), s("900")),
+                ("wakeup_preempt".to_string(), Value::Bool(false)),
+                ("mode".to_string(), s("auto")),
+            ]
         );
+    }
+
+    #[test]
+    fn ctl_subcommands_parse_and_do_not_mix_with_scheduler_options() {
+        let o = Opts::try_parse_from(["scx_brisk", "ctl", "set", "slice_us=3000", "mode=auto"])
+            .unwrap();
+        match o.command {
+            Some(Command::Ctl {
+                action: CtlAction::Set { pairs },
+            }) => assert_eq!(pairs, ["slice_us=3000", "mode=auto"]),
+            other => panic!("{other:?}"),
+        }
+        assert!(Opts::try_parse_from(["scx_brisk", "ctl", "set"]).is_err());
+        assert!(Opts::try_parse_from(["scx_brisk", "--slice-us", "3000", "ctl", "show"]).is_err());
+        assert!(Opts::try_parse_from(["scx_brisk", "ctl", "apply"]).is_err());
     }
 
     #[test]

@@ -30,7 +30,7 @@ impl Counters {
         Ok(total)
     }
 
-    pub fn fields(&self) -> [(&'static str, u64); 11] {
+    pub fn fields(&self) -> [(&'static str, u64); 13] {
         let c = &self.0;
         [
             ("nr_direct_idle", c.nr_direct_idle),
@@ -44,6 +44,8 @@ impl Counters {
             ("nr_stolen", c.nr_stolen),
             ("nr_keep_running", c.nr_keep_running),
             ("nr_starve_rescues", c.nr_starve_rescues),
+            ("nr_hog_stints", c.nr_hog_stints),
+            ("hog_run_ns", c.hog_run_ns),
         ]
     }
 
@@ -60,14 +62,15 @@ impl Counters {
         c.nr_stolen += o.nr_stolen;
         c.nr_keep_running += o.nr_keep_running;
         c.nr_starve_rescues += o.nr_starve_rescues;
+        c.nr_hog_stints += o.nr_hog_stints;
+        c.hog_run_ns += o.hog_run_ns;
     }
 
-    /// Field-wise difference to an earlier reading.
-    pub fn since(&self, earlier: &Self) -> Vec<(&'static str, u64)> {
+    /// The counters by name, for a stats snapshot.
+    pub fn to_map(self) -> std::collections::BTreeMap<String, u64> {
         self.fields()
             .iter()
-            .zip(earlier.fields())
-            .map(|((k, now), (_, then))| (*k, now.saturating_sub(then)))
+            .map(|(k, v)| (k.to_string(), *v))
             .collect()
     }
 }
@@ -107,8 +110,9 @@ mod tests {
         let text = total.to_string();
         assert!(text.starts_with("nr_direct_idle=3 "), "{text}");
         assert!(text.contains(" nr_keep_running=7 "), "{text}");
-        assert!(text.ends_with("nr_starve_rescues=0"), "{text}");
-        assert_eq!(text.split(' ').count(), 11);
+        assert!(text.ends_with("hog_run_ns=0"), "{text}");
+        assert_eq!(text.split(' ').count(), 13);
+        assert_eq!(total.to_map()["nr_keep_running"], 7);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! most 12.5% of the value above. The mean is exact (sum / count).
 
 use anyhow::{anyhow, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::bpf_intf;
 
@@ -23,7 +23,7 @@ pub const CLASSES: [&str; 3] = ["short", "hog", "all"];
 unsafe impl plain::Plain for bpf_intf::brisk_lat_hist {}
 
 /// One histogram, summed over CPUs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hist {
     pub count: u64,
     pub sum_ns: u64,

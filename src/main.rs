@@ -1,14 +1,20 @@
 //! scx_brisk: a sched_ext scheduler that favours short-running tasks. See README.md.
 
+mod autotune;
 mod bpf_intf;
 mod bpf_skel;
 mod cli;
+mod client;
+mod controller;
 mod counters;
+mod ctl;
 mod latency;
 mod overhead;
 mod policy;
+mod policy_file;
 mod preflight;
 mod scheduler;
+mod settings;
 mod stats;
 mod tunables;
 
@@ -18,15 +24,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use log::info;
 
-use cli::Opts;
+use cli::{Command, Opts};
+use controller::Controller;
 use scheduler::Scheduler;
 
 fn main() -> ExitCode {
+    let matches = Opts::command().get_matches();
+    let opts = match Opts::from_arg_matches(&matches) {
+        Ok(o) => o,
+        Err(e) => e.exit(),
+    };
     // Errors are for users: one line with its causes, no backtrace.
-    match run(Opts::parse()) {
+    match run(opts, &matches) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {e:#}");
@@ -35,7 +47,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(opts: Opts) -> Result<()> {
+fn run(opts: Opts, matches: &clap::ArgMatches) -> Result<()> {
     let level = if opts.verbose {
         simplelog::LevelFilter::Debug
     } else {
@@ -50,19 +62,29 @@ fn run(opts: Opts) -> Result<()> {
         simplelog::ColorChoice::Never,
     )?;
 
-    let tunables = opts.tunables();
-    tunables.validate().context("invalid option")?;
-    preflight::check_environment()?;
-
     let shutdown = Arc::new(AtomicBool::new(false));
     let flag = shutdown.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
         .context("failed to install the SIGINT/SIGTERM handler")?;
 
+    if let Some(Command::Ctl { action }) = &opts.command {
+        return client::ctl(action);
+    }
+    if let Some(secs) = opts.monitor {
+        return client::monitor(secs, opts.stats_json, &shutdown);
+    }
+
+    let cli = cli::cli_changes(matches);
+    let probes = !opts.no_latency_probes;
+    let settings = Controller::settings_at_start(opts.policy.as_ref(), &cli, probes)?;
+    preflight::check_environment()?;
+    let mut ctl = Controller::new(settings, cli, opts.policy.clone(), probes)?;
+    ctl.listen()?;
+
     let mut open_object = MaybeUninit::uninit();
     loop {
-        let mut sched = Scheduler::init(&mut open_object, &opts, &tunables)?;
-        let uei = sched.run(&shutdown)?;
+        let mut sched = Scheduler::init(&mut open_object, &opts, &ctl.effective(), ctl.gen())?;
+        let uei = sched.run(&shutdown, &mut ctl)?;
         if !uei.should_restart() || shutdown.load(Ordering::Relaxed) {
             return Ok(());
         }

@@ -1,4 +1,4 @@
-//! Loading, attaching and running the BPF scheduler.
+//! Loading, attaching and running the BPF scheduler, and reading and writing its maps.
 
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,19 +16,13 @@ use libbpf_rs::skel::Skel;
 use crate::bpf_intf;
 use crate::bpf_skel::{BpfSkel, BpfSkelBuilder};
 use crate::cli::Opts;
+use crate::controller::Controller;
 use crate::counters::Counters;
 use crate::latency::{Hist, CLASSES, KINDS};
 use crate::overhead;
-use crate::stats::{self, Report};
+use crate::settings::View;
+use crate::stats::{self, Report, Snapshot};
 use crate::tunables::Tunables;
-
-/// The previous stats reading: counters, latency histograms, when, per-program BPF stats.
-type Last = (
-    Counters,
-    Option<Vec<Hist>>,
-    Instant,
-    Option<overhead::Snapshot>,
-);
 
 pub struct Scheduler<'a> {
     skel: BpfSkel<'a>,
@@ -36,16 +30,20 @@ pub struct Scheduler<'a> {
     stats_interval: Option<Duration>,
     stats_json: bool,
     probes: bool,
-    /// Holds kernel.bpf_stats_enabled on while stats are printed.
+    /// Holds kernel.bpf_stats_enabled on while stats are printed (or a monitor asked).
     bpf_stats: Option<overhead::StatsEnabled>,
+    /// Whether turning bpf_stats_enabled on was tried already (a failure is logged once).
+    bpf_stats_tried: bool,
 }
 
 impl<'a> Scheduler<'a> {
-    /// Opens, configures, loads and attaches the BPF scheduler.
+    /// Opens, configures, loads and attaches the BPF scheduler with `tunables` as
+    /// generation `gen`.
     pub fn init(
         open_object: &'a mut MaybeUninit<OpenObject>,
         opts: &Opts,
         tunables: &Tunables,
+        gen: u64,
     ) -> Result<Self> {
         let topo = Topology::new().context("failed to read the CPU topology from sysfs")?;
 
@@ -61,7 +59,9 @@ impl<'a> Scheduler<'a> {
             skel.progs.brisk_tp_switch.set_autoload(false);
         }
         configure_topology(&mut skel, &topo)?;
-        skel.maps.data_data.as_mut().unwrap().tun = tunables.to_bpf();
+        let data = skel.maps.data_data.as_mut().unwrap();
+        // tun_active (in .bss) starts at 0: slot 0 is the one in use.
+        data.tun_slots[0] = tunables.to_bpf(gen);
 
         let mut skel = scx_ops_load!(skel, brisk_ops, uei)
             .context("failed to load the BPF scheduler into the kernel")?;
@@ -84,7 +84,48 @@ impl<'a> Scheduler<'a> {
             stats_json: opts.stats_json,
             probes: !opts.no_latency_probes,
             bpf_stats: None,
+            bpf_stats_tried: false,
         })
+    }
+
+    /// Publishes new tunables to the running BPF scheduler: writes the copy it is not using,
+    /// then flips `tun_active`, so it switches to the complete new set at once (main.bpf.c).
+    pub fn write_tunables(&mut self, tunables: &Tunables, gen: u64) {
+        let maps = &mut self.skel.maps;
+        let (data, bss) = (
+            maps.data_data.as_mut().unwrap(),
+            maps.bss_data.as_mut().unwrap(),
+        );
+        // SAFETY: `data` and `bss` are the mmaps of the BPF .data and .bss maps. Volatile,
+        // since the BPF side reads these fields concurrently; it never writes them.
+        unsafe {
+            let next = (std::ptr::read_volatile(&bss.tun_active) & 1) ^ 1;
+            std::ptr::write_volatile(&mut data.tun_slots[next as usize], tunables.to_bpf(gen));
+            std::sync::atomic::fence(Ordering::SeqCst);
+            std::ptr::write_volatile(&mut bss.tun_active, next);
+        }
+    }
+
+    /// The tunables generation the BPF side last made a decision with.
+    pub fn gen_seen(&self) -> u64 {
+        self.skel
+            .maps
+            .bss_data
+            .as_ref()
+            // SAFETY: a plain u64 in the mmapped .bss, written by the BPF side.
+            .map_or(0, |b| unsafe { std::ptr::read_volatile(&b.tun_gen_seen) })
+    }
+
+    /// Turns kernel.bpf_stats_enabled on for the per-program costs (restored on exit).
+    pub fn enable_bpf_stats(&mut self) {
+        if self.bpf_stats_tried {
+            return;
+        }
+        self.bpf_stats_tried = true;
+        match overhead::StatsEnabled::enable() {
+            Ok(guard) => self.bpf_stats = Some(guard),
+            Err(e) => warn!("per-program BPF cost unavailable: {e:#}"),
+        }
     }
 
     pub fn counters(&self) -> Result<Counters> {
@@ -117,43 +158,23 @@ impl<'a> Scheduler<'a> {
         Ok(Some(out))
     }
 
-    fn report(&self, last: &mut Last) -> Result<Report> {
-        let counters = self.counters()?;
-        let hists = self.latency_hists()?;
-        let delta: Option<Vec<Hist>> = match (&hists, &last.1) {
-            (Some(now), Some(then)) => {
-                Some(now.iter().zip(then).map(|(a, b)| a.since(b)).collect())
-            }
-            _ => None,
-        };
-        let slice_ns = self
-            .skel
-            .maps
-            .bss_data
-            .as_ref()
-            .map_or(0, |b| b.last_slice_ns);
-        let interval_s = last.2.elapsed().as_secs_f64();
-        let progs = self.prog_stats();
-        let bpf = match (&progs, &last.3) {
-            (Some(now), Some(then)) => Some(overhead::per_call(
-                now,
-                then,
-                interval_s,
-                *scx_utils::NR_CPU_IDS,
-            )),
-            _ => None,
-        };
-        let report = Report::new(
-            interval_s,
-            &counters,
-            &last.0,
-            delta.as_deref(),
-            stats::nr_runnable(),
-            slice_ns,
-            bpf,
-        );
-        *last = (counters, hists, Instant::now(), progs);
-        Ok(report)
+    /// Everything cumulative, for a stats report, the auto-tuner or a monitor.
+    pub fn snapshot(&self, settings: View) -> Result<Snapshot> {
+        Ok(Snapshot {
+            at_ns: stats::monotonic_ns(),
+            counters: self.counters()?.to_map(),
+            hists: self.latency_hists()?,
+            progs: self.prog_stats(),
+            nr_cpus: *scx_utils::NR_CPU_IDS,
+            slice_ns: self
+                .skel
+                .maps
+                .bss_data
+                .as_ref()
+                .map_or(0, |b| b.last_slice_ns),
+            nr_runnable: stats::nr_runnable(),
+            settings,
+        })
     }
 
     /// Per-program run time and count, if the kernel keeps them (bpf_stats_enabled).
@@ -162,27 +183,31 @@ impl<'a> Scheduler<'a> {
         overhead::snapshot(self.skel.object()).ok()
     }
 
-    /// Runs until `shutdown` is set or the kernel ejects the scheduler, then detaches and
-    /// returns the exit info (an error exit is returned as Err, after its dump is printed).
-    pub fn run(&mut self, shutdown: &Arc<AtomicBool>) -> Result<UserExitInfo> {
+    /// Runs until `shutdown` is set or the kernel ejects the scheduler, answering control
+    /// requests and running the auto-tuner meanwhile; then detaches and returns the exit info
+    /// (an error exit is returned as Err, after its dump is printed).
+    pub fn run(
+        &mut self,
+        shutdown: &Arc<AtomicBool>,
+        ctl: &mut Controller,
+    ) -> Result<UserExitInfo> {
         if self.stats_interval.is_some() {
-            match overhead::StatsEnabled::enable() {
-                Ok(guard) => self.bpf_stats = Some(guard),
-                Err(e) => warn!("per-program BPF cost unavailable: {e:#}"),
-            }
+            self.enable_bpf_stats();
         }
-        let mut last: Last = (
-            self.counters()?,
-            self.latency_hists()?,
-            Instant::now(),
-            self.prog_stats(),
-        );
+        let mut last = self.snapshot(ctl.view())?;
         let mut next_stats = self.stats_interval.map(|d| Instant::now() + d);
+        let mut next_tune = Instant::now() + Duration::from_secs(1);
         while !shutdown.load(Ordering::Relaxed) && !uei_exited!(&self.skel, uei) {
-            std::thread::sleep(Duration::from_millis(100));
+            ctl.poll(self, Duration::from_millis(100));
+            if Instant::now() >= next_tune {
+                ctl.tune(self)?;
+                next_tune += Duration::from_secs(1);
+            }
             if let (Some(due), Some(interval)) = (next_stats, self.stats_interval) {
                 if Instant::now() >= due {
-                    let report = self.report(&mut last)?;
+                    let now = self.snapshot(ctl.view())?;
+                    let report = Report::between(&last, &now);
+                    last = now;
                     if self.stats_json {
                         println!("{}", report.to_json());
                     } else {

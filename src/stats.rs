@@ -1,13 +1,44 @@
-//! The periodic stats report (`--stats SECS`, `--stats-json`): decision counters, latency
-//! percentiles per task class, runnable tasks and the current slice, per interval.
+//! The periodic stats report (`--stats SECS`, `--stats-json`, `--monitor SECS`): decision
+//! counters, latency percentiles per task class, runnable tasks, the slice and the running
+//! settings, per interval. A report is the difference of two cumulative `Snapshot`s, taken by
+//! the scheduler itself or, for `--monitor`, sent over the control socket.
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::counters::Counters;
 use crate::latency::{Hist, Summary, CLASSES, KINDS};
-use crate::overhead::Overhead;
+use crate::overhead::{self, Overhead};
+use crate::settings::View;
+
+/// Everything cumulative the scheduler knows at one moment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// CLOCK_MONOTONIC of the scheduler's host, ns.
+    pub at_ns: u64,
+    /// Decision counters since load (`nr_*`, see src/bpf/intf.h), summed over CPUs.
+    pub counters: BTreeMap<String, u64>,
+    /// Latency histograms indexed kind * 3 + class; None with --no-latency-probes.
+    pub hists: Option<Vec<Hist>>,
+    /// Per-program cumulative (run_time_ns, run_cnt), when kernel.bpf_stats_enabled is on.
+    pub progs: Option<overhead::Snapshot>,
+    pub nr_cpus: usize,
+    /// The slice scx_brisk handed out most recently.
+    pub slice_ns: u64,
+    pub nr_runnable: u64,
+    pub settings: View,
+}
+
+/// CLOCK_MONOTONIC in ns.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime fills the timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
 
 /// One interval's report. Field names are stable (they are the JSON keys); units are in the
 /// names.
@@ -15,7 +46,7 @@ use crate::overhead::Overhead;
 pub struct Report {
     pub interval_s: f64,
     /// Decision counters over the interval (`nr_*`, see src/bpf/intf.h).
-    pub counters: BTreeMap<&'static str, u64>,
+    pub counters: BTreeMap<String, u64>,
     /// kind ("wakeup", "preempted", "dispatch") -> class ("short", "hog", "all") -> figures.
     /// Empty with --no-latency-probes.
     pub latency: BTreeMap<&'static str, BTreeMap<&'static str, Summary>>,
@@ -23,40 +54,57 @@ pub struct Report {
     pub nr_runnable: u64,
     /// The slice scx_brisk handed out most recently.
     pub slice_us: f64,
+    /// Average CPU time of a hog's stint on a CPU over the interval: the slice hogs really
+    /// get (None when no hog ran).
+    pub hog_avg_run_us: Option<f64>,
     /// Cost of each BPF program (ns per run) and the probes' share of CPU time, from
     /// kernel.bpf_stats_enabled; absent if the kernel would not keep those stats.
     pub bpf: Option<Overhead>,
+    /// The running settings: each key's value and source, and the last change's source.
+    pub settings: View,
 }
 
 impl Report {
-    /// `hists` are the interval's histograms indexed kind * 3 + class (as in the BPF map).
-    pub fn new(
-        interval_s: f64,
-        counters: &Counters,
-        earlier: &Counters,
-        hists: Option<&[Hist]>,
-        nr_runnable: u64,
-        slice_ns: u64,
-        bpf: Option<Overhead>,
-    ) -> Self {
+    /// The report for the interval from `then` to `now`.
+    pub fn between(then: &Snapshot, now: &Snapshot) -> Self {
+        let counters: BTreeMap<String, u64> = now
+            .counters
+            .iter()
+            .map(|(k, v)| {
+                let before = then.counters.get(k).copied().unwrap_or(0);
+                (k.clone(), v.saturating_sub(before))
+            })
+            .collect();
         let mut latency = BTreeMap::new();
-        if let Some(hists) = hists {
+        if let (Some(a), Some(b)) = (&now.hists, &then.hists) {
             for (k, kind) in KINDS.iter().enumerate() {
                 let per_class = CLASSES
                     .iter()
                     .enumerate()
-                    .map(|(c, class)| (*class, hists[k * CLASSES.len() + c].summary()))
+                    .map(|(c, class)| {
+                        let i = k * CLASSES.len() + c;
+                        (*class, a[i].since(&b[i]).summary())
+                    })
                     .collect();
                 latency.insert(*kind, per_class);
             }
         }
+        let interval_s = now.at_ns.saturating_sub(then.at_ns) as f64 / 1e9;
+        let bpf = match (&now.progs, &then.progs) {
+            (Some(a), Some(b)) => Some(overhead::per_call(a, b, interval_s, now.nr_cpus)),
+            _ => None,
+        };
+        let stints = counters.get("nr_hog_stints").copied().unwrap_or(0);
+        let hog_ns = counters.get("hog_run_ns").copied().unwrap_or(0);
         Self {
             interval_s,
-            counters: counters.since(earlier).into_iter().collect(),
+            counters,
             latency,
-            nr_runnable,
-            slice_us: slice_ns as f64 / 1000.0,
+            nr_runnable: now.nr_runnable,
+            slice_us: now.slice_ns as f64 / 1000.0,
+            hog_avg_run_us: (stints > 0).then(|| hog_ns as f64 / stints as f64 / 1000.0),
             bpf,
+            settings: now.settings.clone(),
         }
     }
 
@@ -64,11 +112,17 @@ impl Report {
         serde_json::to_string(self).expect("a stats report always serialises")
     }
 
+    /// The short class's wakeup p99 and sample count over the interval, if measured.
+    pub fn short_wakeup_p99(&self) -> Option<(Option<f64>, u64)> {
+        let s = self.latency.get("wakeup")?.get("short")?;
+        Some((s.p99_us, s.count))
+    }
+
     /// One compact line for a terminal.
     pub fn to_line(&self) -> String {
         let c = |k: &str| self.counters.get(k).copied().unwrap_or(0);
         let mut line = format!(
-            "direct {} queued {} pinned {} preempt {}/{} keep {} starve {} | runnable {} slice {:.0}us",
+            "direct {} queued {} pinned {} preempt {}/{} keep {} starve {} | runnable {} slice {:.0}us hog-run {}",
             c("nr_direct_idle"),
             c("nr_queued_shared"),
             c("nr_queued_pinned"),
@@ -77,7 +131,9 @@ impl Report {
             c("nr_keep_running"),
             c("nr_starve_rescues"),
             self.nr_runnable,
-            self.slice_us
+            self.slice_us,
+            self.hog_avg_run_us
+                .map_or("-".to_string(), |v| format!("{v:.0}us"))
         );
         if let Some(wakeup) = self.latency.get("wakeup") {
             line.push_str(" | wakeup p50/p99 us:");
@@ -101,6 +157,16 @@ impl Report {
                 line.push_str(&format!(" | probes {pct:.2}% cpu"));
             }
         }
+        let v = |k: &str| self.settings.get(k).unwrap_or("?");
+        line.push_str(&format!(
+            " | tun slice_us={} preempt_margin_us={} short_burst_us={} wakeup_preempt={} mode={} (last change: {})",
+            v("slice_us"),
+            v("preempt_margin_us"),
+            v("short_burst_us"),
+            v("wakeup_preempt"),
+            v("mode"),
+            self.settings.last_change
+        ));
         line
     }
 }
@@ -120,24 +186,66 @@ pub fn nr_runnable() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::Settings;
+
+    fn snapshot(at_s: u64, scale: u64, with_latency: bool) -> Snapshot {
+        let counters = [
+            ("nr_preempts", 7 * scale),
+            ("nr_short_wakeups", 9 * scale),
+            ("nr_hog_stints", 4 * scale),
+            ("hog_run_ns", 20_000_000 * scale),
+        ]
+        .map(|(k, v)| (k.to_string(), v))
+        .into();
+        let mut hist = Hist {
+            count: scale,
+            ..Default::default()
+        };
+        hist.buckets[10] = scale;
+        Snapshot {
+            at_ns: at_s * 1_000_000_000,
+            counters,
+            hists: with_latency.then(|| vec![hist; 9]),
+            progs: Some(
+                [
+                    ("brisk_enqueue".to_string(), (1_000 * scale, 10 * scale)),
+                    (
+                        "brisk_tp_switch".to_string(),
+                        (10_000_000 * scale, 10 * scale),
+                    ),
+                ]
+                .into(),
+            ),
+            nr_cpus: 2,
+            slice_ns: 2_500_000,
+            nr_runnable: 3,
+            settings: Settings::default().view(&Settings::default().tunables),
+        }
+    }
 
     fn report(with_latency: bool) -> Report {
-        let mut now = Counters::default();
-        now.0.nr_preempts = 7;
-        now.0.nr_short_wakeups = 9;
-        let hists: Vec<Hist> = (0..9).map(|_| Hist::default()).collect();
-        Report::new(
-            1.0,
-            &now,
-            &Counters::default(),
-            with_latency.then_some(&hists[..]),
-            3,
-            2_500_000,
-            Some(Overhead {
-                ns_per_call: [("enqueue".to_string(), 812.0)].into(),
-                probes_cpu_pct: Some(0.5),
-            }),
+        Report::between(
+            &snapshot(10, 1, with_latency),
+            &snapshot(12, 2, with_latency),
         )
+    }
+
+    #[test]
+    fn report_is_the_difference_of_two_snapshots() {
+        let r = report(true);
+        assert_eq!(r.interval_s, 2.0);
+        assert_eq!(r.counters["nr_preempts"], 7);
+        assert_eq!(r.hog_avg_run_us, Some(5000.0));
+        assert_eq!(r.latency["wakeup"]["short"].count, 1);
+        let bpf = r.bpf.unwrap();
+        assert_eq!(bpf.ns_per_call["enqueue"], 100.0);
+        // 10 ms of probe time over 2 s on 2 CPUs = 0.25%
+        assert!((bpf.probes_cpu_pct.unwrap() - 0.25).abs() < 1e-9);
+        // a snapshot survives the control socket's JSON
+        let s = snapshot(1, 1, true);
+        let back: Snapshot = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back.hists, s.hists);
+        assert_eq!(back.settings, s.settings);
     }
 
     /// The JSON keys are an interface: changing them breaks users' scripts.
@@ -150,16 +258,20 @@ mod tests {
             [
                 "bpf",
                 "counters",
+                "hog_avg_run_us",
                 "interval_s",
                 "latency",
                 "nr_runnable",
+                "settings",
                 "slice_us"
             ]
         );
-        assert_eq!(v["bpf"]["ns_per_call"]["enqueue"], 812.0);
-        assert_eq!(v["bpf"]["probes_cpu_pct"], 0.5);
+        assert_eq!(v["bpf"]["ns_per_call"]["enqueue"], 100.0);
         assert_eq!(v["counters"]["nr_preempts"], 7);
         assert_eq!(v["slice_us"], 2500.0);
+        assert_eq!(v["settings"]["values"]["slice_us"]["value"], "5000");
+        assert_eq!(v["settings"]["values"]["slice_us"]["source"], "default");
+        assert_eq!(v["settings"]["last_change"], "default");
         for kind in ["wakeup", "preempted", "dispatch"] {
             for class in ["short", "hog", "all"] {
                 let s = &v["latency"][kind][class];
@@ -173,19 +285,19 @@ mod tests {
     }
 
     #[test]
-    fn line_shows_counters_and_latency_or_omits_it() {
+    fn line_shows_counters_latency_and_tunables_or_omits_latency() {
         let line = report(true).to_line();
         assert!(line.contains("preempt 7/9"), "{line}");
-        assert!(line.contains("slice 2500us"), "{line}");
-        assert!(line.contains("short -/- (n=0)"), "{line}");
+        assert!(line.contains("slice 2500us hog-run 5000us"), "{line}");
+        assert!(line.contains("short 6/6 (n=1)"), "{line}");
         assert!(
-            line.contains("bpf ns/run: enqueue 812 | probes 0.50% cpu"),
+            line.contains("bpf ns/run: enqueue 100 tp_switch 1000000 | probes 0.25% cpu"),
             "{line}"
         );
         assert!(
-            line.contains("bpf ns/run: enqueue 812 | probes 0.50% cpu"),
+            line.contains("tun slice_us=5000 preempt_margin_us=1000 short_burst_us=2000 wakeup_preempt=true mode=fixed (last change: default)"),
             "{line}"
         );
-        assert!(!report(false).to_line().contains("wakeup"));
+        assert!(!report(false).to_line().contains("wakeup p50"));
     }
 }

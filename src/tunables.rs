@@ -1,5 +1,6 @@
 //! The policy's tunables: one definition (name, unit, range, default, meaning) that the CLI,
-//! the validation and the BPF side all use.
+//! policy files, `scx_brisk ctl`, the auto-tuner and the BPF side all use. Validation happens
+//! here and only here.
 
 use anyhow::{bail, Result};
 
@@ -78,6 +79,39 @@ pub const BURST_EWMA_SHIFT: Spec = Spec {
     default: bpf_intf::BRISK_DFL_BURST_EWMA_SHIFT as u64,
 };
 
+/// The numeric tunables, in the order of `Tunables::numeric`.
+pub const NUMERIC: [Spec; 8] = [
+    SLICE_US,
+    SLICE_MIN_US,
+    SHORT_BURST_US,
+    BURST_CAP_US,
+    SLEEP_CREDIT_US,
+    PREEMPT_MARGIN_US,
+    STARVE_US,
+    BURST_EWMA_SHIFT,
+];
+/// The one boolean tunable.
+pub const WAKEUP_PREEMPT: &str = "wakeup_preempt";
+
+/// Every tunable's key, numeric ones first.
+pub fn keys() -> Vec<&'static str> {
+    NUMERIC
+        .iter()
+        .map(|s| s.key)
+        .chain([WAKEUP_PREEMPT])
+        .collect()
+}
+
+/// A value as given by a user: typed (a policy file) or a string (command line, `ctl set`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Int(i64),
+    Bool(bool),
+    Str(String),
+    /// Any other type (float, array, table, date), named for the error message.
+    Other(&'static str),
+}
+
 /// The values of all tunables, in user units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tunables {
@@ -108,8 +142,20 @@ impl Default for Tunables {
     }
 }
 
+fn range_error(spec: &Spec, value: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{} = {}{} is out of range: allowed {}..={}{}",
+        spec.key,
+        value,
+        spec.unit,
+        spec.min,
+        spec.max,
+        spec.unit
+    )
+}
+
 impl Tunables {
-    fn numeric(&self) -> [(Spec, u64); 8] {
+    pub fn numeric(&self) -> [(Spec, u64); 8] {
         [
             (SLICE_US, self.slice_us),
             (SLICE_MIN_US, self.slice_min_us),
@@ -122,20 +168,85 @@ impl Tunables {
         ]
     }
 
+    fn numeric_mut(&mut self, key: &str) -> Option<(Spec, &mut u64)> {
+        let slot = match key {
+            "slice_us" => &mut self.slice_us,
+            "slice_min_us" => &mut self.slice_min_us,
+            "short_burst_us" => &mut self.short_burst_us,
+            "burst_cap_us" => &mut self.burst_cap_us,
+            "sleep_credit_us" => &mut self.sleep_credit_us,
+            "preempt_margin_us" => &mut self.preempt_margin_us,
+            "starve_us" => &mut self.starve_us,
+            "burst_ewma_shift" => &mut self.burst_ewma_shift,
+            _ => return None,
+        };
+        let spec = *NUMERIC.iter().find(|s| s.key == key)?;
+        Some((spec, slot))
+    }
+
+    /// Sets one tunable, checking its type and range (not the cross-field rules: see
+    /// `validate`). On error nothing is changed and the message names the key, the value and
+    /// what is allowed.
+    pub fn set(&mut self, key: &str, value: &Value) -> Result<()> {
+        if key == WAKEUP_PREEMPT {
+            self.wakeup_preempt = match value {
+                Value::Bool(b) => *b,
+                Value::Str(s) => match s.as_str() {
+                    "true" | "on" | "1" => true,
+                    "false" | "off" | "0" => false,
+                    _ => bail!("{key} = {s:?} is not a boolean: use true or false"),
+                },
+                other => bail!(
+                    "{key} must be a boolean (true or false), not {}",
+                    kind(other)
+                ),
+            };
+            return Ok(());
+        }
+        let Some((spec, slot)) = self.numeric_mut(key) else {
+            bail!("unknown tunable {key:?}; tunables: {}", keys().join(", "));
+        };
+        let v: u64 = match value {
+            Value::Int(i) if *i < 0 => return Err(range_error(&spec, i)),
+            Value::Int(i) => *i as u64,
+            Value::Str(s) => match s.trim().parse::<u64>() {
+                Ok(v) => v,
+                Err(_) if s.trim().parse::<i128>().is_ok() => return Err(range_error(&spec, s)),
+                Err(_) => bail!(
+                    "{key} = {s:?} is not a whole number of {}",
+                    unit_name(&spec)
+                ),
+            },
+            other => bail!(
+                "{key} must be a whole number of {}, not {}",
+                unit_name(&spec),
+                kind(other)
+            ),
+        };
+        if v < spec.min || v > spec.max {
+            return Err(range_error(&spec, v));
+        }
+        *slot = v;
+        Ok(())
+    }
+
+    /// The value of `key` as text.
+    pub fn get(&self, key: &str) -> Option<String> {
+        if key == WAKEUP_PREEMPT {
+            return Some(self.wakeup_preempt.to_string());
+        }
+        self.numeric()
+            .iter()
+            .find(|(s, _)| s.key == key)
+            .map(|(_, v)| v.to_string())
+    }
+
     /// Checks every value against its range and the cross-field rules; the error names the
     /// key, the value and what is allowed.
     pub fn validate(&self) -> Result<()> {
         for (spec, value) in self.numeric() {
             if value < spec.min || value > spec.max {
-                bail!(
-                    "{} = {}{} is out of range: allowed {}..={}{}",
-                    spec.key,
-                    value,
-                    spec.unit,
-                    spec.min,
-                    spec.max,
-                    spec.unit
-                );
+                return Err(range_error(&spec, value));
             }
         }
         if self.slice_min_us > self.slice_us {
@@ -149,8 +260,8 @@ impl Tunables {
         Ok(())
     }
 
-    /// The values as the BPF side reads them (ns).
-    pub fn to_bpf(self) -> brisk_tunables {
+    /// The values as the BPF side reads them (ns), tagged with generation `gen`.
+    pub fn to_bpf(self, gen: u64) -> brisk_tunables {
         brisk_tunables {
             slice_ns: self.slice_us * 1000,
             slice_min_ns: self.slice_min_us * 1000,
@@ -161,7 +272,25 @@ impl Tunables {
             starve_ns: self.starve_us * 1000,
             burst_ewma_shift: self.burst_ewma_shift as u32,
             wakeup_preempt: self.wakeup_preempt as u32,
+            gen,
         }
+    }
+}
+
+fn unit_name(spec: &Spec) -> &'static str {
+    if spec.unit == "us" {
+        "microseconds"
+    } else {
+        "steps"
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Int(_) => "an integer",
+        Value::Bool(_) => "a boolean",
+        Value::Str(_) => "a string",
+        Value::Other(k) => k,
     }
 }
 
@@ -182,7 +311,7 @@ mod tests {
     fn defaults_are_valid_and_match_bpf() {
         let t = Tunables::default();
         t.validate().unwrap();
-        let b = t.to_bpf();
+        let b = t.to_bpf(7);
         assert_eq!(b.slice_ns, bpf_intf::BRISK_DFL_SLICE_NS as u64);
         assert_eq!(b.slice_min_ns, bpf_intf::BRISK_DFL_SLICE_MIN_NS as u64);
         assert_eq!(b.short_burst_ns, bpf_intf::BRISK_DFL_SHORT_BURST_NS as u64);
@@ -197,48 +326,80 @@ mod tests {
         );
         assert_eq!(b.starve_ns, bpf_intf::BRISK_DFL_STARVE_NS as u64);
         assert_eq!(b.wakeup_preempt, 1);
+        assert_eq!(b.gen, 7);
     }
 
+    /// Every key through `set`: in range, at both ends, below, above, negative, wrong type.
     #[test]
-    fn every_key_checked_at_both_ends() {
-        let fields: [fn(&mut Tunables) -> &mut u64; 8] = [
-            |t| &mut t.slice_us,
-            |t| &mut t.slice_min_us,
-            |t| &mut t.short_burst_us,
-            |t| &mut t.burst_cap_us,
-            |t| &mut t.sleep_credit_us,
-            |t| &mut t.preempt_margin_us,
-            |t| &mut t.starve_us,
-            |t| &mut t.burst_ewma_shift,
-        ];
+    fn every_key_checked_at_both_ends_and_by_type() {
         // Baseline with the slice at its widest so the cross-field rule never interferes.
         let base = Tunables {
             slice_us: SLICE_US.max,
             slice_min_us: SLICE_MIN_US.min,
             ..Tunables::default()
         };
-        for (i, field) in fields.iter().enumerate() {
-            let spec = base.numeric()[i].0;
+        for spec in NUMERIC {
             for (value, ok) in [
-                (spec.min, true),
-                (spec.max, true),
-                (spec.max + 1, false),
-                (spec.min.wrapping_sub(1), false),
+                (Value::Int(spec.min as i64), true),
+                (Value::Int(spec.max as i64), true),
+                (Value::Str(format!(" {} ", spec.min)), true),
+                (Value::Int(spec.max as i64 + 1), false),
+                (Value::Str((spec.max + 1).to_string()), false),
+                (Value::Int(spec.min as i64 - 1), false),
+                (Value::Int(-1), false),
+                (Value::Str("-1".into()), false),
+                (Value::Str("1.5".into()), false),
+                (Value::Str("abc".into()), false),
+                (Value::Str("99999999999999999999999".into()), false),
+                (Value::Bool(true), false),
+                (Value::Other("a float"), false),
             ] {
                 let mut t = base;
-                *field(&mut t) = value;
-                let res = t.validate();
-                assert_eq!(res.is_ok(), ok, "{} = {}: {:?}", spec.key, value, res);
-                if let Err(e) = res {
-                    let msg = e.to_string();
-                    assert!(msg.contains(spec.key), "{msg}");
-                    assert!(
-                        msg.contains(&format!("{}..={}", spec.min, spec.max)),
-                        "{msg}"
-                    );
+                let res = t.set(spec.key, &value).and_then(|_| t.validate());
+                assert_eq!(res.is_ok(), ok, "{} = {:?}: {:?}", spec.key, value, res);
+                match res {
+                    Ok(()) => assert_eq!(
+                        t.get(spec.key).unwrap(),
+                        match &value {
+                            Value::Int(i) => i.to_string(),
+                            Value::Str(s) => s.trim().to_string(),
+                            _ => unreachable!(),
+                        }
+                    ),
+                    Err(e) => {
+                        let msg = e.to_string();
+                        assert!(msg.contains(spec.key), "{msg}");
+                        assert_eq!(t, base, "{}: a refused value changed something", spec.key);
+                        if matches!(value, Value::Int(_)) {
+                            assert!(
+                                msg.contains(&format!("{}..={}", spec.min, spec.max)),
+                                "{msg}"
+                            );
+                        }
+                    }
                 }
             }
         }
+    }
+
+    #[test]
+    fn booleans_and_unknown_keys() {
+        let mut t = Tunables::default();
+        t.set("wakeup_preempt", &Value::Str("off".into())).unwrap();
+        assert!(!t.wakeup_preempt);
+        t.set("wakeup_preempt", &Value::Bool(true)).unwrap();
+        assert!(t.wakeup_preempt);
+        for bad in [Value::Int(1), Value::Str("maybe".into())] {
+            let msg = t.set("wakeup_preempt", &bad).unwrap_err().to_string();
+            assert!(msg.contains("wakeup_preempt"), "{msg}");
+        }
+        let msg = t.set("slice", &Value::Int(5000)).unwrap_err().to_string();
+        assert!(
+            msg.contains("unknown tunable \"slice\"") && msg.contains("slice_us"),
+            "{msg}"
+        );
+        assert_eq!(keys().len(), 9);
+        assert!(keys().iter().all(|k| Tunables::default().get(k).is_some()));
     }
 
     #[test]

@@ -57,9 +57,43 @@ fn help_documents_every_tunable_with_units() {
         "--burst-ewma-shift",
         "--no-wakeup-preempt",
         "--exit-dump-len",
+        "--policy",
+        "--auto",
+        "--target-p99-us",
+        "--monitor",
+        "ctl",
         "--verbose",
         "--version",
     ] {
         assert!(text.contains(opt), "--help lacks {opt}");
     }
+}
+
+#[test]
+fn a_broken_policy_file_is_refused_with_file_and_line_before_anything_else() {
+    let dir = std::env::temp_dir().join(format!("brisk-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("broken.toml");
+    std::fs::write(&f, "slice_us = 3000\nslice_us_typo = 4\n").unwrap();
+    let (ok, text) = run(&["--policy", f.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        text.contains("broken.toml:2: unknown key \"slice_us_typo\""),
+        "{text}"
+    );
+    assert!(!text.contains("sched_ext"), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn ctl_without_a_running_scheduler_says_so() {
+    let (ok, text) = run(&["ctl", "show"]);
+    assert!(!ok);
+    assert!(
+        text.contains("no scx_brisk is running") || text.contains("permission denied"),
+        "{text}"
+    );
+    let (ok, text) = run(&["ctl", "set", "slice_us"]);
+    assert!(!ok);
+    assert!(text.contains("is not KEY=VALUE"), "{text}");
 }

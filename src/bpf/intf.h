@@ -115,6 +115,11 @@ struct brisk_tunables {
 	u32 burst_ewma_shift;
 	/* 1: short tasks waking with no idle CPU may preempt a hog; 0: they wait in the queue. */
 	u32 wakeup_preempt;
+	/*
+	 * Generation of this set of values: the loader bumps it with every change it writes, and
+	 * the BPF side copies the generation it runs with into tun_gen_seen (see main.bpf.c).
+	 */
+	u64 gen;
 };
 
 /* Per-CPU decision counters; userspace sums them over CPUs. */
@@ -130,6 +135,8 @@ struct brisk_counters {
 	u64 nr_stolen;	       /* ... of which from another LLC's DSQ (work conservation) */
 	u64 nr_keep_running;   /* the previous task still had the earliest deadline: new slice */
 	u64 nr_starve_rescues; /* a task queued longer than starve_ns was run out of order */
+	u64 nr_hog_stints;     /* a hog (not short) stopped running: one stint on a CPU */
+	u64 hog_run_ns;	       /* ... and the CPU time of those stints, summed (avg = sum / nr) */
 };
 
 #endif /* __BRISK_INTF_H */

@@ -27,18 +27,32 @@ const volatile u32 nr_llcs = 1;
 const volatile u32 cpu_llc[BRISK_MAX_CPUS];
 const volatile u32 llc_nr_cpus[BRISK_MAX_LLCS];
 
-/* The policy's tunables (see intf.h); read on every decision. */
-struct brisk_tunables tun = {
-	.slice_ns = BRISK_DFL_SLICE_NS,
-	.slice_min_ns = BRISK_DFL_SLICE_MIN_NS,
-	.short_burst_ns = BRISK_DFL_SHORT_BURST_NS,
-	.burst_cap_ns = BRISK_DFL_BURST_CAP_NS,
-	.sleep_credit_ns = BRISK_DFL_SLEEP_CREDIT_NS,
-	.preempt_margin_ns = BRISK_DFL_PREEMPT_MARGIN_NS,
-	.starve_ns = BRISK_DFL_STARVE_NS,
-	.burst_ewma_shift = BRISK_DFL_BURST_EWMA_SHIFT,
-	.wakeup_preempt = BRISK_DFL_WAKEUP_PREEMPT,
-};
+#define BRISK_DFL_TUNABLES                                        \
+	{                                                         \
+		.slice_ns = BRISK_DFL_SLICE_NS,                   \
+		.slice_min_ns = BRISK_DFL_SLICE_MIN_NS,           \
+		.short_burst_ns = BRISK_DFL_SHORT_BURST_NS,       \
+		.burst_cap_ns = BRISK_DFL_BURST_CAP_NS,           \
+		.sleep_credit_ns = BRISK_DFL_SLEEP_CREDIT_NS,     \
+		.preempt_margin_ns = BRISK_DFL_PREEMPT_MARGIN_NS, \
+		.starve_ns = BRISK_DFL_STARVE_NS,                 \
+		.burst_ewma_shift = BRISK_DFL_BURST_EWMA_SHIFT,   \
+		.wakeup_preempt = BRISK_DFL_WAKEUP_PREEMPT,       \
+	}
+
+/*
+ * The policy's tunables (see intf.h), read on every decision and changed while the scheduler
+ * runs (scx_brisk ctl, policy files, the auto-tuner). Two copies: the loader writes the one not
+ * in use and then flips tun_active, so a change of several keys takes effect together and no
+ * field is ever read half-written (only a decision running across the flip itself may read
+ * some fields from each set). The loader never writes the active copy.
+ */
+struct brisk_tunables tun_slots[2] = {BRISK_DFL_TUNABLES, BRISK_DFL_TUNABLES};
+volatile u32 tun_active;
+#define tun (tun_slots[tun_active & 1])
+
+/* The generation of the tunables the policy last ran with: lets the loader confirm a change. */
+u64 tun_gen_seen;
 
 /*
  * The scheduler's virtual clock: the vruntime of the most recently started task, never going
@@ -346,6 +360,7 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 	u32 i, own_llc = llc_of(cpu);
 	struct task_ctx *tctx;
 
+	tun_gen_seen = tun.gen;
 	if (cctx && now - cctx->last_scan_at >= BRISK_STARVE_SCAN_INTERVAL_NS) {
 		cctx->last_scan_at = now;
 		if (rescue_starving(mine, now) || rescue_starving(shared, now))
@@ -438,6 +453,16 @@ void BPF_STRUCT_OPS(brisk_stopping, struct task_struct *p, bool runnable)
 	delta = now > tctx->started_at ? now - tctx->started_at : 0;
 	tctx->vruntime += brisk_scale_inverse(delta, p->scx.weight);
 	tctx->cur_burst_ns += delta;
+	/* What hogs get per stint on a CPU: shows the effective slice in the stats. */
+	if (!task_is_short(tctx)) {
+		u32 zero = 0;
+		struct brisk_counters *c = bpf_map_lookup_elem(&counters, &zero);
+
+		if (c) {
+			c->nr_hog_stints++;
+			c->hog_run_ns += delta;
+		}
+	}
 	/* Going to sleep: the burst is complete. */
 	if (!runnable)
 		tctx->avg_burst_ns = brisk_burst_ewma(tctx->avg_burst_ns, tctx->cur_burst_ns,

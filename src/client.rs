@@ -1,0 +1,97 @@
+//! The client side of the control socket: `scx_brisk ctl ...` and `scx_brisk --monitor`.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::CtlAction;
+use crate::ctl::{self, Request};
+use crate::policy_file::{self, PolicyFile};
+use crate::stats::Report;
+
+fn socket() -> &'static Path {
+    Path::new(ctl::SOCKET)
+}
+
+/// `scx_brisk ctl show|set|apply`.
+pub fn ctl(action: &CtlAction) -> Result<()> {
+    let req = match action {
+        CtlAction::Show { .. } => Request::Show,
+        CtlAction::Set { pairs } => {
+            let mut out = Vec::new();
+            for p in pairs {
+                let (k, v) = p
+                    .split_once('=')
+                    .with_context(|| format!("{p:?} is not KEY=VALUE (e.g. slice_us=3000)"))?;
+                out.push((k.trim().to_string(), v.trim().to_string()));
+            }
+            Request::Set { pairs: out }
+        }
+        CtlAction::Apply { file } => {
+            // Check it here first, so errors name the file as the user wrote it; the
+            // scheduler checks it again before it applies anything.
+            let parsed = PolicyFile::load(file)?;
+            parsed.settings()?;
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("policy file {}", file.display()))?;
+            if text.len() as u64 > policy_file::MAX_BYTES {
+                bail!("policy file {} changed while being read", file.display());
+            }
+            Request::Apply {
+                path: file.display().to_string(),
+                text,
+            }
+        }
+    };
+    let resp = ctl::request(socket(), &req)?;
+    if let Some(msg) = &resp.message {
+        println!("{msg}");
+    }
+    let view = resp.settings.context("scx_brisk sent no settings")?;
+    match action {
+        CtlAction::Show { json: true } => println!("{}", serde_json::to_string(&view)?),
+        _ => print!("{}", view.to_table()),
+    }
+    Ok(())
+}
+
+/// `scx_brisk --monitor SECS`: the running scheduler's stats every SECS seconds.
+pub fn monitor(interval_s: u64, json: bool, shutdown: &Arc<AtomicBool>) -> Result<()> {
+    if interval_s == 0 {
+        bail!("--monitor needs an interval of at least 1 second");
+    }
+    let snap = || -> Result<_> {
+        ctl::request(socket(), &Request::Snapshot)?
+            .snapshot
+            .context("scx_brisk sent no snapshot")
+    };
+    let mut last = snap()?;
+    let interval = Duration::from_secs(interval_s);
+    let mut due = Instant::now() + interval;
+    while !shutdown.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if now < due {
+            std::thread::sleep((due - now).min(Duration::from_millis(100)));
+            continue;
+        }
+        due += interval;
+        let next = match snap() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("scx_brisk is gone ({e:#}); monitor stops");
+                return Ok(());
+            }
+        };
+        let report = Report::between(&last, &next);
+        if json {
+            println!("{}", report.to_json());
+        } else {
+            println!("{}", report.to_line());
+        }
+        last = next;
+    }
+    Ok(())
+}
