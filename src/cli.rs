@@ -162,6 +162,28 @@ pub enum Command {
         #[command(subcommand)]
         action: CtlAction,
     },
+    /// Measure the running scheduler's latency with the probes alone, replacing nothing.
+    ///
+    /// Loads only the tracepoint probes, so it works on any kernel with BTF (no sched_ext
+    /// needed) and measures whatever scheduler runs, the kernel's default included: the same
+    /// per-class histograms and report as --stats, and a total at the end.
+    Probe(ProbeOpts),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ProbeOpts {
+    /// Stop after SECS seconds (0: run until Ctrl-C).
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub duration_s: u64,
+    /// Print a report every SECS seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 1)]
+    pub stats: u64,
+    /// Print the reports as JSON lines (the --stats-json format).
+    #[arg(long)]
+    pub stats_json: bool,
+    /// Average burst under which a task counts as short, in microseconds (as scx_brisk's).
+    #[arg(long, default_value_t = tunables::SHORT_BURST_US.default)]
+    pub short_burst_us: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,7 +6,7 @@
 //! so the estimate is within half a bucket of the true value: at most 0.5 us below 4 us, and at
 //! most 12.5% of the value above. The mean is exact (sum / count).
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::bpf_intf;
@@ -79,6 +79,20 @@ impl Hist {
             }
         }
         Ok(h)
+    }
+
+    /// Every histogram of a `lat_hists` map (kind * 3 + class), summed over CPUs.
+    pub fn read_all(map: &impl libbpf_rs::MapCore) -> Result<Vec<Hist>> {
+        let n = (KINDS.len() * CLASSES.len()) as u32;
+        (0..n)
+            .map(|key| {
+                let values = map
+                    .lookup_percpu(&key.to_ne_bytes(), libbpf_rs::MapFlags::ANY)
+                    .context("failed to read the latency histograms")?
+                    .context("latency histogram entry missing")?;
+                Hist::sum_percpu(&values)
+            })
+            .collect()
     }
 
     /// What was added since `earlier` (an older reading of the same histogram).

@@ -13,6 +13,8 @@ mod overhead;
 mod policy;
 mod policy_file;
 mod preflight;
+mod probe;
+mod probe_skel;
 mod scheduler;
 mod settings;
 mod stats;
@@ -67,8 +69,10 @@ fn run(opts: Opts, matches: &clap::ArgMatches) -> Result<()> {
     ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
         .context("failed to install the SIGINT/SIGTERM handler")?;
 
-    if let Some(Command::Ctl { action }) = &opts.command {
-        return client::ctl(action);
+    match &opts.command {
+        Some(Command::Ctl { action }) => return client::ctl(action),
+        Some(Command::Probe(p)) => return probe::run(p, opts.verbose, &shutdown),
+        None => {}
     }
     if let Some(secs) = opts.monitor {
         return client::monitor(secs, opts.stats_json, &shutdown);

@@ -62,14 +62,15 @@ pub fn snapshot(obj: &libbpf_rs::Object) -> Result<Snapshot> {
 }
 
 /// Average ns per run of each program that ran between two snapshots, and the share of all
-/// CPUs' time (percent) the latency probes (`brisk_tp_*`) took over `interval_s`.
+/// CPUs' time (percent) the latency probes (`brisk_tp_*`, or `probe_*` of the standalone
+/// probe object) took over `interval_s`.
 pub fn per_call(now: &Snapshot, then: &Snapshot, interval_s: f64, nr_cpus: usize) -> Overhead {
     let mut ns_per_call = BTreeMap::new();
     let mut probes_ns = 0u64;
     for (name, (t1, c1)) in now {
         let (t0, c0) = then.get(name).copied().unwrap_or((0, 0));
         let (dt, dc) = (t1.saturating_sub(t0), c1.saturating_sub(c0));
-        if name.starts_with("brisk_tp_") {
+        if name.starts_with("brisk_tp_") || name.starts_with("probe_") {
             probes_ns += dt;
         }
         if dc > 0 {

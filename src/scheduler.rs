@@ -18,7 +18,7 @@ use crate::bpf_skel::{BpfSkel, BpfSkelBuilder};
 use crate::cli::Opts;
 use crate::controller::Controller;
 use crate::counters::Counters;
-use crate::latency::{Hist, CLASSES, KINDS};
+use crate::latency::Hist;
 use crate::overhead;
 use crate::settings::View;
 use crate::stats::{self, Report, Snapshot};
@@ -144,22 +144,12 @@ impl<'a> Scheduler<'a> {
         if !self.probes {
             return Ok(None);
         }
-        let mut out = Vec::with_capacity(KINDS.len() * CLASSES.len());
-        for key in 0..(KINDS.len() * CLASSES.len()) as u32 {
-            let values = self
-                .skel
-                .maps
-                .lat_hists
-                .lookup_percpu(&key.to_ne_bytes(), MapFlags::ANY)
-                .context("failed to read the latency histograms")?
-                .context("latency histogram entry missing")?;
-            out.push(Hist::sum_percpu(&values)?);
-        }
-        Ok(Some(out))
+        Hist::read_all(&self.skel.maps.lat_hists).map(Some)
     }
 
     /// Everything cumulative, for a stats report, the auto-tuner or a monitor.
     pub fn snapshot(&self, settings: View) -> Result<Snapshot> {
+        let settings = Some(settings);
         Ok(Snapshot {
             at_ns: stats::monotonic_ns(),
             counters: self.counters()?.to_map(),

@@ -26,7 +26,8 @@ pub struct Snapshot {
     /// The slice scx_brisk handed out most recently.
     pub slice_ns: u64,
     pub nr_runnable: u64,
-    pub settings: View,
+    /// The running settings (None for `scx_brisk probe`, which schedules nothing).
+    pub settings: Option<View>,
 }
 
 /// CLOCK_MONOTONIC in ns.
@@ -60,8 +61,9 @@ pub struct Report {
     /// Cost of each BPF program (ns per run) and the probes' share of CPU time, from
     /// kernel.bpf_stats_enabled; absent if the kernel would not keep those stats.
     pub bpf: Option<Overhead>,
-    /// The running settings: each key's value and source, and the last change's source.
-    pub settings: View,
+    /// The running settings: each key's value and source, and the last change's source
+    /// (null for `scx_brisk probe`).
+    pub settings: Option<View>,
 }
 
 impl Report {
@@ -121,20 +123,25 @@ impl Report {
     /// One compact line for a terminal.
     pub fn to_line(&self) -> String {
         let c = |k: &str| self.counters.get(k).copied().unwrap_or(0);
-        let mut line = format!(
-            "direct {} queued {} pinned {} preempt {}/{} keep {} starve {} | runnable {} slice {:.0}us hog-run {}",
-            c("nr_direct_idle"),
-            c("nr_queued_shared"),
-            c("nr_queued_pinned"),
-            c("nr_preempts"),
-            c("nr_short_wakeups"),
-            c("nr_keep_running"),
-            c("nr_starve_rescues"),
-            self.nr_runnable,
-            self.slice_us,
-            self.hog_avg_run_us
-                .map_or("-".to_string(), |v| format!("{v:.0}us"))
-        );
+        let mut line = if self.counters.is_empty() {
+            // `scx_brisk probe`: no scheduler of ours, no counters.
+            format!("runnable {}", self.nr_runnable)
+        } else {
+            format!(
+                "direct {} queued {} pinned {} preempt {}/{} keep {} starve {} | runnable {} slice {:.0}us hog-run {}",
+                c("nr_direct_idle"),
+                c("nr_queued_shared"),
+                c("nr_queued_pinned"),
+                c("nr_preempts"),
+                c("nr_short_wakeups"),
+                c("nr_keep_running"),
+                c("nr_starve_rescues"),
+                self.nr_runnable,
+                self.slice_us,
+                self.hog_avg_run_us
+                    .map_or("-".to_string(), |v| format!("{v:.0}us"))
+            )
+        };
         if let Some(wakeup) = self.latency.get("wakeup") {
             line.push_str(" | wakeup p50/p99 us:");
             for class in CLASSES {
@@ -157,7 +164,10 @@ impl Report {
                 line.push_str(&format!(" | probes {pct:.2}% cpu"));
             }
         }
-        let v = |k: &str| self.settings.get(k).unwrap_or("?");
+        let Some(settings) = &self.settings else {
+            return line;
+        };
+        let v = |k: &str| settings.get(k).unwrap_or("?");
         line.push_str(&format!(
             " | tun slice_us={} preempt_margin_us={} short_burst_us={} wakeup_preempt={} mode={} (last change: {})",
             v("slice_us"),
@@ -165,7 +175,7 @@ impl Report {
             v("short_burst_us"),
             v("wakeup_preempt"),
             v("mode"),
-            self.settings.last_change
+            settings.last_change
         ));
         line
     }
@@ -219,7 +229,7 @@ mod tests {
             nr_cpus: 2,
             slice_ns: 2_500_000,
             nr_runnable: 3,
-            settings: Settings::default().view(&Settings::default().tunables),
+            settings: Some(Settings::default().view(&Settings::default().tunables)),
         }
     }
 

@@ -97,3 +97,47 @@ fn ctl_without_a_running_scheduler_says_so() {
     assert!(!ok);
     assert!(text.contains("is not KEY=VALUE"), "{text}");
 }
+
+/// `scx_brisk probe` loads only tracepoint programs, so it runs on this host (no sched_ext) and
+/// measures the kernel's own scheduler: a thread that sleeps 2 ms 300 times is seen waking.
+#[test]
+fn probe_measures_the_running_scheduler_without_sched_ext() {
+    if unsafe { libc::geteuid() } != 0 {
+        let (ok, text) = run(&["probe", "--duration-s", "1"]);
+        assert!(!ok && text.contains("needs root"), "{text}");
+        return;
+    }
+    let sleeper = std::thread::spawn(|| {
+        for _ in 0..300 {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    });
+    let (ok, text) = run(&["probe", "--duration-s", "2", "--stats", "1", "--stats-json"]);
+    sleeper.join().unwrap();
+    assert!(ok, "{text}");
+    let reports: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    // two intervals and the total
+    assert!(reports.len() >= 3, "{text}");
+    let total = reports.last().unwrap();
+    let wakeups = total["latency"]["wakeup"]["all"]["count"].as_u64().unwrap();
+    assert!(wakeups >= 300, "only {wakeups} wakeups seen: {total}");
+    let split = total["latency"]["wakeup"]["short"]["count"]
+        .as_u64()
+        .unwrap()
+        + total["latency"]["wakeup"]["hog"]["count"].as_u64().unwrap();
+    assert_eq!(split, wakeups, "classes do not add up: {total}");
+    assert!(total["latency"]["wakeup"]["all"]["p99_us"]
+        .as_f64()
+        .is_some());
+    assert_eq!(total["latency"]["dispatch"]["all"]["count"], 0);
+    assert!(total["settings"].is_null());
+    assert!(
+        total["bpf"]["ns_per_call"]["probe_switch"]
+            .as_f64()
+            .is_some(),
+        "{total}"
+    );
+}

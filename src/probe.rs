@@ -1,0 +1,94 @@
+//! `scx_brisk probe`: the latency probes alone (src/bpf/probe.bpf.c), measuring whatever
+//! scheduler runs (the kernel's default included) without replacing it. Needs root, BTF and
+//! tracepoints; not sched_ext. Prints the same per-interval report as `--stats`, and a total
+//! over the whole run at the end.
+
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+
+use crate::cli::ProbeOpts;
+use crate::latency::Hist;
+use crate::overhead;
+use crate::probe_skel::{ProbeSkel, ProbeSkelBuilder};
+use crate::stats::{self, Report, Snapshot};
+
+fn snapshot(skel: &ProbeSkel, bpf_stats: bool) -> Result<Snapshot> {
+    Ok(Snapshot {
+        at_ns: stats::monotonic_ns(),
+        counters: Default::default(),
+        hists: Some(Hist::read_all(&skel.maps.lat_hists)?),
+        progs: bpf_stats
+            .then(|| overhead::snapshot(skel.object()).ok())
+            .flatten(),
+        nr_cpus: *scx_utils::NR_CPU_IDS,
+        slice_ns: 0,
+        nr_runnable: stats::nr_runnable(),
+        settings: None,
+    })
+}
+
+fn print(report: &Report, json: bool, label: &str) {
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        println!("{label}{}", report.to_line());
+    }
+}
+
+pub fn run(opts: &ProbeOpts, verbose: bool, shutdown: &Arc<AtomicBool>) -> Result<()> {
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("scx_brisk probe needs root to load BPF programs (run it with sudo)");
+    }
+    if opts.stats == 0 {
+        bail!("--stats must be at least 1 second");
+    }
+    let mut builder = ProbeSkelBuilder::default();
+    builder.obj_builder.debug(verbose);
+    let mut open_object = MaybeUninit::uninit();
+    let mut open = builder
+        .open(&mut open_object)
+        .context("failed to open the probe BPF object")?;
+    let rodata = open.maps.rodata_data.as_mut().unwrap();
+    rodata.short_burst_ns = opts.short_burst_us * 1000;
+    let mut skel = open.load().context(
+        "failed to load the probes (they need BTF, /sys/kernel/btf/vmlinux, and tp_btf support)",
+    )?;
+    skel.attach().context(
+        "failed to attach the probes to sched_waking, sched_wakeup_new and sched_switch",
+    )?;
+    let bpf_stats = match overhead::StatsEnabled::enable() {
+        Ok(g) => Some(g),
+        Err(e) => {
+            log::warn!("per-program BPF cost unavailable: {e:#}");
+            None
+        }
+    };
+    log::info!(
+        "scx_brisk probe: measuring the running scheduler (short: average burst < {} us)",
+        opts.short_burst_us
+    );
+
+    let first = snapshot(&skel, bpf_stats.is_some())?;
+    let mut last = first.clone();
+    let start = Instant::now();
+    let interval = Duration::from_secs(opts.stats);
+    let mut due = start + interval;
+    let end = (opts.duration_s > 0).then(|| start + Duration::from_secs(opts.duration_s));
+    while !shutdown.load(Ordering::Relaxed) && end.is_none_or(|e| Instant::now() < e) {
+        std::thread::sleep(Duration::from_millis(50));
+        if Instant::now() >= due {
+            let now = snapshot(&skel, bpf_stats.is_some())?;
+            print(&Report::between(&last, &now), opts.stats_json, "");
+            last = now;
+            due += interval;
+        }
+    }
+    let total = snapshot(&skel, bpf_stats.is_some())?;
+    print(&Report::between(&first, &total), opts.stats_json, "total: ");
+    Ok(())
+}
