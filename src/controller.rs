@@ -245,8 +245,8 @@ impl Controller {
             return Ok(());
         };
         let target = self.settings.target_p99_us as f64;
+        let before = self.effective();
         if let Some(change) = self.tuner.observe(target, p99, samples) {
-            let before = self.effective();
             let msg = self.publish(sched);
             self.settings.last_change = Source::Auto;
             info!(

@@ -67,7 +67,10 @@ fn run(opts: Opts, matches: &clap::ArgMatches) -> Result<()> {
     let shutdown = Arc::new(AtomicBool::new(false));
     let flag = shutdown.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
-        .context("failed to install the SIGINT/SIGTERM handler")?;
+        .context("failed to install the SIGINT handler")?;
+    // SIGTERM stops too; SIGHUP does not (it re-reads --policy, see controller.rs).
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, shutdown.clone())
+        .context("failed to install the SIGTERM handler")?;
 
     match &opts.command {
         Some(Command::Ctl { action }) => return client::ctl(action),

@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::tunables::{self, Tunables, Value};
 
-/// Where a value came from.
+/// Where a value came from. In JSON it is its display text: "default", "cli",
+/// "policy PATH", "ctl" or "auto".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(into = "String", try_from = "String")]
 pub enum Source {
     Default,
     Cli,
@@ -31,6 +32,29 @@ impl fmt::Display for Source {
             Source::Ctl => write!(f, "ctl"),
             Source::Auto => write!(f, "auto"),
         }
+    }
+}
+
+impl From<Source> for String {
+    fn from(s: Source) -> String {
+        s.to_string()
+    }
+}
+
+impl TryFrom<String> for Source {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        Ok(match s.as_str() {
+            "default" => Source::Default,
+            "cli" => Source::Cli,
+            "ctl" => Source::Ctl,
+            "auto" => Source::Auto,
+            _ => match s.strip_prefix("policy ") {
+                Some(p) => Source::Policy(p.to_string()),
+                None => return Err(format!("unknown source {s:?}")),
+            },
+        })
     }
 }
 
@@ -301,5 +325,17 @@ mod tests {
         assert_eq!(v.values["starve_us"].source, Source::Default);
         assert_eq!(v.get("mode"), Some("fixed"));
         assert!(v.to_table().contains("last change: default"));
+        // sources travel as their display text
+        for src in [
+            Source::Default,
+            Source::Cli,
+            Source::Ctl,
+            Source::Auto,
+            Source::Policy("/p q.toml".into()),
+        ] {
+            let json = serde_json::to_string(&src).unwrap();
+            assert_eq!(json, format!("{:?}", src.to_string()));
+            assert_eq!(serde_json::from_str::<Source>(&json).unwrap(), src);
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! brisk-guest: what runs inside the sched_ext guest: the integration tests, the `run` demo
 //! and the workloads they spawn.
 
+pub mod bench;
 pub mod run;
 pub mod sys;
 pub mod tests;
@@ -29,9 +30,16 @@ pub enum Cmd {
     },
     /// Run the integration tests (all, or those named).
     Test {
-        /// Test names (attach, no-stall, fairness, weights, short-first, bad-input, hotplug, latency).
+        /// Test names (attach, no-stall, fairness, weights, short-first, bad-input, hotplug, latency,
+        /// control, auto).
         names: Vec<String>,
     },
+    /// Run a benchmark workload for a fixed time and print its results as one JSON object.
+    #[command(subcommand)]
+    Workload(workloads::cli::Workload),
+    /// A/B benchmark: every scenario under the default scheduler and each candidate,
+    /// interleaved for R rounds; raw results as JSON between marker lines at the end.
+    Bench(bench::BenchArgs),
     /// A CPU hog that never sleeps.
     Hog {
         #[arg(long, default_value_t = 0)]
@@ -47,5 +55,7 @@ pub fn main(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Run { duration_s, args } => run::run(duration_s, &args),
         Cmd::Test { names } => Ok(if tests::run(&names)? == 0 { 0 } else { 1 }),
         Cmd::Hog { nice, cpu } => workloads::hog(nice, cpu).map(|_| 0),
+        Cmd::Workload(w) => workloads::cli::main(&w),
+        Cmd::Bench(a) => bench::main(&a),
     }
 }

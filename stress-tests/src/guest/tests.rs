@@ -20,6 +20,8 @@ pub const TESTS: &[(&str, TestFn)] = &[
     ("bad-input", bad_input),
     ("hotplug", hotplug),
     ("latency", latency),
+    ("control", control),
+    ("auto", auto),
 ];
 
 /// Runs the tests whose names are in `only` (all when empty); returns the number failed.
@@ -652,4 +654,343 @@ fn latency() -> Result<String> {
          hackbench median {on:.2} s probes on / {off:.2} s off = {:.3} (informative)",
         on / off
     ))
+}
+
+/// Runs `scx_brisk ARGS` to completion (as `uid` if given): (exit ok, stdout + stderr).
+fn brisk_cmd(args: &[&str], uid: Option<u32>) -> Result<(bool, String)> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(sys::SCX_BRISK);
+    cmd.args(args).stdin(Stdio::null());
+    if let Some(uid) = uid {
+        cmd.uid(uid).gid(uid);
+    }
+    let out = cmd.output().context("running scx_brisk")?;
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
+    ))
+}
+
+/// `scx_brisk ctl show --json`: key -> (value, source).
+fn ctl_show() -> Result<serde_json::Value> {
+    let (ok, out) = brisk_cmd(&["ctl", "show", "--json"], None)?;
+    ensure!(ok, "ctl show failed: {out}");
+    let line = out.lines().find(|l| l.starts_with('{')).unwrap_or("");
+    let v: serde_json::Value =
+        serde_json::from_str(line).with_context(|| format!("ctl show output: {out}"))?;
+    Ok(v["values"].clone())
+}
+
+fn shown(values: &serde_json::Value, key: &str) -> (String, String) {
+    (
+        values[key]["value"].as_str().unwrap_or("?").to_string(),
+        values[key]["source"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| values[key]["source"].to_string()),
+    )
+}
+
+/// Waits (at most `within`) for a --stats-json line, printed after `since`, whose hogs' average
+/// stint satisfies `cond`; returns it and how long after `since` it came.
+fn hog_run_after(
+    b: &Brisk,
+    seen: usize,
+    within: Duration,
+    cond: impl Fn(f64) -> bool,
+) -> Option<(f64, usize)> {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        let lines = stats_lines(b);
+        // Skip the first line after the change: its interval began before it.
+        if let Some(v) = lines
+            .iter()
+            .skip(seen + 1)
+            .filter_map(|l| l["hog_avg_run_us"].as_f64())
+            .find(|&v| cond(v))
+        {
+            return Some((v, lines.len()));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+/// 9. Runtime control of a running scx_brisk, all without a reload (same enable_seq):
+///    `ctl set` of the slice changes the hogs' measured stints within 2 s; `ctl apply` of each
+///    shipped policy; a bad value, a broken file and a non-root caller are refused with the
+///    running values unchanged; SIGHUP re-reads --policy; `--monitor` reads the stats from a
+///    second process.
+fn control() -> Result<String> {
+    let policy = "/tmp/control-policy.toml";
+    std::fs::write(policy, "description = \"test\"\nslice_us = 7000\n")?;
+    let seq0 = sys::scx_enable_seq();
+    let args: Vec<String> = ["--stats-json", "--stats", "1", "--policy", policy]
+        .map(String::from)
+        .to_vec();
+    let (mut b, _) = Brisk::start(&args)?;
+    let seq = sys::scx_enable_seq();
+    ensure!(seq == seq0 + 1, "enable_seq {seq0} -> {seq} at start");
+    let mut fig = Vec::new();
+
+    let v = ctl_show()?;
+    ensure!(
+        shown(&v, "slice_us") == ("7000".into(), format!("policy {policy}")),
+        "slice_us from the policy file: {:?}",
+        shown(&v, "slice_us")
+    );
+
+    // The slice, changed live, shows in the hogs' stints (4 hogs on 2 CPUs: stints are about
+    // half the slice, rounded up to the 4 ms tick).
+    let hogs = Procs::hogs(2 * sys::nr_cpus(), &[])?;
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut stints = Vec::new();
+    for (slice, cond) in [
+        (
+            "1000",
+            Box::new(|v: f64| v < 6000.0) as Box<dyn Fn(f64) -> bool>,
+        ),
+        ("40000", Box::new(|v: f64| v > 12000.0)),
+    ] {
+        let seen = stats_lines(&b).len();
+        let (ok, out) = brisk_cmd(&["ctl", "set", &format!("slice_us={slice}")], None)?;
+        ensure!(
+            ok && out.contains("in use by the BPF scheduler"),
+            "ctl set slice_us={slice}: {out}"
+        );
+        // From here the change is live; the first whole 1 s stats interval after it ends
+        // within 2 s (this loop polls every 100 ms).
+        let t = Instant::now();
+        let (us, _) = hog_run_after(&b, seen, Duration::from_secs(4), cond).with_context(|| {
+            format!(
+                "hogs' stints did not follow slice_us={slice} within 4 s; stats: {:?}",
+                stats_lines(&b)
+                    .iter()
+                    .map(|l| l["hog_avg_run_us"].clone())
+                    .collect::<Vec<_>>()
+            )
+        })?;
+        let took = t.elapsed().as_secs_f64();
+        ensure!(
+            took <= 2.1,
+            "slice_us={slice} showed in the stints only after {took:.1} s"
+        );
+        stints.push(format!(
+            "slice_us={slice}: hog stint {:.1} ms ({took:.1} s after ctl set)",
+            us / 1000.0
+        ));
+    }
+    drop(hogs);
+    fig.push(stints.join(", "));
+
+    // Every shipped policy applies live and is what ctl show then reports.
+    let mut applied = Vec::new();
+    for name in ["interactive", "throughput", "auto", "balanced"] {
+        let file = format!("/policies/{name}.toml");
+        let (ok, out) = brisk_cmd(&["ctl", "apply", &file], None)?;
+        ensure!(ok, "ctl apply {file}: {out}");
+        let v = ctl_show()?;
+        let want = std::fs::read_to_string(&file)?;
+        let want_slice = want
+            .lines()
+            .find_map(|l| l.strip_prefix("slice_us = "))
+            .and_then(|r| r.split_whitespace().next())
+            .context("no slice_us in the policy file")?;
+        let (slice, source) = shown(&v, "slice_us");
+        ensure!(
+            slice == want_slice && source == format!("policy {file}"),
+            "after ctl apply {file}: slice_us {slice} ({source}), want {want_slice}"
+        );
+        let mode = shown(&v, "mode").0;
+        ensure!(
+            (mode == "auto") == (name == "auto"),
+            "mode {mode} after {file}"
+        );
+        applied.push(format!("{name} (slice_us {slice})"));
+    }
+    fig.push(format!("applied live: {}", applied.join(", ")));
+
+    // Refusals leave everything as it was.
+    let before = ctl_show()?;
+    let bad_file = "/tmp/bad-policy.toml";
+    std::fs::write(bad_file, "slice_us = 3000\nburst_cap_us = -1\n")?;
+    let cases: [(&[&str], Option<u32>, &[&str]); 5] = [
+        (
+            &["ctl", "set", "slice_us=3000", "preempt_margin_us=999999"],
+            None,
+            &["preempt_margin_us", "0..=100000", "nothing was changed"],
+        ),
+        (
+            &["ctl", "set", "slice_us=fast"],
+            None,
+            &["slice_us", "not a whole number"],
+        ),
+        (
+            &["ctl", "set", "no_such_key=1"],
+            None,
+            &["unknown key \"no_such_key\""],
+        ),
+        (
+            &["ctl", "apply", bad_file],
+            None,
+            &["bad-policy.toml:2", "burst_cap_us"],
+        ),
+        (
+            &["ctl", "set", "slice_us=3000"],
+            Some(65534),
+            &["permission denied"],
+        ),
+    ];
+    for (args, uid, want) in cases {
+        let (ok, out) = brisk_cmd(args, uid)?;
+        ensure!(!ok, "{args:?} (uid {uid:?}) was accepted: {out}");
+        for w in want {
+            ensure!(out.contains(w), "{args:?}: message lacks {w:?}: {out}");
+        }
+        ensure!(
+            ctl_show()? == before,
+            "{args:?} changed the running settings"
+        );
+    }
+    fig.push(format!(
+        "{} bad requests refused, settings unchanged",
+        cases.len()
+    ));
+
+    // SIGHUP re-reads --policy.
+    std::fs::write(policy, "slice_us = 9000\n")?;
+    sys::signal(&b.child, libc::SIGHUP);
+    let t = sys::wait_for(Duration::from_secs(3), || {
+        ctl_show().is_ok_and(|v| shown(&v, "slice_us").0 == "9000")
+    })
+    .with_context(|| {
+        format!(
+            "SIGHUP did not re-read the policy file within 3 s; output:\n{}",
+            b.output()
+        )
+    })?;
+    fig.push(format!(
+        "SIGHUP: slice_us 9000 from the file in {:.1} s",
+        t.as_secs_f64()
+    ));
+
+    // --monitor from a second process.
+    let mon = Command::new(sys::SCX_BRISK)
+        .args(["--monitor", "1", "--stats-json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(3500));
+    sys::signal(&mon, libc::SIGINT);
+    let out = mon.wait_with_output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let reports: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    ensure!(
+        out.status.success() && reports.len() >= 2,
+        "--monitor: exit {:?}, {} reports: {text} {}",
+        out.status,
+        reports.len(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = &reports[reports.len() - 1];
+    ensure!(
+        r["counters"]["nr_dispatched"].as_u64().is_some()
+            && r["latency"]["wakeup"]["all"]["count"].as_u64().unwrap_or(0) > 0
+            && r["settings"]["values"]["slice_us"]["value"] == "9000",
+        "--monitor report lacks counters, latency or settings: {r}"
+    );
+    fig.push(format!(
+        "--monitor: {} reports from a second process",
+        reports.len()
+    ));
+
+    ensure!(sys::brisk_attached(), "scx_brisk detached during the test");
+    ensure!(
+        sys::scx_enable_seq() == seq,
+        "the scheduler was reloaded during the test (enable_seq {seq} -> {})",
+        sys::scx_enable_seq()
+    );
+    let code = b.stop();
+    ensure!(code == Some(0), "scx_brisk exit {code:?}:\n{}", b.output());
+    fig.push(format!("enable_seq {seq} throughout"));
+    Ok(fig.join("; "))
+}
+
+/// 10. The auto-tuner: from auto.toml's relaxed end (20 ms slices, 30 ms margin), beside a
+///     periodic task and 2 hogs per CPU, it tightens the slice and margin until the short
+///     class's p99 (the probes) is under the target, and logs each change.
+fn auto() -> Result<String> {
+    const TARGET_US: f64 = 2000.0;
+    let args: Vec<String> = [
+        "--policy",
+        "/policies/auto.toml",
+        "--target-p99-us",
+        "2000",
+        "--stats-json",
+        "--stats",
+        "1",
+    ]
+    .map(String::from)
+    .to_vec();
+    let (mut b, _) = Brisk::start(&args)?;
+    let hogs = Procs::hogs(2 * sys::nr_cpus(), &[])?;
+    // 20 s of the periodic task (10 ms period, 1 ms work): 2000 wakeups.
+    let res = workloads::periodic(Duration::from_millis(10), Duration::from_millis(1), 2000);
+    drop(hogs);
+    ensure!(sys::brisk_attached(), "scx_brisk detached during the test");
+    let code = b.stop();
+    ensure!(code == Some(0), "scx_brisk exit {code:?}:\n{}", b.output());
+    let out = b.output();
+    let changes: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("auto-tuner: level"))
+        .collect();
+    ensure!(
+        !changes.is_empty(),
+        "the auto-tuner changed nothing:\n{out}"
+    );
+    let lines = stats_lines(&b);
+    let p99 = |v: &serde_json::Value| -> Option<f64> {
+        let s = &v["latency"]["wakeup"]["short"];
+        (s["count"].as_u64()? >= 20)
+            .then(|| s["p99_us"].as_f64())
+            .flatten()
+    };
+    let series: Vec<f64> = lines.iter().filter_map(p99).collect();
+    ensure!(
+        series.len() >= 10,
+        "only {} intervals with short wakeups",
+        series.len()
+    );
+    let first = series[0];
+    let mut last: Vec<f64> = series[series.len() - 8..].to_vec();
+    last.sort_by(|a, b| a.total_cmp(b));
+    let settled = last[last.len() / 2];
+    let final_slice = lines
+        .last()
+        .and_then(|l| {
+            l["settings"]["values"]["slice_us"]["value"]
+                .as_str()
+                .map(String::from)
+        })
+        .unwrap_or_default();
+    let q = |p| workloads::quantile(&res.lateness_ns, p) as f64 / 1000.0;
+    let fig = format!(
+        "short p99 {first:.0} us in the first interval -> {settled:.0} us (median of the last 8) \
+         vs target {TARGET_US:.0} us; {} tuner changes, final slice_us {final_slice} (from 20000); \
+         the periodic task's own lateness p50 {:.0} us p99 {:.0} us; first change: {}",
+        changes.len(),
+        q(0.5),
+        q(0.99),
+        changes[0].trim()
+    );
+    ensure!(settled < TARGET_US, "{fig}");
+    ensure!(
+        final_slice.parse::<u64>().unwrap_or(20000) < 20000,
+        "the slice was not lowered: {fig}"
+    );
+    Ok(fig)
 }

@@ -1,11 +1,18 @@
 //! Workloads run in the guest: CPU hogs and a periodic interactive task that measures its own
-//! wakeup lateness.
+//! wakeup lateness, and the benchmark's workloads (`brisk-guest workload ...`, in the
+//! submodules), each printing one JSON object.
+
+pub mod cli;
+pub mod hogs;
+pub mod pipe;
+pub mod wakeup;
 
 use std::time::Duration;
 
 use anyhow::{bail, Result};
+use brisk_stress::stats;
 
-fn now_ns(clock: libc::clockid_t) -> u64 {
+pub fn now_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -81,14 +88,12 @@ pub fn periodic(period: Duration, work: Duration, count: usize) -> Periodic {
         while now_ns(libc::CLOCK_THREAD_CPUTIME_ID) - cpu0 < work.as_nanos() as u64 {
             std::hint::spin_loop();
         }
-        next += period_ns;
-        let done = now_ns(libc::CLOCK_MONOTONIC);
-        while next < done {
-            // Overran: the wakeups we could not take are recorded as late as they were.
-            out.missed += 1;
-            out.lateness_ns.push(done - next);
-            next += period_ns;
-        }
+        // Overran: the wakeups we could not take are recorded as late as they were.
+        let (missed, ahead) =
+            stats::missed_periods(next + period_ns, now_ns(libc::CLOCK_MONOTONIC), period_ns);
+        out.missed += missed.len() as u64;
+        out.lateness_ns.extend(missed);
+        next = ahead;
     }
     out
 }
@@ -138,13 +143,40 @@ pub fn piped_wakeups(period: Duration, work: Duration, count: usize) -> Vec<u64>
 
 /// The q-quantile (0..=1) of `v` by nearest rank; 0 for no samples.
 pub fn quantile(v: &[u64], q: f64) -> u64 {
-    if v.is_empty() {
-        return 0;
-    }
     let mut s = v.to_vec();
     s.sort_unstable();
-    let rank = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len());
-    s[rank - 1]
+    stats::quantile_sorted(&s, q)
+}
+
+/// Burns `work_ns` of this thread's CPU time (so preemption does not shorten the work).
+pub fn burn_cpu(work_ns: u64) {
+    let cpu0 = now_ns(libc::CLOCK_THREAD_CPUTIME_ID);
+    while now_ns(libc::CLOCK_THREAD_CPUTIME_ID) - cpu0 < work_ns {
+        std::hint::spin_loop();
+    }
+}
+
+/// Sleeps until `deadline_ns` on CLOCK_MONOTONIC (at once if it has passed).
+pub fn sleep_until(deadline_ns: u64) {
+    let ts = libc::timespec {
+        tv_sec: (deadline_ns / 1_000_000_000) as i64,
+        tv_nsec: (deadline_ns % 1_000_000_000) as i64,
+    };
+    // SAFETY: clock_nanosleep reads `ts` and writes no remainder (null) with TIMER_ABSTIME.
+    while unsafe {
+        libc::clock_nanosleep(
+            libc::CLOCK_MONOTONIC,
+            libc::TIMER_ABSTIME,
+            &ts,
+            std::ptr::null_mut(),
+        )
+    } == libc::EINTR
+    {}
+}
+
+/// CLOCK_MONOTONIC in ns.
+pub fn mono_ns() -> u64 {
+    now_ns(libc::CLOCK_MONOTONIC)
 }
 
 #[cfg(test)]

@@ -43,9 +43,51 @@ pub enum Command {
         #[arg(last = true, value_name = "GUEST_TEST_ARGS")]
         guest_args: Vec<String>,
     },
+    /// A/B benchmark in the guest: every scenario under the default scheduler, scx_brisk and
+    /// each --candidate, interleaved for R rounds; writes target/stress/report.md,
+    /// report.json and SVG plots, and exits non-zero if the run was not sane (a scheduler
+    /// missed a scenario, a scenario failed, a candidate detached)
+    Bench {
+        #[command(flatten)]
+        vm: VmOpts,
+        /// Rounds per scenario and scheduler [default: 3, or 2 with --quick]
+        #[arg(long, value_name = "R", value_parser = clap::value_parser!(u32).range(1..=100))]
+        rounds: Option<u32>,
+        /// Run only this scenario (repeatable)
+        #[arg(long = "scenario", value_name = "S",
+              value_parser = ["desktop", "server", "batch", "messaging", "mixed"])]
+        scenarios: Vec<String>,
+        /// Short scenarios: about 2 minutes of guest time (for CI)
+        #[arg(long)]
+        quick: bool,
+        /// Another sched_ext scheduler (repeatable): NAME=PATH, a binary on this host that is
+        /// copied into the guest, or NAME=/bin/scx_brisk for scx_brisk with other options;
+        /// `NAME=PATH ARGS...` as one argument, or ARGS after `--` for the last --candidate
+        #[arg(long = "candidate", value_name = "NAME=PATH")]
+        candidates: Vec<String>,
+        /// scx_brisk's policy: a NAME from the guest's /policies (NAME.toml), or a guest path
+        #[arg(long, value_name = "NAME")]
+        policy: Option<String>,
+        /// Hard limit on the qemu process, in seconds [default: from the rounds and scenarios]
+        #[arg(long, value_name = "N")]
+        timeout_s: Option<u64>,
+        /// Arguments for the last --candidate, or for scx_brisk if there is none
+        #[arg(last = true, value_name = "ARGS")]
+        args: Vec<String>,
+    },
+    /// Write the benchmark report (target/stress) from saved results: a bench run's
+    /// result.log, or the JSON of `brisk-guest bench --out FILE` (e.g. run on a sched_ext host)
+    Report {
+        /// result.log or results JSON
+        #[arg(value_name = "FILE")]
+        results: PathBuf,
+        /// Output directory [default: target/stress]
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
 }
 
-/// Options shared by `run` and `test`.
+/// Options shared by `run`, `test` and `bench`.
 #[derive(Debug, Args)]
 pub struct VmOpts {
     /// Boot this kernel image (bzImage) instead of Debian's trixie-backports cloud kernel;
@@ -110,6 +152,46 @@ mod tests {
             }
             other => panic!("parsed as {other:?}"),
         }
+    }
+
+    #[test]
+    fn bench_options() {
+        let cli = Cli::try_parse_from([
+            "brisk-vm",
+            "bench",
+            "--quick",
+            "--scenario",
+            "desktop",
+            "--candidate",
+            "lavd=/usr/bin/scx_lavd",
+            "--policy",
+            "latency",
+            "--",
+            "--performance",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Bench {
+                quick,
+                scenarios,
+                candidates,
+                policy,
+                args,
+                rounds,
+                timeout_s,
+                vm,
+            } => {
+                assert!(quick);
+                assert_eq!(scenarios, ["desktop"]);
+                assert_eq!(candidates, ["lavd=/usr/bin/scx_lavd"]);
+                assert_eq!(policy.as_deref(), Some("latency"));
+                assert_eq!(args, ["--performance"]);
+                assert_eq!((rounds, timeout_s, vm.cpus), (None, None, 2));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["brisk-vm", "bench", "--scenario", "nope"]).is_err());
+        assert!(Cli::try_parse_from(["brisk-vm", "report"]).is_err());
     }
 
     #[test]

@@ -88,6 +88,18 @@ pub fn build(
 
     add_program(&mut archive, &bins.scx_brisk, "/bin/scx_brisk")?;
     add_program(&mut archive, &bins.brisk_guest, "/bin/brisk-guest")?;
+    // The shipped policy files, at /policies/NAME.toml (tests and `bench --policy` use them).
+    archive.dir("/policies");
+    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scheduler-policies");
+    for entry in
+        fs::read_dir(&policies).with_context(|| format!("reading {}", policies.display()))?
+    {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            add_host_file(&mut archive, &path, &format!("/policies/{name}"))?;
+        }
+    }
     for (command, package) in WORKLOADS {
         let host = find_in_path(command).with_context(|| {
             format!("{command} is not installed on the host (Debian package {package})")

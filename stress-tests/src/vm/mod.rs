@@ -1,10 +1,14 @@
 //! The host side of the VM harness: kernel, initramfs, qemu.
 
+pub mod bench;
 pub mod cli;
 pub mod cpio;
+pub mod extra;
 pub mod initramfs;
 pub mod kernel;
+pub mod plots;
 pub mod qemu;
+pub mod report;
 
 use anyhow::{bail, Context, Result};
 use cli::{Cli, Command, VmOpts};
@@ -36,6 +40,8 @@ pub struct Paths {
     pub release: PathBuf,
     /// `target/vm`: kernel cache, apt state, initramfs and logs.
     pub vm: PathBuf,
+    /// `target/stress`: the benchmark report.
+    pub stress: PathBuf,
 }
 
 impl Paths {
@@ -68,12 +74,16 @@ impl Paths {
         Ok(Paths {
             release: target.join("release"),
             vm: target.join("vm"),
+            stress: target.join("stress"),
         })
     }
 }
 
 /// Runs `brisk-vm`; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
+    // Extra host files for the guest, and whether the guest runs the benchmark.
+    let mut extra_files = Vec::new();
+    let mut is_bench = false;
     let (opts, timeout_s, guest_argv) = match cli.command {
         Command::Run {
             vm,
@@ -103,14 +113,61 @@ pub fn run(cli: Cli) -> Result<i32> {
             argv.extend(guest_args);
             (vm, timeout_s, argv)
         }
+        Command::Bench {
+            vm,
+            rounds,
+            scenarios,
+            quick,
+            candidates,
+            policy,
+            timeout_s,
+            args,
+        } => {
+            let req = bench::BenchRequest {
+                rounds,
+                scenarios,
+                quick,
+                candidates,
+                policy,
+                args,
+            };
+            let (argv, files) = bench::guest_argv(&req)?;
+            extra_files = files;
+            is_bench = true;
+            let timeout_s = timeout_s.unwrap_or_else(|| bench::default_timeout_s(&req));
+            (vm, timeout_s, argv)
+        }
+        Command::Report { results, out_dir } => {
+            let r = bench::load(&results)?;
+            let dir = match out_dir {
+                Some(dir) => dir,
+                None => Paths::locate()?.stress,
+            };
+            let problems = bench::write_report(&r, &dir)?;
+            return Ok(if problems.is_empty() { 0 } else { 1 });
+        }
     };
     let paths = Paths::locate()?;
     std::fs::create_dir_all(&paths.vm)
         .with_context(|| format!("creating {}", paths.vm.display()))?;
-    boot(&paths, &opts, timeout_s, &guest_argv)
+    let code = boot(&paths, &opts, timeout_s, &guest_argv, &extra_files)?;
+    if !is_bench || code == EXIT_INTERRUPTED {
+        return Ok(code);
+    }
+    phase(
+        "report",
+        &format!("benchmark report in {}", paths.stress.display()),
+        || bench::finish(&paths.vm.join("result.log"), code, &paths.stress),
+    )
 }
 
-fn boot(paths: &Paths, opts: &VmOpts, timeout_s: u64, guest_argv: &[String]) -> Result<i32> {
+fn boot(
+    paths: &Paths,
+    opts: &VmOpts,
+    timeout_s: u64,
+    guest_argv: &[String],
+    extra_files: &[(PathBuf, String)],
+) -> Result<i32> {
     let guest_bins = initramfs::GuestBinaries::locate(&paths.release)?;
 
     let kernel = match &opts.kernel {
@@ -138,6 +195,17 @@ fn boot(paths: &Paths, opts: &VmOpts, timeout_s: u64, guest_argv: &[String]) -> 
         ),
         || initramfs::build(&initramfs_path, &guest_bins, &kernel, guest_argv),
     )?;
+    if !extra_files.is_empty() {
+        let list: Vec<String> = extra_files
+            .iter()
+            .map(|(host, guest)| format!("{} as {guest}", host.display()))
+            .collect();
+        phase(
+            "initramfs",
+            &format!("appending {}", list.join(", ")),
+            || extra::append(&initramfs_path, extra_files),
+        )?;
+    }
 
     let vm = qemu::Vm {
         vmlinuz: kernel.vmlinuz.clone(),

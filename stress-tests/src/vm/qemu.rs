@@ -3,6 +3,7 @@
 
 use super::initramfs::EXIT_MARKER;
 use anyhow::{Context, Result};
+use brisk_stress::results::HideResults;
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -142,6 +143,9 @@ pub fn run(vm: &Vm) -> Result<Outcome> {
     // `timeout` runs qemu in its own process group, so Ctrl-C reaches only us: pass it on.
     ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
         .context("installing the Ctrl-C handler")?;
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+        signal_hook::flag::register(sig, &INTERRUPTED).context("installing a signal handler")?;
+    }
 
     let mut child = Command::new("timeout")
         .arg(format!("--kill-after={KILL_AFTER_S}"))
@@ -153,6 +157,7 @@ pub fn run(vm: &Vm) -> Result<Outcome> {
         .with_context(|| format!("starting timeout {QEMU}"))?;
 
     let mut lines = LineSplitter::default();
+    let mut hide = HideResults::default();
     let mut stopping = false;
     let mut polls = 0u32;
     let status = loop {
@@ -161,7 +166,7 @@ pub fn run(vm: &Vm) -> Result<Outcome> {
             deprioritise_vcpus(child.id());
         }
         let status = child.try_wait().context("waiting for qemu")?;
-        pump(&mut result, &mut lines)?;
+        pump(&mut result, &mut lines, &mut hide)?;
         if let Some(status) = status {
             break status;
         }
@@ -173,9 +178,11 @@ pub fn run(vm: &Vm) -> Result<Outcome> {
         }
         std::thread::sleep(POLL);
     };
-    pump(&mut result, &mut lines)?;
+    pump(&mut result, &mut lines, &mut hide)?;
     if let Some(rest) = lines.finish() {
-        print_guest_line(&rest);
+        if let Some(line) = hide.show(&rest) {
+            print_guest_line(line);
+        }
     }
 
     if INTERRUPTED.load(Ordering::SeqCst) {
@@ -186,14 +193,15 @@ pub fn run(vm: &Vm) -> Result<Outcome> {
     Ok(classify(&result_text, &console_text, status))
 }
 
-/// Reads what qemu appended to `file` and prints the complete lines.
-fn pump(file: &mut File, lines: &mut LineSplitter) -> Result<()> {
+/// Reads what qemu appended to `file` and prints the complete lines (not the bench's results
+/// block, which goes to the report).
+fn pump(file: &mut File, lines: &mut LineSplitter, hide: &mut HideResults) -> Result<()> {
     let mut buf = Vec::new();
     file.read_to_end(&mut buf).context("reading result.log")?;
     let new = lines.push(&buf);
     if !new.is_empty() {
-        for line in new {
-            print_guest_line(&line);
+        for line in new.iter().filter_map(|l| hide.show(l)) {
+            print_guest_line(line);
         }
         std::io::stdout().flush().ok();
     }

@@ -1,0 +1,369 @@
+//! The benchmark's scenarios: workloads (`brisk-guest workload ...` child processes, and
+//! hackbench) combined, each for a fixed time, reduced to named metrics.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use brisk_stress::stats::{self, Latency};
+use serde_json::{json, Value};
+
+use crate::guest::sys;
+use crate::guest::workloads::cli::PeriodicReport;
+use crate::guest::workloads::hogs::HogsReport;
+use crate::guest::workloads::pipe::PipeReport;
+use crate::guest::workloads::wakeup::WakeupReport;
+
+/// Every scenario, in the order the bench runs them.
+pub const ALL: [&str; 5] = ["desktop", "server", "batch", "messaging", "mixed"];
+
+/// hackbench's arguments in the messaging scenario.
+pub const HACKBENCH_ARGS: [&str; 4] = ["-g", "4", "-l", "100"];
+/// A lighter hackbench for the mixed scenario, so runs end near its deadline.
+const HACKBENCH_MIXED_ARGS: [&str; 4] = ["-g", "2", "-l", "50"];
+/// Time the hogs get to spread over the CPUs before the measured task starts.
+const SETTLE: Duration = Duration::from_millis(500);
+
+/// What one scenario measured.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub metrics: BTreeMap<String, f64>,
+    pub cdfs: BTreeMap<String, Vec<[f64; 2]>>,
+    pub raw: serde_json::Map<String, Value>,
+}
+
+impl Outcome {
+    /// Keeps a workload's own JSON, without its CDFs (already in `cdfs`).
+    fn keep(&mut self, name: &str, report: &impl serde::Serialize) {
+        let mut v = json!(report);
+        strip_cdfs(&mut v);
+        self.raw.insert(name.to_string(), v);
+    }
+
+    fn metric(&mut self, name: &str, value: f64) {
+        self.metrics.insert(name.to_string(), value);
+    }
+
+    /// Adds `prefix_p50_us`, `prefix_p99_us`, ... and the CDF under `cdf_name`.
+    fn latency(&mut self, prefix: &str, l: &Latency, cdf_name: &str, all: bool) {
+        self.metric(&format!("{prefix}_p50_us"), l.p50_us);
+        if all {
+            self.metric(&format!("{prefix}_p90_us"), l.p90_us);
+        }
+        self.metric(&format!("{prefix}_p99_us"), l.p99_us);
+        if all {
+            self.metric(&format!("{prefix}_p999_us"), l.p999_us);
+            self.metric(&format!("{prefix}_max_us"), l.max_us);
+        }
+        self.cdfs.insert(cdf_name.to_string(), l.cdf_us.clone());
+    }
+}
+
+/// Durations of one scenario's parts, in seconds.
+struct Plan {
+    /// Main measuring time.
+    main: f64,
+    /// Time for extra parts (server's second load, messaging's pipe ping-pong).
+    extra: f64,
+    /// Minimum hackbench runs (messaging).
+    min_runs: usize,
+}
+
+fn plan(name: &str, quick: bool) -> Plan {
+    let (main, extra, min_runs) = match (name, quick) {
+        ("server", false) => (10.0, 10.0, 0),
+        ("server", true) => (2.5, 2.5, 0),
+        ("batch", false) => (15.0, 0.0, 0),
+        ("batch", true) => (4.0, 0.0, 0),
+        ("messaging", false) => (20.0, 5.0, 3),
+        ("messaging", true) => (0.0, 1.5, 1),
+        (_, false) => (20.0, 0.0, 0),
+        (_, true) => (5.0, 0.0, 0),
+    };
+    Plan {
+        main,
+        extra,
+        min_runs,
+    }
+}
+
+/// Roughly how long a scenario takes, in seconds (for the progress line).
+pub fn planned_secs(name: &str, quick: bool) -> f64 {
+    let p = plan(name, quick);
+    let settle = match name {
+        "desktop" | "mixed" => 1.0 + SETTLE.as_secs_f64(),
+        _ => 0.0,
+    };
+    // A hackbench run takes a few seconds in the TCG guest.
+    p.main.max(p.min_runs as f64 * 4.0) + p.extra + settle
+}
+
+/// Runs the scenario `name`.
+pub fn run(name: &str, quick: bool) -> Result<Outcome> {
+    let p = plan(name, quick);
+    let cpus = sys::nr_cpus();
+    match name {
+        "desktop" => desktop(&p, cpus),
+        "server" => server(&p),
+        "batch" => batch(&p, cpus),
+        "messaging" => messaging(&p),
+        "mixed" => mixed(&p, cpus),
+        other => bail!("unknown scenario {other:?} (known: {})", ALL.join(", ")),
+    }
+}
+
+/// Periodic task (10 ms period, 1 ms work) beside 2 hogs per CPU.
+fn desktop(p: &Plan, cpus: usize) -> Result<Outcome> {
+    let hogs = Workload::start("hogs", &hog_args(p.main + 1.0, 2 * cpus))?;
+    std::thread::sleep(SETTLE);
+    let periodic = Workload::start("periodic", &periodic_args(p.main))?;
+    let periodic: PeriodicReport = periodic.finish(p.main)?;
+    let hogs: HogsReport = hogs.finish(p.main)?;
+    let mut o = Outcome::default();
+    o.latency("periodic", &periodic.lateness, "periodic lateness", true);
+    o.metric("periodic_missed", periodic.missed as f64);
+    o.metric("hogs_work_per_s", hogs.work_per_s);
+    o.keep("periodic", &periodic);
+    o.keep("hogs", &hogs);
+    Ok(o)
+}
+
+/// Wakeup pairs at 50% load, then at 100%.
+fn server(p: &Plan) -> Result<Outcome> {
+    let mut o = Outcome::default();
+    for (load, secs) in [(50, p.main), (100, p.extra)] {
+        let w: WakeupReport = Workload::start("wakeup", &wakeup_args(secs, load))?.finish(secs)?;
+        let prefix = format!("load{load}");
+        let cdf = format!("wakeup latency, {load}% load");
+        o.latency(&format!("{prefix}_wakeup"), &w.wakeup, &cdf, false);
+        o.metric(&format!("{prefix}_request_p99_us"), w.request.p99_us);
+        o.metric(&format!("{prefix}_requests_per_s"), w.requests_per_s);
+        o.keep(&prefix, &w);
+    }
+    Ok(o)
+}
+
+/// Equal-nice hogs only: throughput and fairness.
+fn batch(p: &Plan, cpus: usize) -> Result<Outcome> {
+    let hogs: HogsReport = Workload::start("hogs", &hog_args(p.main, 2 * cpus))?.finish(p.main)?;
+    let mut o = Outcome::default();
+    o.metric("work_per_s", hogs.work_per_s);
+    o.metric("jain_index", hogs.jain_index);
+    o.keep("hogs", &hogs);
+    Ok(o)
+}
+
+/// hackbench runs (median time), then pipe ping-pong.
+fn messaging(p: &Plan) -> Result<Outcome> {
+    let deadline = Instant::now() + Duration::from_secs_f64(p.main);
+    let times = hackbench_loop(&HACKBENCH_ARGS, deadline, p.min_runs)?;
+    let mut o = Outcome::default();
+    o.metric(
+        "hackbench_time_s",
+        stats::median(&times).context("no hackbench run")?,
+    );
+    let pipe: PipeReport = Workload::start("pipe", &secs_arg(p.extra))?.finish(p.extra)?;
+    o.metric("pipe_round_trips_per_s", pipe.round_trips_per_s);
+    o.raw.insert(
+        "hackbench".into(),
+        json!({ "args": HACKBENCH_ARGS, "times_s": times }),
+    );
+    o.keep("pipe", &pipe);
+    Ok(o)
+}
+
+/// Everything at once: one hog per CPU, the periodic task, wakeup pairs at 50% load and a
+/// hackbench loop.
+fn mixed(p: &Plan, cpus: usize) -> Result<Outcome> {
+    let hogs = Workload::start("hogs", &hog_args(p.main + 1.0, cpus))?;
+    std::thread::sleep(SETTLE);
+    let deadline = Instant::now() + Duration::from_secs_f64(p.main);
+    let periodic = Workload::start("periodic", &periodic_args(p.main))?;
+    let wakeup = Workload::start("wakeup", &wakeup_args(p.main, 50))?;
+    let hackbench = std::thread::spawn(move || hackbench_loop(&HACKBENCH_MIXED_ARGS, deadline, 1));
+    let periodic: PeriodicReport = periodic.finish(p.main)?;
+    let wakeup: WakeupReport = wakeup.finish(p.main)?;
+    let times = hackbench
+        .join()
+        .map_err(|_| anyhow::anyhow!("hackbench thread panicked"))??;
+    let hogs: HogsReport = hogs.finish(p.main)?;
+    let mut o = Outcome::default();
+    o.latency("periodic", &periodic.lateness, "periodic lateness", false);
+    o.latency("wakeup", &wakeup.wakeup, "wakeup latency", false);
+    o.metric("requests_per_s", wakeup.requests_per_s);
+    o.metric("hogs_work_per_s", hogs.work_per_s);
+    o.metric(
+        "hackbench_time_s",
+        stats::median(&times).context("no hackbench run")?,
+    );
+    o.keep("periodic", &periodic);
+    o.keep("wakeup", &wakeup);
+    o.keep("hogs", &hogs);
+    o.raw.insert(
+        "hackbench".into(),
+        json!({ "args": HACKBENCH_MIXED_ARGS, "times_s": times }),
+    );
+    Ok(o)
+}
+
+/// Removes every `cdf_us` field (the CDFs are kept once, in the run's `cdfs`).
+fn strip_cdfs(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            map.remove("cdf_us");
+            map.values_mut().for_each(strip_cdfs);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_cdfs),
+        _ => {}
+    }
+}
+
+fn secs_arg(secs: f64) -> Vec<String> {
+    vec!["--duration-s".into(), format!("{secs}")]
+}
+
+fn hog_args(secs: f64, count: usize) -> Vec<String> {
+    [secs_arg(secs), vec!["--count".into(), count.to_string()]].concat()
+}
+
+fn periodic_args(secs: f64) -> Vec<String> {
+    let rest = ["--period-ms", "10", "--work-ms", "1"].map(String::from);
+    [secs_arg(secs), rest.to_vec()].concat()
+}
+
+fn wakeup_args(secs: f64, load_pct: u32) -> Vec<String> {
+    [
+        secs_arg(secs),
+        vec!["--load-pct".into(), load_pct.to_string()],
+    ]
+    .concat()
+}
+
+/// Runs hackbench with `args` until `deadline` has passed and at least `min_runs` ran (a run
+/// started before the deadline finishes); returns each run's time in seconds.
+pub fn hackbench_loop(args: &[&str], deadline: Instant, min_runs: usize) -> Result<Vec<f64>> {
+    let mut times = Vec::new();
+    while times.len() < min_runs.max(1) || Instant::now() < deadline {
+        let start = Instant::now();
+        let out = Command::new("hackbench")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .context("running hackbench")?;
+        if !out.status.success() {
+            bail!(
+                "hackbench {} failed ({}): {}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        times.push(parse_hackbench_time(&text).unwrap_or_else(|| start.elapsed().as_secs_f64()));
+    }
+    Ok(times)
+}
+
+/// The `Time: 1.234` hackbench prints at the end.
+pub fn parse_hackbench_time(output: &str) -> Option<f64> {
+    output
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("Time:")?.trim().parse().ok())
+}
+
+/// A `brisk-guest workload` child process with its stdout captured, in its own process group
+/// (killed with its descendants if dropped before it finished).
+struct Workload {
+    name: String,
+    child: Option<Child>,
+}
+
+impl Workload {
+    fn start(name: &str, args: &[String]) -> Result<Workload> {
+        use std::os::unix::process::CommandExt;
+        let exe = std::env::current_exe().context("locating brisk-guest")?;
+        let child = Command::new(exe)
+            .arg("workload")
+            .arg(name)
+            .args(args)
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting workload {name}"))?;
+        Ok(Workload {
+            name: name.to_string(),
+            child: Some(child),
+        })
+    }
+
+    /// Waits for the workload (it should end about `secs` after it started; it gets 30 s
+    /// more) and parses its JSON.
+    fn finish<T: serde::de::DeserializeOwned>(mut self, secs: f64) -> Result<T> {
+        let mut child = self.child.take().context("workload already finished")?;
+        let timeout = Duration::from_secs_f64(secs + 30.0);
+        let code = sys::wait_exit(&mut child, timeout);
+        let mut out = String::new();
+        if let Some(mut stdout) = child.stdout.take() {
+            stdout.read_to_string(&mut out).ok();
+        }
+        match code {
+            Some(0) => {}
+            Some(code) => bail!("workload {} exited with code {code}", self.name),
+            None => {
+                kill_group(&mut child);
+                bail!("workload {} did not finish within {timeout:?}", self.name);
+            }
+        }
+        serde_json::from_str(out.trim())
+            .with_context(|| format!("parsing the output of workload {}: {out:?}", self.name))
+    }
+}
+
+fn kill_group(child: &mut Child) {
+    // SAFETY: kill(2) on the process group we created for this child.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    let _ = child.wait();
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill_group(&mut child);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cdfs_are_stripped_from_raw() {
+        let mut v = json!({"a": {"cdf_us": [[0.5, 1.0]], "p50_us": 1.0}, "b": [{"cdf_us": []}]});
+        strip_cdfs(&mut v);
+        assert_eq!(v, json!({"a": {"p50_us": 1.0}, "b": [{}]}));
+    }
+
+    #[test]
+    fn hackbench_time_parsing() {
+        let out = "Running in process mode with 4 groups using 40 file descriptors each \
+                   (== 160 tasks)\nEach sender will pass 100 messages of 100 bytes\nTime: 3.456\n";
+        assert_eq!(parse_hackbench_time(out), Some(3.456));
+        assert_eq!(parse_hackbench_time("Time: x\n"), None);
+        assert_eq!(parse_hackbench_time(""), None);
+    }
+
+    #[test]
+    fn quick_bench_is_about_two_minutes() {
+        // 2 schedulers x 2 rounds of every scenario, plus ~1 s per run to attach/detach.
+        let per_round: f64 = ALL.iter().map(|s| planned_secs(s, true)).sum();
+        let total = 2.0 * 2.0 * (per_round + ALL.len() as f64 * 0.5);
+        assert!((90.0..=150.0).contains(&total), "{total} s");
+        let full: f64 = ALL.iter().map(|s| planned_secs(s, false)).sum();
+        assert!(full > 3.0 * per_round);
+    }
+}

@@ -1,0 +1,98 @@
+//! `brisk-guest workload <name>`: each workload runs for `--duration-s` and prints one JSON
+//! object with its results (units in the field names).
+
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use brisk_stress::stats::Latency;
+use clap::{Args, Subcommand};
+use serde::{Deserialize, Serialize};
+
+use super::{hogs, pipe, wakeup};
+
+#[derive(Debug, Subcommand)]
+pub enum Workload {
+    /// Interactive task: wakes every --period-ms on absolute deadlines (clock_nanosleep),
+    /// works --work-ms of CPU time, and records how late each wakeup was. A period whose
+    /// deadline passed while it was still working counts as missed, with its lateness.
+    Periodic(PeriodicOpts),
+    /// Message/worker pairs: a message thread stamps the time and wakes its worker through a
+    /// futex; the worker records its wakeup latency, works, and replies.
+    Wakeup(wakeup::Opts),
+    /// CPU-bound loops counting work units: per-hog work, total work/s, Jain's fairness index.
+    Hogs(hogs::Opts),
+    /// Thread pairs bouncing a byte over two pipes: round trips/s.
+    Pipe(pipe::PipeOpts),
+    /// Threads forking short-lived processes that exit at once: forks/s.
+    Forkstorm(pipe::ForkOpts),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PeriodicOpts {
+    /// How long to run, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration_s: f64,
+    /// Wakeup period in ms.
+    #[arg(long, default_value_t = 10.0)]
+    pub period_ms: f64,
+    /// CPU time worked after each wakeup, in ms.
+    #[arg(long, default_value_t = 1.0)]
+    pub work_ms: f64,
+}
+
+/// `workload periodic` output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeriodicReport {
+    pub workload: String,
+    pub period_us: f64,
+    pub work_us: f64,
+    pub duration_s: f64,
+    /// Periods that were due before the task could start them (their lateness is included).
+    pub missed: u64,
+    /// Lateness of every period, deadline to start.
+    pub lateness: Latency,
+}
+
+pub fn periodic(o: &PeriodicOpts) -> Result<PeriodicReport> {
+    duration(o.duration_s)?;
+    ensure!(o.period_ms > 0.0, "--period-ms must be positive");
+    ensure!(o.work_ms >= 0.0, "--work-ms must not be negative");
+    let period = Duration::from_secs_f64(o.period_ms / 1000.0);
+    let count = ((o.duration_s * 1000.0 / o.period_ms) as usize).max(1);
+    let mut p = super::periodic(period, Duration::from_secs_f64(o.work_ms / 1000.0), count);
+    Ok(PeriodicReport {
+        workload: "periodic".into(),
+        period_us: o.period_ms * 1000.0,
+        work_us: o.work_ms * 1000.0,
+        duration_s: o.duration_s,
+        missed: p.missed,
+        lateness: Latency::from_ns(&mut p.lateness_ns),
+    })
+}
+
+/// Runs a workload; returns its results as JSON.
+pub fn run(w: &Workload) -> Result<serde_json::Value> {
+    let value = match w {
+        Workload::Periodic(o) => serde_json::to_value(periodic(o)?),
+        Workload::Wakeup(o) => serde_json::to_value(wakeup::run(o)?),
+        Workload::Hogs(o) => serde_json::to_value(hogs::run(o)?),
+        Workload::Pipe(o) => serde_json::to_value(pipe::pingpong(o)?),
+        Workload::Forkstorm(o) => serde_json::to_value(pipe::forkstorm(o)?),
+    };
+    value.context("serialising the workload's results")
+}
+
+/// `brisk-guest workload ...`: runs it and prints its JSON on one line.
+pub fn main(w: &Workload) -> Result<i32> {
+    println!("{}", run(w)?);
+    Ok(0)
+}
+
+/// `--duration-s` as a Duration, refusing nonsense.
+pub fn duration(secs: f64) -> Result<Duration> {
+    ensure!(
+        secs.is_finite() && secs > 0.0 && secs < 86400.0,
+        "--duration-s must be between 0 and 86400 (got {secs})"
+    );
+    Ok(Duration::from_secs_f64(secs))
+}

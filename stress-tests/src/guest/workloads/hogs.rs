@@ -1,0 +1,179 @@
+//! `workload hogs`: N CPU-bound threads, each counting the work units it completes.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use brisk_stress::stats;
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+use super::cli::duration;
+
+/// Iterations of the busy loop in one work unit (tens of microseconds on a real CPU).
+const UNIT_ITERS: u32 = 10_000;
+
+#[derive(Debug, Clone, Args)]
+pub struct Opts {
+    /// How long to run, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration_s: f64,
+    /// Number of hogs (default: 2 per CPU, or one per --nice value).
+    #[arg(long)]
+    pub count: Option<usize>,
+    /// Nice level of each hog, comma-separated (`0,0,5`), or one level for all.
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    pub nice: Vec<i32>,
+}
+
+/// One hog's result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Hog {
+    pub nice: i32,
+    pub work_units: u64,
+    pub cpu_ms: f64,
+}
+
+/// `workload hogs` output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HogsReport {
+    pub workload: String,
+    pub duration_s: f64,
+    pub hogs: Vec<Hog>,
+    pub total_work_units: u64,
+    pub work_per_s: f64,
+    /// Jain's index over the hogs' work units (1 = all equal).
+    pub jain_index: f64,
+    /// Jain's index over work units divided by nice weights; only with mixed nice levels.
+    pub weighted_jain_index: Option<f64>,
+}
+
+/// The nice level of each hog from `--count` and `--nice`.
+pub fn nice_levels(count: Option<usize>, nice: &[i32], nr_cpus: usize) -> Result<Vec<i32>> {
+    let levels = match (count, nice.len()) {
+        (None, 0) => vec![0; 2 * nr_cpus],
+        (Some(n), 0) => vec![0; n],
+        (None, _) => nice.to_vec(),
+        (Some(n), 1) => vec![nice[0]; n],
+        (Some(n), k) if n == k => nice.to_vec(),
+        (Some(n), k) => bail!("--count {n} but {k} --nice levels"),
+    };
+    if levels.is_empty() {
+        bail!("no hogs to run");
+    }
+    if let Some(bad) = levels.iter().find(|&&n| stats::nice_weight(n).is_none()) {
+        bail!("nice level {bad} is out of range (-20..=19)");
+    }
+    Ok(levels)
+}
+
+pub fn run(o: &Opts) -> Result<HogsReport> {
+    let dur = duration(o.duration_s)?;
+    let levels = nice_levels(o.count, &o.nice, crate::guest::sys::nr_cpus())?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let counters: Vec<Arc<AtomicU64>> = levels.iter().map(|_| Arc::default()).collect();
+    let mut threads = Vec::new();
+    for (&nice, counter) in levels.iter().zip(&counters) {
+        let (stop, counter) = (stop.clone(), counter.clone());
+        threads.push(std::thread::spawn(move || hog(nice, &stop, &counter)));
+    }
+    std::thread::sleep(dur);
+    stop.store(true, Ordering::Relaxed);
+    let mut hogs = Vec::new();
+    for (t, &nice) in threads.into_iter().zip(&levels) {
+        let (work_units, cpu_ns) = t
+            .join()
+            .map_err(|_| anyhow::anyhow!("a hog thread panicked"))?
+            .context("hog thread")?;
+        hogs.push(Hog {
+            nice,
+            work_units,
+            cpu_ms: cpu_ns as f64 / 1e6,
+        });
+    }
+    Ok(report(dur.as_secs_f64(), hogs))
+}
+
+/// The report from the hogs' counts (pure).
+pub fn report(duration_s: f64, hogs: Vec<Hog>) -> HogsReport {
+    let work: Vec<f64> = hogs.iter().map(|h| h.work_units as f64).collect();
+    let nice: Vec<i32> = hogs.iter().map(|h| h.nice).collect();
+    let total: u64 = hogs.iter().map(|h| h.work_units).sum();
+    let mixed = nice.iter().any(|&n| n != nice[0]);
+    HogsReport {
+        workload: "hogs".into(),
+        duration_s,
+        total_work_units: total,
+        work_per_s: total as f64 / duration_s,
+        jain_index: stats::jain(&work).unwrap_or(0.0),
+        weighted_jain_index: if mixed {
+            stats::weighted_jain(&work, &nice)
+        } else {
+            None
+        },
+        hogs,
+    }
+}
+
+/// One hog: renices its own thread, then counts work units until `stop`. Returns the units
+/// and the thread's CPU time in ns.
+fn hog(nice: i32, stop: &AtomicBool, counter: &AtomicU64) -> Result<(u64, u64)> {
+    if nice != 0 {
+        // SAFETY: gettid and setpriority on our own thread id have no memory preconditions.
+        let rc = unsafe {
+            let tid = libc::gettid() as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, nice)
+        };
+        if rc != 0 {
+            bail!("setpriority({nice}): {}", std::io::Error::last_os_error());
+        }
+    }
+    let mut x: u64 = 1;
+    let mut units = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        for _ in 0..UNIT_ITERS {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+        }
+        std::hint::black_box(x);
+        units += 1;
+        counter.store(units, Ordering::Relaxed);
+    }
+    Ok((units, super::now_ns(libc::CLOCK_THREAD_CPUTIME_ID)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_from_options() {
+        assert_eq!(nice_levels(None, &[], 2).unwrap(), [0, 0, 0, 0]);
+        assert_eq!(nice_levels(Some(3), &[], 2).unwrap(), [0, 0, 0]);
+        assert_eq!(nice_levels(None, &[0, 0, 5], 2).unwrap(), [0, 0, 5]);
+        assert_eq!(nice_levels(Some(2), &[5], 2).unwrap(), [5, 5]);
+        assert_eq!(nice_levels(Some(2), &[0, 5], 2).unwrap(), [0, 5]);
+        assert!(nice_levels(Some(3), &[0, 5], 2).is_err());
+        assert!(nice_levels(Some(0), &[], 2).is_err());
+        assert!(nice_levels(None, &[0, 20], 2).is_err());
+    }
+
+    #[test]
+    fn report_fairness() {
+        let hog = |nice, work_units| Hog {
+            nice,
+            work_units,
+            cpu_ms: 0.0,
+        };
+        let r = report(2.0, vec![hog(0, 100), hog(0, 100)]);
+        assert_eq!(
+            (r.total_work_units, r.work_per_s, r.jain_index),
+            (200, 100.0, 1.0)
+        );
+        assert_eq!(r.weighted_jain_index, None);
+        let r = report(1.0, vec![hog(0, 1024), hog(5, 335)]);
+        assert!(r.jain_index < 0.8);
+        assert_eq!(r.weighted_jain_index, Some(1.0));
+    }
+}

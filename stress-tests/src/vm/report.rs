@@ -1,0 +1,743 @@
+//! The benchmark report, a pure function of the guest's results: per scenario, each metric's
+//! median over rounds, its range and the ratio to the default scheduler; the targets of the
+//! benchmark issue, met or not; and a sanity check of the run itself.
+
+use std::collections::BTreeSet;
+
+use brisk_stress::results::{BenchResults, Run, BRISK, DEFAULT};
+use brisk_stress::stats;
+use serde::Serialize;
+
+/// Median, range and count of one metric over the rounds that succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Stat {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub rounds: usize,
+}
+
+impl Stat {
+    pub fn of(values: &[f64]) -> Option<Stat> {
+        let (min, max) = stats::min_max(values)?;
+        Some(Stat {
+            median: stats::median(values)?,
+            min,
+            max,
+            rounds: values.len(),
+        })
+    }
+}
+
+/// Which way a metric improves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Better {
+    Lower,
+    Higher,
+}
+
+impl Better {
+    /// From the metric's name: rates and fairness indices are better higher, latencies, times
+    /// and missed periods lower.
+    pub fn of(metric: &str) -> Better {
+        if metric.ends_with("_per_s") || metric.contains("jain") {
+            Better::Higher
+        } else {
+            Better::Lower
+        }
+    }
+}
+
+/// One metric of one scenario under every scheduler.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    pub metric: String,
+    pub better: Better,
+    /// Per scheduler, in the results' order (the default first).
+    pub stats: Vec<Option<Stat>>,
+    /// Per scheduler: its median / the default's (`None` for the default itself, or if either
+    /// is missing or the default's is 0).
+    pub ratios: Vec<Option<f64>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Table {
+    pub scenario: String,
+    pub rows: Vec<Row>,
+    /// Latency CDFs measured in this scenario.
+    pub cdfs: Vec<String>,
+}
+
+/// A target of the benchmark issue, for one candidate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TargetCheck {
+    pub scheduler: String,
+    pub scenario: String,
+    pub metric: String,
+    /// What the target says, e.g. `ratio <= 0.20 (aim 0.10)`.
+    pub rule: String,
+    /// The ratio (or absolute value) measured; `None`: not measured.
+    pub value: Option<f64>,
+    pub met: Option<bool>,
+    pub aim_met: Option<bool>,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub schedulers: Vec<String>,
+    pub tables: Vec<Table>,
+    pub targets: Vec<TargetCheck>,
+    /// What is wrong with the run itself (empty: sane).
+    pub sanity: Vec<String>,
+}
+
+enum Rule {
+    RatioAtMost,
+    RatioAtLeast,
+    AtLeast,
+}
+
+struct Target {
+    scenario: &'static str,
+    metric: &'static str,
+    what: &'static str,
+    rule: Rule,
+    limit: f64,
+    aim: Option<f64>,
+}
+
+/// The targets of the benchmark issue (medians, same boot).
+const TARGETS: [Target; 6] = [
+    Target {
+        scenario: "desktop",
+        metric: "periodic_p99_us",
+        what: "periodic task p99 lateness",
+        rule: Rule::RatioAtMost,
+        limit: 0.2,
+        aim: Some(0.1),
+    },
+    Target {
+        scenario: "desktop",
+        metric: "periodic_p50_us",
+        what: "periodic task p50 lateness",
+        rule: Rule::RatioAtMost,
+        limit: 1.0,
+        aim: None,
+    },
+    Target {
+        scenario: "batch",
+        metric: "work_per_s",
+        what: "hog throughput",
+        rule: Rule::RatioAtLeast,
+        limit: 0.98,
+        aim: None,
+    },
+    Target {
+        scenario: "batch",
+        metric: "jain_index",
+        what: "hogs' fairness index",
+        rule: Rule::AtLeast,
+        limit: 0.99,
+        aim: None,
+    },
+    Target {
+        scenario: "messaging",
+        metric: "hackbench_time_s",
+        what: "hackbench time",
+        rule: Rule::RatioAtMost,
+        limit: 1.0,
+        aim: Some(0.9),
+    },
+    Target {
+        scenario: "server",
+        metric: "load50_wakeup_p99_us",
+        what: "wakeup p99 at 50% load",
+        rule: Rule::RatioAtMost,
+        limit: 1.0,
+        aim: None,
+    },
+];
+
+/// Probes on vs off: scx_brisk's hackbench time over that of a candidate running scx_brisk with
+/// `--no-latency-probes`, at most this.
+const PROBES_LIMIT: f64 = 1.03;
+
+/// What each scenario runs, for the report.
+pub fn describe(scenario: &str) -> &'static str {
+    match scenario {
+        "desktop" => "A periodic task (10 ms period, 1 ms of work) beside 2 CPU hogs per CPU: its wakeup lateness (deadline to running; missed periods count).",
+        "server" => "Message/worker thread pairs (one per CPU, 1 ms of work per request) at 50% and 100% offered load: worker wakeup latency, request latency from the due time, requests/s.",
+        "batch" => "2 equal CPU hogs per CPU: total work/s and Jain's fairness index.",
+        "messaging" => "`hackbench -g 4 -l 100` (median time of the runs in a round), then pipe ping-pong between thread pairs.",
+        "mixed" => "All at once: one hog per CPU, the periodic task, wakeup pairs at 50% load and a `hackbench -g 2 -l 50` loop.",
+        _ => "",
+    }
+}
+
+/// File name of the SVG of CDF `name` in `scenario`.
+pub fn cdf_file(scenario: &str, name: &str) -> String {
+    let slug: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect::<String>()
+        .split('-')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    format!("cdf-{scenario}-{slug}.svg")
+}
+
+pub const THROUGHPUT_FILE: &str = "throughput.svg";
+pub const FAIRNESS_FILE: &str = "fairness.svg";
+
+fn ok_runs<'a>(
+    r: &'a BenchResults,
+    scenario: &'a str,
+    sched: &'a str,
+) -> impl Iterator<Item = &'a Run> {
+    r.runs
+        .iter()
+        .filter(move |x| x.ok && x.scenario == scenario && x.scheduler == sched)
+}
+
+/// Builds the report.
+pub fn analyse(r: &BenchResults) -> Report {
+    let schedulers: Vec<String> = r.schedulers.iter().map(|s| s.name.clone()).collect();
+    let mut tables = Vec::new();
+    for scenario in &r.scenarios {
+        let runs: Vec<&Run> = r.runs.iter().filter(|x| &x.scenario == scenario).collect();
+        let metrics: BTreeSet<&String> = runs.iter().flat_map(|x| x.metrics.keys()).collect();
+        let cdfs: BTreeSet<&String> = runs.iter().flat_map(|x| x.cdfs.keys()).collect();
+        let rows = metrics
+            .into_iter()
+            .map(|metric| {
+                let stats: Vec<Option<Stat>> = schedulers
+                    .iter()
+                    .map(|s| {
+                        let v: Vec<f64> = ok_runs(r, scenario, s)
+                            .filter_map(|x| x.metrics.get(metric).copied())
+                            .collect();
+                        Stat::of(&v)
+                    })
+                    .collect();
+                let base = stats.first().copied().flatten().map(|s| s.median);
+                let ratios = stats
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| match (i, s, base) {
+                        (0, _, _) => None,
+                        (_, Some(s), Some(b)) if b != 0.0 => Some(s.median / b),
+                        _ => None,
+                    })
+                    .collect();
+                Row {
+                    metric: metric.clone(),
+                    better: Better::of(metric),
+                    stats,
+                    ratios,
+                }
+            })
+            .collect();
+        tables.push(Table {
+            scenario: scenario.clone(),
+            rows,
+            cdfs: cdfs.into_iter().cloned().collect(),
+        });
+    }
+    let mut report = Report {
+        targets: Vec::new(),
+        sanity: sanity(r),
+        schedulers,
+        tables,
+    };
+    report.targets = targets(r, &report);
+    report
+}
+
+fn row<'a>(rep: &'a Report, scenario: &str, metric: &str) -> Option<&'a Row> {
+    rep.tables
+        .iter()
+        .find(|t| t.scenario == scenario)?
+        .rows
+        .iter()
+        .find(|row| row.metric == metric)
+}
+
+fn targets(r: &BenchResults, rep: &Report) -> Vec<TargetCheck> {
+    let mut out = Vec::new();
+    for (i, sched) in rep.schedulers.iter().enumerate().skip(1) {
+        for t in &TARGETS {
+            let row = row(rep, t.scenario, t.metric);
+            let (value, rule) = match t.rule {
+                Rule::RatioAtMost => (row.and_then(|r| r.ratios[i]), "<="),
+                Rule::RatioAtLeast => (row.and_then(|r| r.ratios[i]), ">="),
+                Rule::AtLeast => (row.and_then(|r| r.stats[i]).map(|s| s.median), ">="),
+            };
+            let pass =
+                |limit: f64| value.map(|v| if rule == "<=" { v <= limit } else { v >= limit });
+            let is_ratio = !matches!(t.rule, Rule::AtLeast);
+            let unit = if is_ratio { "x" } else { "" };
+            let rule_text = match t.aim {
+                Some(aim) => format!("{rule} {:.2}{unit} (aim {aim:.2}{unit})", t.limit),
+                None => format!("{rule} {:.2}{unit}", t.limit),
+            };
+            let of = if is_ratio {
+                " of the default scheduler's"
+            } else {
+                ""
+            };
+            out.push(check(
+                sched,
+                t.scenario,
+                t.metric,
+                format!("{}: {}{of} {rule_text}", t.scenario, t.what),
+                rule_text,
+                value.map(|v| (v, unit)),
+                pass(t.limit),
+                t.aim.and_then(pass),
+            ));
+        }
+    }
+    if !rep.schedulers.iter().any(|s| s == BRISK) {
+        return out;
+    }
+    // Probes on vs off, if a candidate ran scx_brisk without its probes.
+    let noprobes = r.schedulers.iter().find(|s| {
+        s.path.as_deref().is_some_and(|p| p.ends_with("scx_brisk"))
+            && s.args.iter().any(|a| a == "--no-latency-probes")
+    });
+    let rule_text = format!("<= {PROBES_LIMIT:.2}x");
+    let what = format!(
+        "messaging: hackbench time of scx_brisk over scx_brisk --no-latency-probes {rule_text}"
+    );
+    let value = noprobes.and_then(|np| {
+        let row = row(rep, "messaging", "hackbench_time_s")?;
+        let on = rep.schedulers.iter().position(|s| s == BRISK)?;
+        let off = rep.schedulers.iter().position(|s| s == &np.name)?;
+        Some(row.stats[on]?.median / row.stats[off]?.median)
+    });
+    let what = match noprobes {
+        Some(_) => what,
+        None => format!("{what} (needs `--candidate NAME=/bin/scx_brisk -- --no-latency-probes`)"),
+    };
+    out.push(check(
+        BRISK,
+        "messaging",
+        "hackbench_time_s",
+        what,
+        rule_text,
+        value.map(|v| (v, "x")),
+        value.map(|v| v <= PROBES_LIMIT),
+        None,
+    ));
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check(
+    sched: &str,
+    scenario: &str,
+    metric: &str,
+    what: String,
+    rule: String,
+    value: Option<(f64, &str)>,
+    met: Option<bool>,
+    aim_met: Option<bool>,
+) -> TargetCheck {
+    let verdict = match (value, met, aim_met) {
+        (Some((v, unit)), Some(true), Some(true)) => {
+            format!("{sched} {v:.2}{unit}: met, aim met too")
+        }
+        (Some((v, unit)), Some(true), Some(false)) => {
+            format!("{sched} {v:.2}{unit}: met, aim not met")
+        }
+        (Some((v, unit)), Some(true), None) => format!("{sched} {v:.2}{unit}: met"),
+        (Some((v, unit)), _, _) => format!("{sched} {v:.2}{unit}: **NOT MET**"),
+        _ => format!("{sched}: not measured in this run"),
+    };
+    TargetCheck {
+        scheduler: sched.to_string(),
+        scenario: scenario.to_string(),
+        metric: metric.to_string(),
+        rule,
+        value: value.map(|v| v.0),
+        met,
+        aim_met,
+        text: format!("{what}: {verdict}"),
+    }
+}
+
+/// What is wrong with the run: a scheduler that missed a scenario round, a failed scenario,
+/// a candidate that detached or did not exit cleanly.
+pub fn sanity(r: &BenchResults) -> Vec<String> {
+    let mut problems = Vec::new();
+    if r.runs.is_empty() {
+        problems.push("no runs at all".to_string());
+    }
+    for scenario in &r.scenarios {
+        for s in &r.schedulers {
+            for round in 0..r.rounds {
+                let n = r
+                    .runs
+                    .iter()
+                    .filter(|x| {
+                        &x.scenario == scenario && x.scheduler == s.name && x.round == round
+                    })
+                    .count();
+                if n != 1 {
+                    problems.push(format!(
+                        "{scenario} round {}: {} ran {n} times, not once",
+                        round + 1,
+                        s.name
+                    ));
+                }
+            }
+        }
+    }
+    for x in &r.runs {
+        let at = format!("{} round {} under {}", x.scenario, x.round + 1, x.scheduler);
+        if !x.ok {
+            let err = x.error.as_deref().unwrap_or("no reason given");
+            problems.push(format!("{at} failed: {}", err.lines().next().unwrap_or("")));
+            continue;
+        }
+        if x.metrics.is_empty() {
+            problems.push(format!("{at} measured nothing"));
+        }
+        if x.scheduler != DEFAULT {
+            if x.attached != Some(true) {
+                problems.push(format!("{at}: {} did not stay attached", x.scheduler));
+            }
+            if x.exit_code != Some(0) {
+                problems.push(format!(
+                    "{at}: {} exited with {:?}",
+                    x.scheduler, x.exit_code
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// A number with about 3 significant digits.
+pub fn fmt_num(v: f64) -> String {
+    let a = v.abs();
+    if a >= 100.0 || a == 0.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else if a >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn fmt_stat(s: &Option<Stat>) -> String {
+    match s {
+        Some(s) if s.rounds > 1 => format!(
+            "{} ({}-{})",
+            fmt_num(s.median),
+            fmt_num(s.min),
+            fmt_num(s.max)
+        ),
+        Some(s) => fmt_num(s.median),
+        None => "-".into(),
+    }
+}
+
+/// `YYYY-MM-DD HH:MM` (UTC) of a Unix time.
+pub fn utc(unix_s: u64) -> String {
+    let days = (unix_s / 86400) as i64;
+    let secs = unix_s % 86400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        secs / 3600,
+        secs % 3600 / 60
+    )
+}
+
+/// The table rows of one scenario, as markdown lines.
+pub fn table_lines(rep: &Report, t: &Table) -> Vec<String> {
+    let candidates = &rep.schedulers[1..];
+    let mut head = vec!["metric".to_string(), "better".to_string()];
+    head.extend(rep.schedulers.iter().cloned());
+    head.extend(
+        candidates
+            .iter()
+            .map(|c| format!("{c} / {}", rep.schedulers[0])),
+    );
+    let mut lines = vec![
+        format!("| {} |", head.join(" | ")),
+        format!("|{}", "---|".repeat(head.len())),
+    ];
+    for row in &t.rows {
+        let mut cells = vec![
+            row.metric.clone(),
+            match row.better {
+                Better::Lower => "lower".into(),
+                Better::Higher => "higher".into(),
+            },
+        ];
+        cells.extend(row.stats.iter().map(fmt_stat));
+        cells.extend(row.ratios.iter().skip(1).map(|r| match r {
+            Some(r) => format!("{r:.2}x"),
+            None => "-".into(),
+        }));
+        lines.push(format!("| {} |", cells.join(" | ")));
+    }
+    lines
+}
+
+/// report.md.
+pub fn markdown(r: &BenchResults, rep: &Report) -> String {
+    let mut md = String::from("# scx_brisk benchmark report\n\n");
+    let scheds: Vec<String> = r
+        .schedulers
+        .iter()
+        .map(|s| match &s.path {
+            None => format!("{} (the kernel's own scheduler)", s.name),
+            Some(p) if s.args.is_empty() => format!("{} (`{p}`)", s.name),
+            Some(p) => format!("{} (`{p} {}`)", s.name, s.args.join(" ")),
+        })
+        .collect();
+    md += &format!(
+        "- Date: {} UTC (the measured machine's clock)\n- Kernel: {}, {} CPUs\n\
+         - Rounds: {}{}, interleaved per scenario (default, candidates, default, ...)\n\
+         - Schedulers: {}\n- Command: `{}`\n\n",
+        utc(r.started_unix_s),
+        r.kernel,
+        r.nr_cpus,
+        r.rounds,
+        if r.quick {
+            " (--quick: short scenarios)"
+        } else {
+            ""
+        },
+        scheds.join(", "),
+        r.command.join(" ")
+    );
+    md += "Each cell is the median over the rounds, with the range (min-max) in brackets. A ratio \
+           is the candidate's median over the default scheduler's: below 1 is better for a \
+           metric that is better lower, above 1 for one that is better higher.\n\n";
+
+    md += "## Targets\n\n";
+    if rep.targets.is_empty() {
+        md += "No candidate scheduler ran: nothing to compare with the default scheduler.\n";
+    }
+    for t in &rep.targets {
+        md += &format!("- {}\n", t.text);
+    }
+    md += "\n## Sanity\n\n";
+    if rep.sanity.is_empty() {
+        md += &format!(
+            "All {} runs completed: every scheduler ran every scenario in every round, and every \
+             candidate stayed attached and exited with code 0.\n",
+            r.runs.len()
+        );
+    } else {
+        for p in &rep.sanity {
+            md += &format!("- **{p}**\n");
+        }
+    }
+    for t in &rep.tables {
+        md += &format!("\n## {}\n\n{}\n\n", t.scenario, describe(&t.scenario));
+        for line in table_lines(rep, t) {
+            md += &line;
+            md += "\n";
+        }
+        for cdf in &t.cdfs {
+            md += &format!(
+                "\n![{} CDF, {}]({})\n",
+                cdf,
+                t.scenario,
+                cdf_file(&t.scenario, cdf)
+            );
+        }
+    }
+    md += &format!(
+        "\n## Throughput and fairness\n\n![throughput relative to the default scheduler]({THROUGHPUT_FILE})\n\n\
+         ![Jain's fairness index]({FAIRNESS_FILE})\n"
+    );
+    md
+}
+
+/// report.json: the analysis plus what was run.
+pub fn json(r: &BenchResults, rep: &Report) -> serde_json::Value {
+    serde_json::json!({
+        "started_unix_s": r.started_unix_s,
+        "kernel": r.kernel,
+        "nr_cpus": r.nr_cpus,
+        "quick": r.quick,
+        "rounds": r.rounds,
+        "command": r.command,
+        "schedulers": r.schedulers,
+        "report": rep,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURE: &str = include_str!("../../tests/fixtures/bench-results.json");
+
+    fn fixture() -> BenchResults {
+        serde_json::from_str(FIXTURE).unwrap()
+    }
+
+    fn table(rep: &Report, scenario: &str) -> Vec<String> {
+        let t = rep.tables.iter().find(|t| t.scenario == scenario).unwrap();
+        table_lines(rep, t)
+    }
+
+    #[test]
+    fn tables_from_fixture() {
+        let r = fixture();
+        let rep = analyse(&r);
+        assert_eq!(rep.schedulers, ["default", "scx_brisk"]);
+        assert_eq!(
+            table(&rep, "desktop"),
+            [
+                "| metric | better | default | scx_brisk | scx_brisk / default |",
+                "|---|---|---|---|---|",
+                "| periodic_p50_us | lower | 1500 (1400-1600) | 400 (300-500) | 0.27x |",
+                "| periodic_p99_us | lower | 4000 (3000-5000) | 650 (600-700) | 0.16x |",
+            ]
+        );
+        assert_eq!(
+            table(&rep, "batch"),
+            [
+                "| metric | better | default | scx_brisk | scx_brisk / default |",
+                "|---|---|---|---|---|",
+                "| jain_index | higher | 0.999 (0.998-1.00) | 0.980 (0.970-0.990) | 0.98x |",
+                "| work_per_s | higher | 1000 (990-1010) | 990 (980-1000) | 0.99x |",
+            ]
+        );
+        let desktop = rep.tables.iter().find(|t| t.scenario == "desktop").unwrap();
+        assert_eq!(desktop.cdfs, ["periodic lateness"]);
+        let p99 = &desktop.rows[1];
+        assert_eq!(
+            p99.stats[1],
+            Some(Stat {
+                median: 650.0,
+                min: 600.0,
+                max: 700.0,
+                rounds: 2
+            })
+        );
+        assert_eq!(p99.ratios, [None, Some(650.0 / 4000.0)]);
+        assert!(rep.sanity.is_empty(), "{:?}", rep.sanity);
+    }
+
+    #[test]
+    fn targets_from_fixture() {
+        let rep = analyse(&fixture());
+        let texts: Vec<&str> = rep.targets.iter().map(|t| t.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "desktop: periodic task p99 lateness of the default scheduler's <= 0.20x (aim 0.10x): scx_brisk 0.16x: met, aim not met",
+                "desktop: periodic task p50 lateness of the default scheduler's <= 1.00x: scx_brisk 0.27x: met",
+                "batch: hog throughput of the default scheduler's >= 0.98x: scx_brisk 0.99x: met",
+                "batch: hogs' fairness index >= 0.99: scx_brisk 0.98: **NOT MET**",
+                "messaging: hackbench time of the default scheduler's <= 1.00x (aim 0.90x): scx_brisk 1.50x: **NOT MET**",
+                "server: wakeup p99 at 50% load of the default scheduler's <= 1.00x: scx_brisk: not measured in this run",
+                "messaging: hackbench time of scx_brisk over scx_brisk --no-latency-probes <= 1.03x (needs `--candidate NAME=/bin/scx_brisk -- --no-latency-probes`): scx_brisk: not measured in this run",
+            ]
+        );
+        assert_eq!(rep.targets[3].met, Some(false));
+        assert_eq!(rep.targets[0].aim_met, Some(false));
+        assert_eq!(rep.targets[5].value, None);
+    }
+
+    #[test]
+    fn markdown_and_json() {
+        let r = fixture();
+        let rep = analyse(&r);
+        let md = markdown(&r, &rep);
+        assert!(md.contains("- Date: 2026-11-25 10:00 UTC"));
+        assert!(md.contains("\n## desktop\n"));
+        assert!(
+            md.contains("| periodic_p99_us | lower | 4000 (3000-5000) | 650 (600-700) | 0.16x |")
+        );
+        assert!(md.contains("(cdf-desktop-periodic-lateness.svg)"));
+        assert!(md.contains("All 12 runs completed"));
+        let j = json(&r, &rep);
+        assert_eq!(
+            j["report"]["tables"][0]["rows"][1]["metric"],
+            "periodic_p99_us"
+        );
+        assert_eq!(
+            j["report"]["tables"][0]["rows"][1]["stats"][0]["median"],
+            4000.0
+        );
+    }
+
+    #[test]
+    fn sanity_problems() {
+        let mut r = fixture();
+        // A candidate that detached, one that crashed a scenario, and a missing round.
+        let i = r.runs.iter().position(|x| x.scheduler == BRISK).unwrap();
+        r.runs[i].attached = Some(false);
+        let j = r.runs.iter().rposition(|x| x.scheduler == BRISK).unwrap();
+        r.runs[j].ok = false;
+        r.runs[j].error = Some("scx_brisk did not attach within 20s\nlog...".into());
+        r.runs.remove(0);
+        let problems = sanity(&r);
+        assert_eq!(
+            problems,
+            [
+                "desktop round 1: default ran 0 times, not once",
+                "desktop round 1 under scx_brisk: scx_brisk did not stay attached",
+                "messaging round 2 under scx_brisk failed: scx_brisk did not attach within 20s",
+            ]
+        );
+        // A failed run's figures are left out of the medians.
+        let rep = analyse(&r);
+        let t = rep
+            .tables
+            .iter()
+            .find(|t| t.scenario == "messaging")
+            .unwrap();
+        assert_eq!(t.rows[0].stats[1].unwrap().rounds, 1);
+    }
+
+    #[test]
+    fn helpers() {
+        assert_eq!(fmt_num(3671.4), "3671");
+        assert_eq!(fmt_num(12.34), "12.3");
+        assert_eq!(fmt_num(1.234), "1.23");
+        assert_eq!(fmt_num(0.99912), "0.999");
+        assert_eq!(fmt_num(0.0), "0");
+        assert_eq!(utc(0), "1970-01-01 00:00");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00");
+        assert_eq!(utc(1_795_783_724), "2026-11-27 12:48");
+        assert_eq!(
+            cdf_file("server", "wakeup latency, 50% load"),
+            "cdf-server-wakeup-latency-50-load.svg"
+        );
+        assert_eq!(Better::of("load50_requests_per_s"), Better::Higher);
+        assert_eq!(Better::of("jain_index"), Better::Higher);
+        assert_eq!(Better::of("hackbench_time_s"), Better::Lower);
+        assert_eq!(Better::of("periodic_missed"), Better::Lower);
+    }
+}
