@@ -30,7 +30,7 @@ impl Counters {
         Ok(total)
     }
 
-    pub fn fields(&self) -> [(&'static str, u64); 13] {
+    pub fn fields(&self) -> [(&'static str, u64); 14] {
         let c = &self.0;
         [
             ("nr_direct_idle", c.nr_direct_idle),
@@ -44,6 +44,7 @@ impl Counters {
             ("nr_stolen", c.nr_stolen),
             ("nr_keep_running", c.nr_keep_running),
             ("nr_starve_rescues", c.nr_starve_rescues),
+            ("nr_sync_affine", c.nr_sync_affine),
             ("nr_hog_stints", c.nr_hog_stints),
             ("hog_run_ns", c.hog_run_ns),
         ]
@@ -62,6 +63,7 @@ impl Counters {
         c.nr_stolen += o.nr_stolen;
         c.nr_keep_running += o.nr_keep_running;
         c.nr_starve_rescues += o.nr_starve_rescues;
+        c.nr_sync_affine += o.nr_sync_affine;
         c.nr_hog_stints += o.nr_hog_stints;
         c.hog_run_ns += o.hog_run_ns;
     }
@@ -111,7 +113,7 @@ mod tests {
         assert!(text.starts_with("nr_direct_idle=3 "), "{text}");
         assert!(text.contains(" nr_keep_running=7 "), "{text}");
         assert!(text.ends_with("hog_run_ns=0"), "{text}");
-        assert_eq!(text.split(' ').count(), 13);
+        assert_eq!(text.split(' ').count(), 14);
         assert_eq!(total.to_map()["nr_keep_running"], 7);
     }
 

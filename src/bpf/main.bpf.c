@@ -274,6 +274,21 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 	tctx->queued_at = scx_bpf_now();
 	tctx->lat_enq_at = bpf_ktime_get_ns();
 
+	/*
+	 * A synchronous wakeup that select_cpu left on the waker's CPU (the kernel's pick does
+	 * that when the waker's queue is empty): the waker is about to sleep, so its CPU runs the
+	 * wakee next. Claiming and kicking an idle CPU instead would move every message of a pipe
+	 * ping-pong to the other CPU, an IPI and a cold cache each way. Only when work already
+	 * waits in the queue is an idle CPU woken to help.
+	 */
+	if (!pinned && (enq_flags & SCX_ENQ_WAKEUP) && tctx->sync_wakeup &&
+	    cpu == bpf_get_smp_processor_id() && !scx_bpf_dsq_nr_queued(llc_dsq(llc_of(cpu)))) {
+		scx_bpf_dsq_insert_vtime(p, llc_dsq(llc_of(cpu)), task_slice(tctx, cpu), dl,
+					 enq_flags);
+		COUNT(nr_sync_affine);
+		return;
+	}
+
 	/* An idle CPU that can take it: claim it (pinned tasks: only their own CPU). */
 	if (!pinned)
 		idle = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
