@@ -150,6 +150,19 @@ pub struct Opts {
     #[arg(long, value_name = "SECS")]
     pub monitor: Option<u64>,
 
+    /// Reload up to N times after the kernel ejects scx_brisk for an error (0: exit at once).
+    ///
+    /// An ejection (a stalled task, a BPF error) hands the CPUs back to the default scheduler
+    /// at once; with this, scx_brisk prints why and loads itself again after 1, 2, 4, ...
+    /// seconds (at most 30), with the same settings. A bug that repeats still ends the run.
+    #[arg(long, value_name = "N", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub restart_on_error: u32,
+
+    /// Testing only: park every hog where it never runs, so the watchdog ejects scx_brisk.
+    #[arg(long, hide = true)]
+    pub debug_stall_hogs: bool,
+
     /// Verbose output, including libbpf's messages.
     #[arg(short, long)]
     pub verbose: bool,

@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{CommandFactory, FromArgMatches};
-use log::info;
+use log::{info, warn};
 
 use cli::{Command, Opts};
 use controller::Controller;
@@ -89,14 +89,45 @@ fn run(opts: Opts, matches: &clap::ArgMatches) -> Result<()> {
     ctl.listen()?;
 
     let mut open_object = MaybeUninit::uninit();
+    let mut restarts = 0;
     loop {
         let mut sched = Scheduler::init(&mut open_object, &opts, &ctl.effective(), ctl.gen())?;
-        let uei = sched.run(&shutdown, &mut ctl)?;
-        if !uei.should_restart() || shutdown.load(Ordering::Relaxed) {
-            return Ok(());
+        match sched.run(&shutdown, &mut ctl) {
+            Ok(uei) if !uei.should_restart() || shutdown.load(Ordering::Relaxed) => return Ok(()),
+            Ok(_) => info!(
+                "the kernel asked for a restart (e.g. CPU hotplug): reloading with the same settings"
+            ),
+            Err(e) if restarts < opts.restart_on_error && !shutdown.load(Ordering::Relaxed) => {
+                restarts += 1;
+                let wait = restart_backoff(restarts);
+                warn!(
+                    "scx_brisk was ejected ({e:#}); the default scheduler runs meanwhile. \
+                     Restart {restarts} of {} in {} s, with the same settings",
+                    opts.restart_on_error,
+                    wait.as_secs()
+                );
+                std::thread::sleep(wait);
+                if shutdown.load(Ordering::Relaxed) {
+                    return Err(e);
+                }
+            }
+            Err(e) => return Err(e),
         }
-        info!(
-            "the kernel asked for a restart (e.g. CPU hotplug): reloading with the same settings"
-        );
+    }
+}
+
+/// Wait before the n-th restart after an error (n >= 1): 1, 2, 4, ... s, at most 30 s.
+fn restart_backoff(n: u32) -> std::time::Duration {
+    std::time::Duration::from_secs((1u64 << (n - 1).min(5)).min(30))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn restart_backoff_doubles_up_to_30_s() {
+        let secs: Vec<u64> = (1..=8)
+            .map(|n| super::restart_backoff(n).as_secs())
+            .collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 30, 30, 30]);
     }
 }

@@ -53,6 +53,7 @@ impl<'a> Scheduler<'a> {
             .context("failed to open the BPF scheduler")?;
 
         skel.struct_ops.brisk_ops_mut().exit_dump_len = opts.exit_dump_len;
+        skel.maps.rodata_data.as_mut().unwrap().debug_stall_hogs = opts.debug_stall_hogs;
         if opts.no_latency_probes {
             skel.progs.brisk_tp_wakeup.set_autoload(false);
             skel.progs.brisk_tp_wakeup_new.set_autoload(false);

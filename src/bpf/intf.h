@@ -25,6 +25,8 @@ enum brisk_consts {
 	/* DSQ ids: one vtime-ordered DSQ per CPU for pinned tasks, one per LLC for the rest. */
 	BRISK_CPU_DSQ_BASE = 0,
 	BRISK_LLC_DSQ_BASE = 1 << 16,
+	/* --debug-stall-hogs parks hogs here, and nothing ever dispatches from it. */
+	BRISK_LIMBO_DSQ = 1 << 20,
 	/* Starvation guard: how often a CPU scans its queues for tasks waiting too long. */
 	BRISK_STARVE_SCAN_INTERVAL_NS = 100 * 1000 * 1000,
 };

@@ -27,6 +27,13 @@ const volatile u32 nr_llcs = 1;
 const volatile u32 cpu_llc[BRISK_MAX_CPUS];
 const volatile u32 llc_nr_cpus[BRISK_MAX_LLCS];
 
+/*
+ * Testing only (--debug-stall-hogs, hidden): hogs are parked in a DSQ that is never
+ * dispatched, so the kernel's watchdog ejects the scheduler. Proves that an ejection is
+ * reported and that --restart-on-error works.
+ */
+const volatile bool debug_stall_hogs;
+
 #define BRISK_DFL_TUNABLES                                        \
 	{                                                         \
 		.slice_ns = BRISK_DFL_SLICE_NS,                   \
@@ -274,6 +281,11 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 	tctx->queued_at = scx_bpf_now();
 	tctx->lat_enq_at = bpf_ktime_get_ns();
 
+	if (debug_stall_hogs && !task_is_short(tctx)) {
+		scx_bpf_dsq_insert(p, BRISK_LIMBO_DSQ, tun.slice_ns, enq_flags);
+		return;
+	}
+
 	/*
 	 * A synchronous wakeup that select_cpu left on the waker's CPU (the kernel's pick does
 	 * that when the waker's queue is empty): the waker is about to sleep, so its CPU runs the
@@ -518,6 +530,11 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(brisk_init)
 			scx_bpf_error("failed to create DSQ for CPU %u: %d", i, ret);
 			return ret;
 		}
+	}
+	ret = scx_bpf_create_dsq(BRISK_LIMBO_DSQ, -1);
+	if (ret) {
+		scx_bpf_error("failed to create the limbo DSQ: %d", ret);
+		return ret;
 	}
 	bpf_for (i, 0, nr_llcs) {
 		ret = scx_bpf_create_dsq(llc_dsq(i), -1);

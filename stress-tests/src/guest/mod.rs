@@ -2,6 +2,7 @@
 //! and the workloads they spawn.
 
 pub mod bench;
+pub mod reliability;
 pub mod run;
 pub mod sys;
 pub mod tests;
@@ -31,8 +32,12 @@ pub enum Cmd {
     /// Run the integration tests (all, or those named).
     Test {
         /// Test names (attach, no-stall, fairness, weights, short-first, bad-input, hotplug, latency,
-        /// control, auto).
+        /// control, auto; with --reliability: upstream-stress, churn, rt-hog, cycles,
+        /// kill-restart, stall).
         names: Vec<String>,
+        /// Run the reliability tests instead.
+        #[arg(long)]
+        reliability: bool,
     },
     /// Run a benchmark workload for a fixed time and print its results as one JSON object.
     #[command(subcommand)]
@@ -47,14 +52,24 @@ pub enum Cmd {
         /// Pin to this CPU.
         #[arg(long)]
         cpu: Option<usize>,
+        /// Run as a SCHED_FIFO (real-time) task.
+        #[arg(long)]
+        fifo: bool,
     },
 }
 
 pub fn main(cli: Cli) -> anyhow::Result<i32> {
     match cli.cmd {
         Cmd::Run { duration_s, args } => run::run(duration_s, &args),
-        Cmd::Test { names } => Ok(if tests::run(&names)? == 0 { 0 } else { 1 }),
-        Cmd::Hog { nice, cpu } => workloads::hog(nice, cpu).map(|_| 0),
+        Cmd::Test { names, reliability } => {
+            let set = if reliability {
+                reliability::TESTS
+            } else {
+                tests::TESTS
+            };
+            Ok(if tests::run(set, &names)? == 0 { 0 } else { 1 })
+        }
+        Cmd::Hog { nice, cpu, fifo } => workloads::hog(nice, cpu, fifo).map(|_| 0),
         Cmd::Workload(w) => workloads::cli::main(&w),
         Cmd::Bench(a) => bench::main(&a),
     }

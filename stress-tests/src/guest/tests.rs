@@ -9,7 +9,7 @@ use anyhow::{bail, ensure, Context, Result};
 use super::sys::{self, Brisk, Procs};
 use super::workloads;
 
-type TestFn = fn() -> Result<String>;
+pub type TestFn = fn() -> Result<String>;
 
 pub const TESTS: &[(&str, TestFn)] = &[
     ("attach", attach),
@@ -24,11 +24,12 @@ pub const TESTS: &[(&str, TestFn)] = &[
     ("auto", auto),
 ];
 
-/// Runs the tests whose names are in `only` (all when empty); returns the number failed.
-pub fn run(only: &[String]) -> Result<usize> {
+/// Runs the tests of `set` whose names are in `only` (all when empty), then prints a table of
+/// every case with its figure and result; returns the number failed.
+pub fn run(set: &[(&str, TestFn)], only: &[String]) -> Result<usize> {
     for name in only {
-        if !TESTS.iter().any(|(n, _)| n == name) {
-            let names: Vec<_> = TESTS.iter().map(|(n, _)| *n).collect();
+        if !set.iter().any(|(n, _)| n == name) {
+            let names: Vec<_> = set.iter().map(|(n, _)| *n).collect();
             bail!("no test named {name:?}; tests: {}", names.join(", "));
         }
     }
@@ -40,7 +41,8 @@ pub fn run(only: &[String]) -> Result<usize> {
         sys::scx_state()
     );
     let (mut passed, mut failed) = (0, 0);
-    for (i, (name, test)) in TESTS.iter().enumerate() {
+    let mut table = Vec::new();
+    for (i, (name, test)) in set.iter().enumerate() {
         if !only.is_empty() && !only.iter().any(|n| n == name) {
             continue;
         }
@@ -48,16 +50,22 @@ pub fn run(only: &[String]) -> Result<usize> {
         let start = Instant::now();
         let res = test();
         let secs = start.elapsed().as_secs_f64();
-        match res {
+        let (verdict, fig) = match res {
             Ok(fig) => {
                 passed += 1;
                 println!("PASS {}. {name} ({secs:.1} s): {fig}", i + 1);
+                ("PASS", fig)
             }
             Err(e) => {
                 failed += 1;
                 println!("FAIL {}. {name} ({secs:.1} s): {e:#}", i + 1);
+                ("FAIL", format!("{e:#}"))
             }
-        }
+        };
+        let first_line = fig.lines().next().unwrap_or("").to_string();
+        table.push(format!(
+            "| {name} | {secs:.0} s | {verdict} | {first_line} |"
+        ));
         // Leave the next test a clean system.
         if sys::scx_state() != "disabled" {
             let cleared = sys::wait_for(Duration::from_secs(10), || sys::scx_state() == "disabled");
@@ -66,6 +74,10 @@ pub fn run(only: &[String]) -> Result<usize> {
                 "a scheduler is still attached after {name}"
             );
         }
+    }
+    println!("\n| case | time | result | figure checked |\n|---|---|---|---|");
+    for row in table {
+        println!("{row}");
     }
     println!("{passed} passed, {failed} failed");
     Ok(failed)
@@ -402,6 +414,19 @@ fn bad_input() -> Result<String> {
         (&["--slice-us", "abc"], &["invalid value"]),
         (&["--slice-us", "-3"], &["unexpected argument '-3'"]),
         (&["--no-such-option"], &["unexpected argument"]),
+        (
+            &["--restart-on-error", "101"],
+            &["--restart-on-error", "0..=100"],
+        ),
+        (
+            &["--policy", "/nonexistent.toml"],
+            &["/nonexistent.toml", "No such file"],
+        ),
+        (&["--policy", "/policies"], &["/policies is a directory"]),
+        (
+            &["--no-latency-probes", "--auto"],
+            &["needs the latency probes"],
+        ),
     ];
     for (args, want) in cases {
         refused(args, None, want)?;

@@ -22,7 +22,18 @@ pub fn now_ns(clock: libc::clockid_t) -> u64 {
 }
 
 /// Burns CPU forever, optionally reniced and pinned to one CPU.
-pub fn hog(nice: i32, cpu: Option<usize>) -> Result<()> {
+pub fn hog(nice: i32, cpu: Option<usize>, fifo: bool) -> Result<()> {
+    if fifo {
+        // A real-time hog: it bypasses sched_ext and takes its CPU from every normal task
+        // (the kernel's RT throttling leaves them a few percent).
+        let param = libc::sched_param { sched_priority: 10 };
+        if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } != 0 {
+            bail!(
+                "sched_setscheduler(SCHED_FIFO): {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
     if nice != 0 && unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } != 0 {
         bail!("setpriority({nice}): {}", std::io::Error::last_os_error());
     }

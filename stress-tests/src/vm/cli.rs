@@ -39,6 +39,10 @@ pub enum Command {
         /// Hard limit on the qemu process, in seconds
         #[arg(long, value_name = "N", default_value_t = 1500)]
         timeout_s: u64,
+        /// Run the reliability tests (stress, churn, RT hog, attach cycles, SIGKILL, a
+        /// provoked ejection) instead of the integration tests
+        #[arg(long)]
+        reliability: bool,
         /// Arguments passed on to `brisk-guest test` in the guest
         #[arg(last = true, value_name = "GUEST_TEST_ARGS")]
         guest_args: Vec<String>,
@@ -145,8 +149,10 @@ mod tests {
             Command::Test {
                 timeout_s,
                 guest_args,
+                reliability,
                 ..
             } => {
+                assert!(!reliability);
                 assert_eq!(timeout_s, 1500);
                 assert!(guest_args.is_empty());
             }

@@ -107,9 +107,13 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Test {
             vm,
             timeout_s,
+            reliability,
             guest_args,
         } => {
             let mut argv = vec!["test".to_string()];
+            if reliability {
+                argv.push("--reliability".to_string());
+            }
             argv.extend(guest_args);
             (vm, timeout_s, argv)
         }

@@ -1,0 +1,286 @@
+//! Reliability tests in the sched_ext guest (`stress-tests/vm test --reliability`): the
+//! field's stress, churn of nice/affinity/processes, a real-time hog, attach/detach cycles
+//! under load, SIGKILL, and a provoked watchdog ejection with and without
+//! --restart-on-error. Each ends with the figure it checked; a table closes the run.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+
+use super::sys::{self, Brisk, Procs};
+use super::tests::TestFn;
+
+pub const TESTS: &[(&str, TestFn)] = &[
+    ("upstream-stress", upstream_stress),
+    ("churn", churn),
+    ("rt-hog", rt_hog),
+    ("cycles", cycles),
+    ("kill-restart", kill_restart),
+    ("stall", stall),
+];
+
+/// Checks every second for `secs` seconds that scx_brisk stays attached and never re-enabled.
+fn attached_for(secs: u64, seq: u64) -> Result<()> {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(secs) {
+        ensure!(
+            sys::brisk_attached() && sys::scx_enable_seq() == seq,
+            "scx_brisk detached or was re-enabled after {:.1} s (state {}, enable_seq {seq} -> {})",
+            start.elapsed().as_secs_f64(),
+            sys::scx_state(),
+            sys::scx_enable_seq()
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    Ok(())
+}
+
+fn stop_cleanly(b: &mut Brisk) -> Result<()> {
+    let code = b.stop();
+    ensure!(
+        code == Some(0),
+        "scx_brisk exit {code:?}; output:\n{}",
+        b.output()
+    );
+    Ok(())
+}
+
+/// What upstream's CI runs against every scheduler: `stress-ng -t 31 --aggressive -M -c N -f N
+/// --affinity 1 --affinity-delay 1 --affinity-pin` while the scheduler runs 45 s.
+fn upstream_stress() -> Result<String> {
+    let n = sys::nr_cpus().to_string();
+    let (mut b, _) = Brisk::start(&[])?;
+    let seq = sys::scx_enable_seq();
+    let mut cmd = Command::new("stress-ng");
+    cmd.args(["-t", "31", "--aggressive", "-M", "-c", &n, "-f", &n])
+        .args(["--affinity", "1", "--affinity-delay", "1", "--affinity-pin"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let stress = cmd.spawn().context("starting stress-ng")?;
+    attached_for(45, seq)?;
+    let out = stress.wait_with_output()?;
+    ensure!(
+        out.status.success(),
+        "stress-ng: {} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stop_cleanly(&mut b)?;
+    Ok(format!(
+        "stress-ng -t 31 --aggressive -M -c {n} -f {n} --affinity 1 --affinity-delay 1 \
+         --affinity-pin: exit 0; attached 45 s, enable_seq {seq} throughout, 0 ejections; exit 0"
+    ))
+}
+
+fn set_affinity(pid: u32, cpus: &[usize]) {
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cpus {
+            libc::CPU_SET(c, &mut set);
+        }
+        libc::sched_setaffinity(pid as i32, std::mem::size_of_val(&set), &set);
+    }
+}
+
+/// Churn for 20 s: a fork/exit storm, tasks pinned to CPU 0 beside unpinned hogs, and hogs
+/// whose nice level and affinity change every 5 ms. Everything keeps running, nothing is
+/// ejected.
+fn churn() -> Result<String> {
+    let cpus = sys::nr_cpus();
+    let (mut b, _) = Brisk::start(&[])?;
+    let seq = sys::scx_enable_seq();
+    let mut storm = Command::new("stress-ng");
+    storm.args(["--fork", &cpus.to_string(), "-t", "20", "--quiet"]);
+    let storm = Procs::spawn(storm)?;
+    let pinned = Procs::hogs(2, &["--cpu", "0"])?;
+    let churned = Procs::hogs(2 * cpus, &[])?;
+    let pids: Vec<u32> = churned.0.iter().map(|c| c.id()).collect();
+    let all: Vec<usize> = (0..cpus).collect();
+    let (r0p, r0c) = (pinned.runtimes()?, churned.runtimes()?);
+    let start = Instant::now();
+    let mut changes = 0u64;
+    while start.elapsed() < Duration::from_secs(20) {
+        for (i, &pid) in pids.iter().enumerate() {
+            let k = changes as usize + i;
+            let nice = [0, 5, 19, -5, 10][k % 5];
+            unsafe { libc::setpriority(libc::PRIO_PROCESS, pid, nice) };
+            let cpu = k % (cpus + 1);
+            if cpu == cpus {
+                set_affinity(pid, &all);
+            } else {
+                set_affinity(pid, &[cpu]);
+            }
+        }
+        changes += 1;
+        if changes.is_multiple_of(200) {
+            ensure!(
+                sys::brisk_attached() && sys::scx_enable_seq() == seq,
+                "scx_brisk detached during the churn (state {})",
+                sys::scx_state()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (r1p, r1c) = (pinned.runtimes()?, churned.runtimes()?);
+    drop((pinned, churned, storm));
+    ensure!(
+        sys::brisk_attached() && sys::scx_enable_seq() == seq,
+        "scx_brisk detached (state {})",
+        sys::scx_state()
+    );
+    stop_cleanly(&mut b)?;
+    let ms = |a: &[u64], b: &[u64]| -> Vec<u64> {
+        a.iter().zip(b).map(|(x, y)| (x - y) / 1_000_000).collect()
+    };
+    let (pin_ms, churn_ms) = (ms(&r1p, &r0p), ms(&r1c, &r0c));
+    // Over 20 s, every task must have run: a starved one would have been ejected at 5 s, but
+    // check each got a real share too (>= 2% of the 20 s).
+    ensure!(
+        pin_ms.iter().chain(&churn_ms).all(|&m| m >= 400),
+        "a task got (almost) no CPU: pinned {pin_ms:?} ms, churned {churn_ms:?} ms"
+    );
+    Ok(format!(
+        "{} nice+affinity changes of {} hogs in 20 s beside a fork storm; CPU time: pinned to \
+         CPU 0 {pin_ms:?} ms, churned {churn_ms:?} ms; attached throughout, exit 0",
+        changes * pids.len() as u64,
+        pids.len()
+    ))
+}
+
+/// A SCHED_FIFO hog on CPU 1 for 15 s: scx_brisk's tasks keep running (on CPU 0, and on CPU 1
+/// in the time RT throttling leaves), nothing is ejected.
+fn rt_hog() -> Result<String> {
+    let throttle = sys::read_trim("/proc/sys/kernel/sched_rt_runtime_us");
+    let (mut b, _) = Brisk::start(&[])?;
+    let seq = sys::scx_enable_seq();
+    let hogs = Procs::hogs(2, &[])?;
+    let rt = Procs::hogs(1, &["--cpu", "1", "--fifo"])?;
+    let (h0, t0) = (hogs.runtimes()?, rt.runtimes()?);
+    attached_for(15, seq)?;
+    let (h1, t1) = (hogs.runtimes()?, rt.runtimes()?);
+    drop((hogs, rt));
+    stop_cleanly(&mut b)?;
+    let hog_ms: Vec<u64> = h1
+        .iter()
+        .zip(&h0)
+        .map(|(a, b)| (a - b) / 1_000_000)
+        .collect();
+    let rt_ms = (t1[0] - t0[0]) / 1_000_000;
+    ensure!(rt_ms > 5000, "the RT hog did not run ({rt_ms} ms)");
+    // CPU 0 is left to the two normal hogs: together they must get most of it.
+    ensure!(
+        hog_ms.iter().all(|&m| m > 2000) && hog_ms.iter().sum::<u64>() > 10_000,
+        "normal hogs starved beside the RT hog: {hog_ms:?} ms in 15 s"
+    );
+    Ok(format!(
+        "RT hog on CPU 1 ran {rt_ms} ms of 15 s (sched_rt_runtime_us {throttle}); normal hogs \
+         {hog_ms:?} ms; attached 15 s, enable_seq unchanged, exit 0"
+    ))
+}
+
+/// 50 start/stop cycles (SIGINT) with hogs running: every one reaches `enabled` and goes back
+/// to `disabled` with exit 0.
+fn cycles() -> Result<String> {
+    const CYCLES: usize = 50;
+    // Hogs, not hackbench: the loader competes for the CPU at nice 0 like everyone else, and
+    // beside ~80 hackbench tasks each attach took 11 s on average (18 s at most).
+    let hogs = Procs::hogs(2 * sys::nr_cpus(), &[])?;
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for i in 0..CYCLES {
+        let (mut b, t) = Brisk::start(&[]).with_context(|| format!("cycle {}", i + 1))?;
+        on.push(t.as_secs_f64());
+        let t = Instant::now();
+        let code = b.stop();
+        ensure!(
+            code == Some(0),
+            "cycle {}: exit {code:?}; output:\n{}",
+            i + 1,
+            b.output()
+        );
+        sys::wait_for(Duration::from_secs(5), || sys::scx_state() == "disabled")
+            .with_context(|| format!("cycle {}: state {} after exit", i + 1, sys::scx_state()))?;
+        off.push(t.elapsed().as_secs_f64());
+    }
+    drop(hogs);
+    let max = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    Ok(format!(
+        "{CYCLES} of {CYCLES} cycles beside 2 hogs per CPU: enabled in {:.2} s mean / {:.2} s \
+         max, disabled with exit 0 in {:.2} s mean / {:.2} s max",
+        mean(&on),
+        max(&on),
+        mean(&off),
+        max(&off)
+    ))
+}
+
+/// SIGKILL of scx_brisk: the kernel falls back to the default scheduler within 1 s, and a new
+/// scx_brisk starts cleanly afterwards.
+fn kill_restart() -> Result<String> {
+    let hogs = Procs::hogs(2 * sys::nr_cpus(), &[])?;
+    let (b, _) = Brisk::start(&[])?;
+    sys::signal(&b.child, libc::SIGKILL);
+    let t = sys::wait_for(Duration::from_secs(5), || sys::scx_state() == "disabled")
+        .context("not back to disabled within 5 s of SIGKILL")?;
+    drop(b);
+    ensure!(
+        t <= Duration::from_secs(1),
+        "fell back after {:.2} s, more than 1 s",
+        t.as_secs_f64()
+    );
+    let (mut again, t2) = Brisk::start(&[]).context("starting again after SIGKILL")?;
+    std::thread::sleep(Duration::from_secs(2));
+    ensure!(sys::brisk_attached(), "the new instance detached");
+    stop_cleanly(&mut again)?;
+    drop(hogs);
+    Ok(format!(
+        "SIGKILL -> default scheduler in {:.2} s (<= 1 s); started again in {:.2} s, exit 0",
+        t.as_secs_f64(),
+        t2.as_secs_f64()
+    ))
+}
+
+/// A provoked watchdog ejection (--debug-stall-hogs parks hogs where they never run): reported
+/// with the kernel's reason and the debug dump, non-zero exit; with --restart-on-error 2,
+/// scx_brisk reloads twice with backoff, says so, and then gives up with a non-zero exit.
+fn stall() -> Result<String> {
+    let hogs = Procs::hogs(2 * sys::nr_cpus(), &[])?;
+    let seq0 = sys::scx_enable_seq();
+    let run = |args: &[&str]| -> Result<(Option<i32>, String, f64)> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let mut b = Brisk::spawn(&args, false)?;
+        let t = Instant::now();
+        let code = sys::wait_exit(&mut b.child, Duration::from_secs(90));
+        Ok((code, b.output(), t.elapsed().as_secs_f64()))
+    };
+    let (code, out, secs) = run(&["--debug-stall-hogs"])?;
+    ensure!(
+        code.is_some_and(|c| c != 0),
+        "exit {code:?} after the stall; output:\n{out}"
+    );
+    for want in ["runnable task stall", "DEBUG DUMP", "Error: EXIT:"] {
+        ensure!(out.contains(want), "output lacks {want:?}:\n{out}");
+    }
+    ensure!(sys::scx_state() == "disabled", "state {}", sys::scx_state());
+    let first = format!("ejected after {secs:.1} s, exit {code:?}, reason and dump printed");
+
+    let seq1 = sys::scx_enable_seq();
+    let (code, out, secs) = run(&["--debug-stall-hogs", "--restart-on-error", "2"])?;
+    let restarts = out.matches("was ejected").count();
+    ensure!(
+        code.is_some_and(|c| c != 0) && restarts == 2,
+        "exit {code:?} with {restarts} restarts (want 2, then a non-zero exit):\n{out}"
+    );
+    for want in ["Restart 1 of 2 in 1 s", "Restart 2 of 2 in 2 s"] {
+        ensure!(out.contains(want), "output lacks {want:?}:\n{out}");
+    }
+    let loads = sys::scx_enable_seq() - seq1;
+    ensure!(loads == 3, "enable_seq advanced by {loads}, want 3 loads");
+    drop(hogs);
+    Ok(format!(
+        "{first}; with --restart-on-error 2: 3 loads (enable_seq {seq0} -> {}), restarts after \
+         1 s and 2 s, then exit {code:?} after {secs:.1} s",
+        sys::scx_enable_seq()
+    ))
+}
