@@ -33,11 +33,14 @@ pub enum Cmd {
     Test {
         /// Test names (attach, no-stall, fairness, weights, short-first, bad-input, hotplug, latency,
         /// control, auto; with --reliability: upstream-stress, churn, rt-hog, cycles,
-        /// kill-restart, stall).
+        /// kill-restart, stall, soak).
         names: Vec<String>,
         /// Run the reliability tests instead.
         #[arg(long)]
         reliability: bool,
+        /// How long the reliability soak runs, in seconds.
+        #[arg(long, default_value_t = 120)]
+        soak_s: u64,
     },
     /// Run a benchmark workload for a fixed time and print its results as one JSON object.
     #[command(subcommand)]
@@ -61,7 +64,12 @@ pub enum Cmd {
 pub fn main(cli: Cli) -> anyhow::Result<i32> {
     match cli.cmd {
         Cmd::Run { duration_s, args } => run::run(duration_s, &args),
-        Cmd::Test { names, reliability } => {
+        Cmd::Test {
+            names,
+            reliability,
+            soak_s,
+        } => {
+            reliability::SOAK_S.store(soak_s, std::sync::atomic::Ordering::Relaxed);
             let set = if reliability {
                 reliability::TESTS
             } else {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 
+use super::bench::scenarios;
 use super::sys::{self, Brisk, Procs};
 use super::tests::TestFn;
 
@@ -18,7 +19,11 @@ pub const TESTS: &[(&str, TestFn)] = &[
     ("cycles", cycles),
     ("kill-restart", kill_restart),
     ("stall", stall),
+    ("soak", soak),
 ];
+
+/// How long the soak runs (brisk-guest test --soak-s).
+pub static SOAK_S: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(120);
 
 /// Checks every second for `secs` seconds that scx_brisk stays attached and never re-enabled.
 fn attached_for(secs: u64, seq: u64) -> Result<()> {
@@ -282,5 +287,81 @@ fn stall() -> Result<String> {
         "{first}; with --restart-on-error 2: 3 loads (enable_seq {seq0} -> {}), restarts after \
          1 s and 2 s, then exit {code:?} after {secs:.1} s",
         sys::scx_enable_seq()
+    ))
+}
+
+/// Resident memory of `pid`, in KiB.
+fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .context("no VmRSS in /proc/PID/status")
+}
+
+/// The mixed scenario (hogs, the periodic task, wakeup pairs, a hackbench loop) for --soak-s
+/// seconds (CI: 120; `stress-tests/vm test --reliability -- --soak-s 600 soak` for the long
+/// one): never ejected, the scheduler dispatched in every stats interval, counters monotone,
+/// the controller's memory flat.
+fn soak() -> Result<String> {
+    let secs = SOAK_S.load(std::sync::atomic::Ordering::Relaxed);
+    let args: Vec<String> = ["--stats-json", "--stats", "10"].map(String::from).to_vec();
+    let (mut b, _) = Brisk::start(&args)?;
+    let seq = sys::scx_enable_seq();
+    std::thread::sleep(Duration::from_secs(2));
+    let rss0 = rss_kib(b.child.id())?;
+    let outcome = scenarios::mixed_for(secs as f64).context("the mixed scenario")?;
+    ensure!(
+        sys::brisk_attached() && sys::scx_enable_seq() == seq,
+        "scx_brisk detached or was re-enabled during the soak (state {})",
+        sys::scx_state()
+    );
+    let rss1 = rss_kib(b.child.id())?;
+    stop_cleanly(&mut b)?;
+    let lines: Vec<serde_json::Value> = b
+        .output()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let want = (secs / 10).saturating_sub(1) as usize;
+    ensure!(
+        lines.len() >= want,
+        "{} stats intervals, want {want}",
+        lines.len()
+    );
+    let dispatched: Vec<u64> = lines
+        .iter()
+        .map(|l| l["counters"]["nr_dispatched"].as_u64().unwrap_or(0))
+        .collect();
+    ensure!(
+        dispatched.iter().all(|&d| d > 0),
+        "an interval without dispatches: {dispatched:?}"
+    );
+    // Interval figures are differences of cumulative counters, clamped at 0: if a counter had
+    // gone backwards, their sum would exceed the final total.
+    let total: u64 = b
+        .exit_counters()
+        .iter()
+        .find(|(k, _)| k == "nr_dispatched")
+        .map(|(_, v)| *v)
+        .context("no final counters")?;
+    let sum: u64 = dispatched.iter().sum();
+    ensure!(
+        sum <= total,
+        "counters not monotone: intervals sum to {sum} > total {total}"
+    );
+    ensure!(
+        rss1 <= rss0 + (rss0 / 10).max(1024),
+        "controller memory grew from {rss0} KiB to {rss1} KiB"
+    );
+    let m = |k: &str| outcome.metrics.get(k).copied().unwrap_or(f64::NAN);
+    Ok(format!(
+        "{secs} s of the mixed scenario: attached throughout, 0 ejections; {} intervals all \
+         dispatching, counters monotone ({sum} <= {total}); controller RSS {rss0} -> {rss1} KiB; \
+         periodic p99 {:.0} us, hackbench median {:.2} s",
+        lines.len(),
+        m("periodic_p99_us"),
+        m("hackbench_time_s")
     ))
 }

@@ -4,41 +4,20 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use super::cpio::{Archive, Content};
-use super::initramfs::parse_ldd;
+use super::cpio::Archive;
+use super::initramfs::add_program;
 
 /// An archive of `files` (host path, guest path), with the shared libraries `ldd` lists for
 /// each at their host paths.
 pub fn archive(files: &[(PathBuf, String)]) -> Result<Archive> {
     let mut archive = Archive::default();
     for (host, guest) in files {
-        let meta =
-            std::fs::metadata(host).with_context(|| format!("reading {}", host.display()))?;
-        if !meta.is_file() {
-            bail!("{} is not a regular file", host.display());
-        }
-        archive.file(
-            guest,
-            Content::Host(host.clone()),
-            meta.permissions().mode() & 0o7777,
-        );
-        let out = Command::new("ldd")
-            .arg(host)
-            .output()
-            .with_context(|| format!("running ldd {}", host.display()))?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        for lib in parse_ldd(&text).with_context(|| format!("ldd {}", host.display()))? {
-            if !archive.contains(&lib) {
-                archive.file(&lib, Content::Host(PathBuf::from(&lib)), 0o755);
-            }
-        }
+        add_program(&mut archive, host, guest)?;
     }
     Ok(archive)
 }

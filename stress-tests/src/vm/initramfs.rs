@@ -130,7 +130,7 @@ pub fn build(
 }
 
 /// Adds an executable and every shared library `ldd` lists for it, at their host paths.
-fn add_program(archive: &mut Archive, host: &Path, guest: &str) -> Result<()> {
+pub fn add_program(archive: &mut Archive, host: &Path, guest: &str) -> Result<()> {
     add_host_file(archive, host, guest)?;
     let out = Command::new("ldd")
         .arg(host)

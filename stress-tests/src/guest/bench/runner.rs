@@ -57,6 +57,8 @@ impl Candidate {
                 sys::scx_ops()
             );
         }
+        // Read before starting: enable_seq can lag the state file by a moment after attach.
+        let seq0 = sys::scx_enable_seq();
         let log = PathBuf::from(format!("/tmp/bench-{}.{seq}.log", s.name));
         let f = fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let child = Command::new(path)
@@ -85,6 +87,10 @@ impl Candidate {
             );
         }
         c.ops = sys::scx_ops();
+        if sys::wait_for(Duration::from_secs(2), || sys::scx_enable_seq() > seq0).is_none() {
+            c.kill();
+            bail!("{} attached but enable_seq stayed at {seq0}", s.name);
+        }
         c.enable_seq = sys::scx_enable_seq();
         Ok(c)
     }

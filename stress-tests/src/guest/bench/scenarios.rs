@@ -100,6 +100,16 @@ pub fn planned_secs(name: &str, quick: bool) -> f64 {
     p.main.max(p.min_runs as f64 * 4.0) + p.extra + settle
 }
 
+/// The mixed scenario for `secs` seconds (the reliability soak).
+pub fn mixed_for(secs: f64) -> Result<Outcome> {
+    let p = Plan {
+        main: secs,
+        extra: 0.0,
+        min_runs: 0,
+    };
+    mixed(&p, sys::nr_cpus())
+}
+
 /// Runs the scenario `name`.
 pub fn run(name: &str, quick: bool) -> Result<Outcome> {
     let p = plan(name, quick);
