@@ -116,9 +116,16 @@ impl Brisk {
     }
 
     /// Starts scx_brisk and waits until the kernel reports it enabled.
+    ///
+    /// Also waits for `enable_seq` to advance: the kernel bumps it a moment after the state
+    /// file says enabled, and a caller that reads it right after attach must see the new value
+    /// (a stale read later looks like a re-enable).
     pub fn start(args: &[String]) -> Result<(Self, Duration)> {
+        let seq0 = scx_enable_seq();
         let mut b = Self::spawn(args, false)?;
-        match wait_for(Duration::from_secs(20), brisk_attached) {
+        match wait_for(Duration::from_secs(20), || {
+            brisk_attached() && scx_enable_seq() > seq0
+        }) {
             Some(t) => Ok((b, t)),
             None => {
                 signal(&b.child, libc::SIGKILL);
