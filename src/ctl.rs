@@ -92,10 +92,12 @@ fn peer_uid(stream: &UnixStream) -> Option<(u32, i32)> {
     (ret == 0).then_some((cred.uid, cred.pid))
 }
 
-/// Reads one request line of at most MAX_MSG bytes.
-fn read_line(stream: &UnixStream) -> Result<String> {
+/// Reads and decodes one request: a JSON line of at most MAX_MSG bytes. This is all the
+/// server does with a client's bytes before the controller sees a typed `Request`; it is the
+/// fuzz target `ctl_request`.
+pub fn read_request(from: impl Read) -> Result<Request> {
     let mut line = String::new();
-    let n = BufReader::new(stream.take(MAX_MSG + 1))
+    let n = BufReader::new(from.take(MAX_MSG + 1))
         .read_line(&mut line)
         .context("reading the request")?;
     if n as u64 > MAX_MSG {
@@ -104,29 +106,24 @@ fn read_line(stream: &UnixStream) -> Result<String> {
     if !line.ends_with('\n') {
         bail!("truncated request (no end of line)");
     }
-    Ok(line)
+    serde_json::from_str(&line).context("malformed request")
 }
 
 fn serve_one(stream: UnixStream, tx: &SyncSender<Pending>) {
     let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
     let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
     let resp = match peer_uid(&stream) {
-        Some((0, _)) => match read_line(&stream) {
+        Some((0, _)) => match read_request(&stream) {
             Err(e) => Response::error(format!("{e:#}")),
-            Ok(line) => match serde_json::from_str::<Request>(&line) {
-                Err(e) => Response::error(format!("malformed request: {e}")),
-                Ok(req) => {
-                    let (reply, wait) = mpsc::sync_channel(1);
-                    if tx.send(Pending { req, reply }).is_err() {
-                        Response::error("scx_brisk is shutting down")
-                    } else {
-                        wait.recv_timeout(Duration::from_secs(10))
-                            .unwrap_or_else(|_| {
-                                Response::error("scx_brisk did not answer within 10 s")
-                            })
-                    }
+            Ok(req) => {
+                let (reply, wait) = mpsc::sync_channel(1);
+                if tx.send(Pending { req, reply }).is_err() {
+                    Response::error("scx_brisk is shutting down")
+                } else {
+                    wait.recv_timeout(Duration::from_secs(10))
+                        .unwrap_or_else(|_| Response::error("scx_brisk did not answer within 10 s"))
                 }
-            },
+            }
         },
         Some((uid, _)) => Response::error(format!(
             "permission denied: only root may control scx_brisk (you are uid {uid})"

@@ -1,25 +1,5 @@
 //! scx_brisk: a sched_ext scheduler that favours short-running tasks. See README.md.
 
-mod autotune;
-mod bpf_intf;
-mod bpf_skel;
-mod cli;
-mod client;
-mod controller;
-mod counters;
-mod ctl;
-mod latency;
-mod overhead;
-mod policy;
-mod policy_file;
-mod preflight;
-mod probe;
-mod probe_skel;
-mod scheduler;
-mod settings;
-mod stats;
-mod tunables;
-
 use std::mem::MaybeUninit;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,9 +9,10 @@ use anyhow::{Context, Result};
 use clap::{CommandFactory, FromArgMatches};
 use log::{info, warn};
 
-use cli::{Command, Opts};
-use controller::Controller;
-use scheduler::Scheduler;
+use scx_brisk::cli::{self, Command, Opts};
+use scx_brisk::controller::Controller;
+use scx_brisk::scheduler::Scheduler;
+use scx_brisk::{client, preflight, probe};
 
 fn main() -> ExitCode {
     let matches = Opts::command().get_matches();

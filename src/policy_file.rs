@@ -242,6 +242,22 @@ mod tests {
     }
 
     #[test]
+    fn deeply_nested_values_are_refused_without_overflowing_the_stack() {
+        // All within the 64 KiB size limit, so the parser itself meets the depth.
+        let arrays = |d: usize| format!("x = {}{}\n", "[".repeat(d), "]".repeat(d));
+        let tables = |d: usize| format!("x = {}1{}\n", "{ a = ".repeat(d), " }".repeat(d));
+        for (depth, text) in [
+            (100, arrays(100)),
+            (32_000, arrays(32_000)),
+            (100, tables(100)),
+            (7_000, tables(7_000)),
+        ] {
+            let msg = format!("{:#}", PolicyFile::parse("t.toml", &text).unwrap_err());
+            assert!(msg.starts_with("t.toml:"), "depth {depth}: {msg}");
+        }
+    }
+
+    #[test]
     fn unreadable_inputs_are_refused_clearly() {
         let dir = std::env::temp_dir().join(format!("brisk-policy-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

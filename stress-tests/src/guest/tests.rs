@@ -697,6 +697,25 @@ fn brisk_cmd(args: &[&str], uid: Option<u32>) -> Result<(bool, String)> {
 }
 
 /// `scx_brisk ctl show --json`: key -> (value, source).
+/// Sends raw bytes to the control socket (optionally closing the write side) and returns the
+/// answer line.
+fn ctl_raw(bytes: &[u8], close: bool) -> Result<String> {
+    use std::io::{BufRead, Write};
+    let mut s = std::os::unix::net::UnixStream::connect("/run/scx_brisk/ctl.sock")
+        .context("connecting to the control socket")?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    // The server stops reading at its size limit, so a long write may fail; the answer counts.
+    let _ = s.write_all(bytes);
+    if close {
+        let _ = s.shutdown(std::net::Shutdown::Write);
+    }
+    let mut line = String::new();
+    std::io::BufReader::new(s)
+        .read_line(&mut line)
+        .context("reading the answer")?;
+    Ok(line)
+}
+
 fn ctl_show() -> Result<serde_json::Value> {
     let (ok, out) = brisk_cmd(&["ctl", "show", "--json"], None)?;
     ensure!(ok, "ctl show failed: {out}");
@@ -877,9 +896,47 @@ fn control() -> Result<String> {
             "{args:?} changed the running settings"
         );
     }
+    // Hostile bytes on the socket itself (what a broken or malicious root client could send):
+    // each gets an error answer, and the running settings stay as they were.
+    let raw: [(&str, Vec<u8>, bool, &str); 6] = [
+        (
+            "garbage",
+            b"hello \x00\n".to_vec(),
+            false,
+            "malformed request",
+        ),
+        ("not UTF-8", b"\xff\xfe{}\n".to_vec(), false, "valid UTF-8"),
+        (
+            "wrong shape",
+            b"{\"op\":\"set\",\"pairs\":5}\n".to_vec(),
+            false,
+            "malformed request",
+        ),
+        (
+            "truncated",
+            b"{\"op\":\"set\",\"pai".to_vec(),
+            true,
+            "truncated request",
+        ),
+        ("oversized", vec![b' '; 300 * 1024], true, "larger than"),
+        ("empty", Vec::new(), true, "truncated request"),
+    ];
+    for (what, bytes, close, want) in &raw {
+        let answer = ctl_raw(bytes, *close).with_context(|| format!("raw {what} message"))?;
+        ensure!(
+            answer.contains(want) && answer.contains("\"ok\":false"),
+            "{what} message: answer {answer:?}, want an error with {want:?}"
+        );
+        ensure!(
+            ctl_show()? == before,
+            "the {what} message changed the running settings"
+        );
+    }
     fig.push(format!(
-        "{} bad requests refused, settings unchanged",
-        cases.len()
+        "{} bad requests and {} hostile socket messages ({}) refused, settings unchanged",
+        cases.len(),
+        raw.len(),
+        raw.map(|r| r.0).join(", ")
     ));
 
     // SIGHUP re-reads --policy.

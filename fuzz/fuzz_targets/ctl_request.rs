@@ -1,0 +1,31 @@
+//! Any bytes on the control socket: the decoder answers with a request or an error, never a
+//! panic; a decoded `set` or `apply` then goes through the same all-or-nothing validation the
+//! running controller uses, which either refuses it or yields valid tunables.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use scx_brisk::ctl::{read_request, Request};
+use scx_brisk::policy_file::PolicyFile;
+use scx_brisk::settings::{Settings, Source};
+use scx_brisk::tunables::Value;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(req) = read_request(data) else {
+        return;
+    };
+    let before = Settings::default();
+    let next = match req {
+        Request::Set { pairs } => {
+            let changes: Vec<(String, Value)> =
+                pairs.into_iter().map(|(k, v)| (k, Value::Str(v))).collect();
+            before.with(&changes, Source::Ctl)
+        }
+        Request::Apply { path, text } => PolicyFile::parse(&path, &text).and_then(|p| p.settings()),
+        Request::Show | Request::Snapshot => return,
+    };
+    if let Ok(next) = next {
+        next.tunables
+            .validate()
+            .expect("an accepted request produced invalid tunables");
+    }
+});
