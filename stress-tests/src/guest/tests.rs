@@ -439,6 +439,52 @@ fn bad_input() -> Result<String> {
     )?;
     checked.push("non-root".into());
 
+    // Hostile policy files: each refused with the file named (and the line, where there is
+    // one); nothing is loaded.
+    use std::os::unix::fs::PermissionsExt;
+    let secret = "/tmp/secret-policy.toml";
+    std::fs::write(secret, "slice_us = 3000\n")?;
+    std::fs::set_permissions(secret, std::fs::Permissions::from_mode(0o600))?;
+    refused(
+        &["--policy", secret],
+        Some(65534),
+        &["secret-policy.toml", "Permission denied"],
+    )?;
+    checked.push("unreadable policy file (uid 65534)".into());
+    let hostile: [(&str, String, &[&str]); 5] = [
+        (
+            "nan",
+            "slice_us = nan\n".into(),
+            &["nan.toml:1", "slice_us"],
+        ),
+        (
+            "huge",
+            "slice_us = 99999999999999999999\n".into(),
+            &["huge.toml:1"],
+        ),
+        (
+            "negative",
+            "\nsleep_credit_us = -1\n".into(),
+            &["negative.toml:2", "sleep_credit_us", "out of range"],
+        ),
+        (
+            "deep",
+            format!("x = {}{}\n", "[".repeat(20_000), "]".repeat(20_000)),
+            &["deep.toml:1"],
+        ),
+        (
+            "10mb",
+            "# padding\n".repeat(1_000_000),
+            &["10mb.toml", "at most 65536 bytes"],
+        ),
+    ];
+    for (name, text, want) in &hostile {
+        let path = format!("/tmp/{name}.toml");
+        std::fs::write(&path, text)?;
+        refused(&["--policy", &path], None, want)?;
+        checked.push(format!("{name} policy file"));
+    }
+
     let (mut first, _) = Brisk::start(&[])?;
     let name = sys::scx_ops();
     let res = refused(&[], None, &["already attached", &name]);
