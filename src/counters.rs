@@ -34,7 +34,7 @@ impl Counters {
         let c = &self.0;
         [
             ("nr_direct_idle", c.nr_direct_idle),
-            ("nr_queued", c.nr_queued),
+            ("nr_queued_shared", c.nr_queued_shared),
             ("nr_queued_pinned", c.nr_queued_pinned),
             ("nr_idle_kicks", c.nr_idle_kicks),
             ("nr_short_wakeups", c.nr_short_wakeups),
@@ -53,7 +53,7 @@ impl Counters {
     fn add(&mut self, o: &brisk_counters) {
         let c = &mut self.0;
         c.nr_direct_idle += o.nr_direct_idle;
-        c.nr_queued += o.nr_queued;
+        c.nr_queued_shared += o.nr_queued_shared;
         c.nr_queued_pinned += o.nr_queued_pinned;
         c.nr_idle_kicks += o.nr_idle_kicks;
         c.nr_short_wakeups += o.nr_short_wakeups;

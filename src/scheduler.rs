@@ -235,8 +235,10 @@ fn configure_topology(skel: &mut crate::bpf_skel::OpenBpfSkel, topo: &Topology) 
     }
     let rodata = skel.maps.rodata_data.as_mut().unwrap();
     rodata.nr_cpu_ids_seen = nr_cpu_ids as u32;
+    rodata.nr_llcs = topo.all_llcs.len().max(1) as u32;
     // LLC ids from sysfs can be sparse: number them densely for the DSQ ids.
     for (idx, llc) in topo.all_llcs.values().enumerate() {
+        rodata.llc_nr_cpus[idx] = llc.all_cpus.len() as u32;
         for cpu in llc.all_cpus.keys() {
             if *cpu < max_cpus {
                 rodata.cpu_llc[*cpu] = idx as u32;

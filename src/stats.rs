@@ -130,7 +130,7 @@ impl Report {
             format!(
                 "direct {} queued {} pinned {} preempt {}/{} keep {} starve {} | runnable {} slice {:.0}us hog-run {}",
                 c("nr_direct_idle"),
-                c("nr_queued"),
+                c("nr_queued_shared"),
                 c("nr_queued_pinned"),
                 c("nr_preempts"),
                 c("nr_short_wakeups"),

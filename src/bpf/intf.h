@@ -22,18 +22,9 @@ enum brisk_consts {
 	BRISK_MAX_LLCS = 256,
 	/* Watchdog: the kernel ejects the scheduler if a runnable task waits this long. */
 	BRISK_TIMEOUT_MS = 5000,
-	/* DSQ ids: one deadline-ordered DSQ per CPU. */
+	/* DSQ ids: one vtime-ordered DSQ per CPU for pinned tasks, one per LLC for the rest. */
 	BRISK_CPU_DSQ_BASE = 0,
-	/*
-	 * A CPU takes the head of another CPU's queue instead of its own only when that one's
-	 * deadline is earlier by more than this (or its own queue is empty). Lower: closer to
-	 * one global deadline order, more migrations (cold caches, remote runqueue locks);
-	 * higher: more locality, and nice-0 hogs on unevenly loaded CPUs drift up to this much
-	 * apart in virtual time before one moves.
-	 */
-	BRISK_STEAL_MARGIN_NS = 1000 * 1000,
-	/* At most this many other CPUs' queues are looked at per dispatch (cost bound). */
-	BRISK_STEAL_SCAN = 16,
+	BRISK_LLC_DSQ_BASE = 1 << 16,
 	/* --debug-stall-hogs parks hogs here, and nothing ever dispatches from it. */
 	BRISK_LIMBO_DSQ = 1 << 20,
 	/* Starvation guard: how often a CPU scans its queues for tasks waiting too long. */
@@ -136,14 +127,14 @@ struct brisk_tunables {
 /* Per-CPU decision counters; userspace sums them over CPUs. */
 struct brisk_counters {
 	u64 nr_direct_idle;    /* select_cpu found an idle CPU: straight to its local DSQ */
-	u64 nr_queued;	       /* enqueued on the DSQ of the CPU it ran on, or an idle CPU */
+	u64 nr_queued_shared;  /* enqueued on an LLC's shared DSQ */
 	u64 nr_queued_pinned;  /* enqueued on a CPU's own DSQ (one allowed CPU / migration off) */
 	u64 nr_idle_kicks;     /* enqueue woke an idle CPU to take the task */
 	u64 nr_short_wakeups;  /* wakeups of tasks classified short */
 	u64 nr_preempts;       /* a waking short task preempted a hog (SCX_ENQ_PREEMPT) */
 	u64 nr_preempt_none;   /* a short wakeup found no CPU worth preempting */
 	u64 nr_dispatched;     /* ops.dispatch moved a task from our DSQs to a CPU */
-	u64 nr_stolen;	       /* ... of which from another CPU's DSQ (migrations) */
+	u64 nr_stolen;	       /* ... of which from another LLC's DSQ (work conservation) */
 	u64 nr_keep_running;   /* the previous task still had the earliest deadline: new slice */
 	u64 nr_starve_rescues; /* a task queued longer than starve_ns was run out of order */
 	u64 nr_sync_affine;    /* a sync wakeup stayed on the waker's CPU (no idle CPU kicked) */

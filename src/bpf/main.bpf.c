@@ -10,11 +10,8 @@
  *
  * Placement: a waking task goes straight to an idle CPU when there is one (the kernel's
  * topology-aware pick: previous CPU first, then SMT/LLC siblings). Otherwise it is queued on
- * the deadline-ordered DSQ of the CPU it last ran on, and a short task may preempt the CPU
- * running the hog with the latest deadline. Each CPU runs the earliest deadline of its own
- * queue and takes from another CPU's queue of its LLC when that one's head is earlier by
- * more than BRISK_STEAL_MARGIN_NS (or its own queue is empty): the order stays close to one
- * global deadline order, and most tasks run where their cache is, without a migration.
+ * its LLC's shared deadline-ordered DSQ (tasks that may run on one CPU only use that CPU's own
+ * DSQ), and a short task may preempt the CPU running the hog with the latest deadline.
  */
 #include <scx/common.bpf.h>
 #include "intf.h"
@@ -26,7 +23,9 @@ UEI_DEFINE(uei);
 
 /* Topology, filled in by the loader from scx_utils::Topology before load. */
 const volatile u32 nr_cpu_ids_seen = 1;
+const volatile u32 nr_llcs = 1;
 const volatile u32 cpu_llc[BRISK_MAX_CPUS];
+const volatile u32 llc_nr_cpus[BRISK_MAX_LLCS];
 
 /*
  * Testing only (--debug-stall-hogs, hidden): hogs are parked in a DSQ that is never
@@ -146,6 +145,11 @@ static u32 llc_of(s32 cpu)
 	return llc ? *llc : 0;
 }
 
+static u64 llc_dsq(u32 llc)
+{
+	return BRISK_LLC_DSQ_BASE + llc;
+}
+
 static u64 cpu_dsq(s32 cpu)
 {
 	return BRISK_CPU_DSQ_BASE + cpu;
@@ -183,9 +187,14 @@ static u64 running_deadline(const struct task_struct *p, const struct task_ctx *
  */
 static u64 task_slice(const struct task_ctx *tctx, s32 cpu)
 {
-	u64 waiting = cpu >= 0 ? scx_bpf_dsq_nr_queued(cpu_dsq(cpu)) : 0;
+	u32 llc = llc_of(cpu);
+	const volatile u32 *nr = MEMBER_VPTR(llc_nr_cpus, [llc]);
+	u64 nr_cpus = nr ? *nr : 1;
+	u64 waiting = scx_bpf_dsq_nr_queued(llc_dsq(llc));
 
-	last_slice_ns = brisk_slice(tun.slice_ns, tun.slice_min_ns, waiting, 1);
+	if (cpu >= 0)
+		waiting += scx_bpf_dsq_nr_queued(cpu_dsq(cpu));
+	last_slice_ns = brisk_slice(tun.slice_ns, tun.slice_min_ns, waiting, nr_cpus);
 	return brisk_task_slice(last_slice_ns, tctx && task_is_short(tctx), tun.short_burst_ns);
 }
 
@@ -285,8 +294,9 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 	 * waits in the queue is an idle CPU woken to help.
 	 */
 	if (!pinned && (enq_flags & SCX_ENQ_WAKEUP) && tctx->sync_wakeup &&
-	    cpu == bpf_get_smp_processor_id() && !scx_bpf_dsq_nr_queued(cpu_dsq(cpu))) {
-		scx_bpf_dsq_insert_vtime(p, cpu_dsq(cpu), task_slice(tctx, cpu), dl, enq_flags);
+	    cpu == bpf_get_smp_processor_id() && !scx_bpf_dsq_nr_queued(llc_dsq(llc_of(cpu)))) {
+		scx_bpf_dsq_insert_vtime(p, llc_dsq(llc_of(cpu)), task_slice(tctx, cpu), dl,
+					 enq_flags);
 		COUNT(nr_sync_affine);
 		return;
 	}
@@ -319,14 +329,17 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 		}
 	}
 
-	/* Queue where the idle CPU takes it, if any, else where it was (its cache is there). */
-	if (idle >= 0)
-		cpu = idle;
-	scx_bpf_dsq_insert_vtime(p, cpu_dsq(cpu), task_slice(tctx, cpu), dl, enq_flags);
-	if (pinned)
+	if (pinned) {
+		scx_bpf_dsq_insert_vtime(p, cpu_dsq(cpu), task_slice(tctx, cpu), dl, enq_flags);
 		COUNT(nr_queued_pinned);
-	else
-		COUNT(nr_queued);
+	} else {
+		/* Queue where the idle CPU takes it, if any, else where it was. */
+		if (idle >= 0)
+			cpu = idle;
+		scx_bpf_dsq_insert_vtime(p, llc_dsq(llc_of(cpu)), task_slice(tctx, cpu), dl,
+					 enq_flags);
+		COUNT(nr_queued_shared);
+	}
 	if (idle >= 0) {
 		scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
 		COUNT(nr_idle_kicks);
@@ -366,61 +379,34 @@ static bool rescue_starving(u64 dsq_id, u64 now)
 	return false;
 }
 
-/*
- * The CPU of @llc (other than @cpu) whose queue has the earliest head, looking at no more than
- * BRISK_STEAL_SCAN CPUs after @cpu (a bound on dispatch's cost on large LLCs; the starting
- * point moves with the CPU, so every queue is someone's first look). -1 when all are empty.
- */
-static s32 earliest_other(s32 cpu, u32 llc, u64 *dl_out)
-{
-	u32 i, nr = nr_cpu_ids_seen, seen = 0;
-	s32 best = -1, other;
-	u64 best_dl = ~0ULL, dl;
-
-	bpf_for (i, 1, nr) {
-		other = (cpu + i) % nr;
-		if (llc_of(other) != llc)
-			continue;
-		if (++seen > BRISK_STEAL_SCAN)
-			break;
-		dl = head_deadline(cpu_dsq(other));
-		if (dl < best_dl) {
-			best = other;
-			best_dl = dl;
-		}
-	}
-	*dl_out = best_dl;
-	return best;
-}
-
 void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 {
-	u64 mine = cpu_dsq(cpu), first_dl, other_dl, prev_dl;
+	u64 mine = cpu_dsq(cpu), shared = llc_dsq(llc_of(cpu)), first_dl, other_dl, prev_dl;
 	u64 now = scx_bpf_now();
 	struct cpu_ctx *cctx = lookup_cpu_ctx(cpu);
-	u32 own_llc = llc_of(cpu);
+	u32 i, own_llc = llc_of(cpu);
 	struct task_ctx *tctx;
-	bool steal;
-	s32 other, i;
 
 	tun_gen_seen = tun.gen;
 	if (cctx && now - cctx->last_scan_at >= BRISK_STARVE_SCAN_INTERVAL_NS) {
 		cctx->last_scan_at = now;
-		if (rescue_starving(mine, now))
+		if (rescue_starving(mine, now) || rescue_starving(shared, now))
 			return;
 	}
 
 	/*
-	 * Earliest deadline first, between this CPU's queue and the best head of its LLC's other
-	 * queues; taking the other costs a migration, so it must be earlier by the margin.
-	 * Deadlines compare as plain u64 here: an empty queue reads as ~0, later than any task.
+	 * Earliest deadline first between this CPU's pinned tasks and its LLC's queue. Deadlines
+	 * compare as plain u64 here: an empty queue reads as ~0, i.e. later than any task.
 	 */
 	first_dl = head_deadline(mine);
-	other = earliest_other(cpu, own_llc, &other_dl);
-	steal = other >= 0 && other_dl != ~0ULL &&
-		(first_dl == ~0ULL || other_dl + BRISK_STEAL_MARGIN_NS < first_dl);
-	if (steal)
-		first_dl = other_dl + BRISK_STEAL_MARGIN_NS;
+	other_dl = head_deadline(shared);
+	if (other_dl < first_dl) {
+		u64 tmp = mine;
+
+		mine = shared;
+		shared = tmp;
+		first_dl = other_dl;
+	}
 
 	/*
 	 * The previous task is not queued yet while we decide (it is re-enqueued after this), so
@@ -439,19 +425,16 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 		return;
 	}
 
-	if (steal && scx_bpf_dsq_move_to_local(cpu_dsq(other), 0)) {
-		COUNT(nr_dispatched);
-		COUNT(nr_stolen);
-		return;
-	}
-	if (scx_bpf_dsq_move_to_local(mine, 0)) {
+	if (scx_bpf_dsq_move_to_local(mine, 0) || scx_bpf_dsq_move_to_local(shared, 0)) {
 		COUNT(nr_dispatched);
 		return;
 	}
 
-	/* Nothing here: take work from any other CPU (other LLCs too) rather than idle. */
-	bpf_for (i, 1, nr_cpu_ids_seen) {
-		if (scx_bpf_dsq_move_to_local(cpu_dsq((cpu + i) % nr_cpu_ids_seen), 0)) {
+	/* Nothing here: take work from other LLCs rather than idle. */
+	bpf_for (i, 0, nr_llcs) {
+		if (i == own_llc)
+			continue;
+		if (scx_bpf_dsq_move_to_local(llc_dsq(i), 0)) {
 			COUNT(nr_dispatched);
 			COUNT(nr_stolen);
 			return;
@@ -552,6 +535,13 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(brisk_init)
 	if (ret) {
 		scx_bpf_error("failed to create the limbo DSQ: %d", ret);
 		return ret;
+	}
+	bpf_for (i, 0, nr_llcs) {
+		ret = scx_bpf_create_dsq(llc_dsq(i), -1);
+		if (ret) {
+			scx_bpf_error("failed to create DSQ for LLC %u: %d", i, ret);
+			return ret;
+		}
 	}
 	return 0;
 }

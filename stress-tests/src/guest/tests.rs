@@ -193,13 +193,12 @@ fn no_stall() -> Result<String> {
     };
     for path in [
         "nr_direct_idle",
-        "nr_queued",
+        "nr_queued_shared",
         "nr_queued_pinned",
         "nr_idle_kicks",
         "nr_short_wakeups",
         "nr_preempts",
         "nr_dispatched",
-        "nr_stolen",
     ] {
         ensure!(
             get(path) > 0,
