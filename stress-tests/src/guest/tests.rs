@@ -514,7 +514,20 @@ fn hotplug() -> Result<String> {
     );
     // Read before starting: enable_seq can lag the state file by a moment.
     let seq0 = sys::scx_enable_seq();
-    let (mut b, _) = Brisk::start(&[])?;
+    // Settings from all three sources (a policy file, the command line, ctl) must survive
+    // the reloads.
+    let args: Vec<String> = [
+        "--policy",
+        "/policies/interactive.toml",
+        "--slice-us",
+        "4000",
+    ]
+    .map(String::from)
+    .to_vec();
+    let (mut b, _) = Brisk::start(&args)?;
+    let (ok, out) = brisk_cmd(&["ctl", "set", "preempt_margin_us=700"], None)?;
+    ensure!(ok, "ctl set preempt_margin_us=700: {out}");
+    let before = ctl_show()?;
     let restarts = |b: &Brisk| b.output().matches("asked for a restart").count();
     let mut figures = Vec::new();
     for (value, want) in [("0", 1), ("1", 2)] {
@@ -529,11 +542,22 @@ fn hotplug() -> Result<String> {
                 b.output()
             )
         })?;
+        let after = ctl_show()?;
+        ensure!(
+            after == before,
+            "settings changed across the reload after online={value}: {before} -> {after}"
+        );
         figures.push(format!(
             "online={value}: reattached in {:.1} s",
             t.as_secs_f64()
         ));
     }
+    figures.push(format!(
+        "settings kept (slice_us {:?}, preempt_margin_us {:?}, short_burst_us {:?})",
+        shown(&before, "slice_us"),
+        shown(&before, "preempt_margin_us"),
+        shown(&before, "short_burst_us")
+    ));
     let seq = sys::scx_enable_seq();
     let code = b.stop();
     ensure!(
