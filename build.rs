@@ -26,6 +26,8 @@ fn main() {
         "src/bpf/policy.h",
         "src/bpf/policy_host.c",
         "src/bpf/intf.h",
+        "src/bpf/lat_hist.h",
+        "src/bpf/lat_stamps.h",
     ] {
         println!("cargo:rerun-if-changed={f}");
     }

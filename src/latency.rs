@@ -177,6 +177,70 @@ mod tests {
     extern "C" {
         fn brisk_host_lat_bucket(ns: u64) -> u32;
         fn brisk_host_lat_bucket_lo_ns(b: u32) -> u64;
+        fn brisk_host_lat_switched_out(s: *mut Stamps, runnable: i32, now: u64);
+        fn brisk_host_lat_take(since: *mut u64, now: u64) -> u64;
+    }
+
+    /// struct brisk_lat_stamps (src/bpf/lat_stamps.h).
+    #[repr(C)]
+    #[derive(Debug, Default, Clone, Copy, PartialEq)]
+    struct Stamps {
+        wake_at: u64,
+        preempt_at: u64,
+        enq_at: u64,
+    }
+
+    fn switched_out(s: &mut Stamps, runnable: bool, now: u64) {
+        unsafe { brisk_host_lat_switched_out(s, runnable as i32, now) }
+    }
+
+    fn take(since: &mut u64, now: u64) -> u64 {
+        unsafe { brisk_host_lat_take(since, now) }
+    }
+
+    #[test]
+    fn stamps_never_outlive_a_run_of_the_task() {
+        // Woken at 100, queued at 110, switched in at 150: 50 and 40, then nothing pending.
+        let mut s = Stamps {
+            wake_at: 100,
+            enq_at: 110,
+            ..Default::default()
+        };
+        assert_eq!(take(&mut s.wake_at, 150), 50);
+        assert_eq!(take(&mut s.enq_at, 150), 40);
+        assert_eq!(take(&mut s.preempt_at, 150), 0, "nothing was pending");
+        assert_eq!(s, Stamps::default());
+
+        // Woken at 200 while still running (before it got to sleep), then preempted at 300 and
+        // re-queued at 300: the wakeup is over, the wait for the CPU starts at 300.
+        s.wake_at = 200;
+        s.enq_at = 300;
+        switched_out(&mut s, true, 300);
+        assert_eq!(
+            s,
+            Stamps {
+                wake_at: 0,
+                preempt_at: 300,
+                enq_at: 300
+            }
+        );
+        assert_eq!(take(&mut s.wake_at, 400), 0, "no bogus wakeup sample");
+        assert_eq!(take(&mut s.preempt_at, 400), 100);
+        assert_eq!(take(&mut s.enq_at, 400), 100);
+
+        // Switched out to sleep: nothing carries over into the next wakeup.
+        s = Stamps {
+            wake_at: 500,
+            preempt_at: 450,
+            enq_at: 460,
+        };
+        switched_out(&mut s, false, 600);
+        assert_eq!(s, Stamps::default());
+
+        // A clock that went back gives no sample, and the stamp is still consumed.
+        let mut t = 1000;
+        assert_eq!(take(&mut t, 900), 0);
+        assert_eq!(t, 0);
     }
 
     fn bucket(ns: u64) -> usize {

@@ -1,31 +1,36 @@
-//! What the BPF programs cost: per-program run time and run count, kept by the kernel while
-//! `kernel.bpf_stats_enabled` is 1 (turned on for as long as the stats are printed, and set
-//! back afterwards, since the accounting itself costs a little on every run).
+//! What the BPF programs cost: per-program run time and run count, which the kernel keeps while
+//! run-time statistics are enabled. They are enabled through `BPF_ENABLE_STATS`, which returns
+//! a reference-counted fd: statistics stay on while any holder keeps its fd and go off when the
+//! last one closes it, even if the holder is killed. (Writing `kernel.bpf_stats_enabled` would
+//! leave them on after a SIGKILL, and two users would overwrite each other's saved value.)
+//! The accounting costs a little on every run, so it is on only while stats are printed.
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
-const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
-
-/// Keeps `kernel.bpf_stats_enabled` at 1 while alive; restores the previous value on drop.
+/// Keeps BPF run-time statistics enabled while alive (the kernel counts holders).
 pub struct StatsEnabled {
-    previous: String,
+    _fd: OwnedFd,
 }
 
 impl StatsEnabled {
     pub fn enable() -> Result<Self> {
-        let previous =
-            std::fs::read_to_string(BPF_STATS).with_context(|| format!("reading {BPF_STATS}"))?;
-        std::fs::write(BPF_STATS, "1").with_context(|| format!("enabling {BPF_STATS}"))?;
-        Ok(Self { previous })
-    }
-}
-
-impl Drop for StatsEnabled {
-    fn drop(&mut self) {
-        let _ = std::fs::write(BPF_STATS, self.previous.trim());
+        // SAFETY: a plain syscall wrapper; on success it returns a new fd that we own.
+        let fd = unsafe {
+            libbpf_rs::libbpf_sys::bpf_enable_stats(libbpf_rs::libbpf_sys::BPF_STATS_RUN_TIME)
+        };
+        if fd < 0 {
+            bail!(
+                "enabling BPF run-time statistics (BPF_ENABLE_STATS): {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        // SAFETY: fd is a fresh, valid descriptor returned by the kernel.
+        Ok(Self {
+            _fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
     }
 }
 

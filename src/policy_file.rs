@@ -157,6 +157,28 @@ mod tests {
         }
     }
 
+    /// Each shipped file is a profile a user reads: every setting in it says why it is there,
+    /// and every tunable and the mode are spelled out (nothing silently left to a default;
+    /// target_p99_us only matters to auto mode).
+    #[test]
+    fn every_shipped_policy_sets_and_comments_every_key() {
+        for f in shipped() {
+            let text = std::fs::read_to_string(&f).unwrap();
+            let mut keys = crate::tunables::keys();
+            keys.push("mode");
+            if text.contains("mode = \"auto\"") {
+                keys.push("target_p99_us");
+            }
+            for key in keys {
+                let line = text
+                    .lines()
+                    .find(|l| l.split('=').next().map(str::trim) == Some(key))
+                    .unwrap_or_else(|| panic!("{}: {key} not set", f.display()));
+                assert!(line.contains('#'), "{}: {key} has no comment", f.display());
+            }
+        }
+    }
+
     #[test]
     fn balanced_is_the_default() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scheduler-policies");
@@ -210,7 +232,7 @@ mod tests {
             ),
             (
                 "wakeup_preempt = 1\n",
-                "t.toml:1: wakeup_preempt must be a boolean",
+                "t.toml:1: wakeup_preempt = 1 is not a boolean: use true or false",
             ),
             ("mode = \"turbo\"\n", "t.toml:1: mode = \"turbo\""),
             (

@@ -30,9 +30,9 @@ pub struct Scheduler<'a> {
     stats_interval: Option<Duration>,
     stats_json: bool,
     probes: bool,
-    /// Holds kernel.bpf_stats_enabled on while stats are printed (or a monitor asked).
+    /// Holds BPF run-time statistics on while stats are printed (or a monitor asked).
     bpf_stats: Option<overhead::StatsEnabled>,
-    /// Whether turning bpf_stats_enabled on was tried already (a failure is logged once).
+    /// Whether turning the statistics on was tried already (a failure is logged once).
     bpf_stats_tried: bool,
 }
 
@@ -117,7 +117,7 @@ impl<'a> Scheduler<'a> {
             .map_or(0, |b| unsafe { std::ptr::read_volatile(&b.tun_gen_seen) })
     }
 
-    /// Turns kernel.bpf_stats_enabled on for the per-program costs (restored on exit).
+    /// Turns BPF run-time statistics on for the per-program costs (off again when we exit).
     pub fn enable_bpf_stats(&mut self) {
         if self.bpf_stats_tried {
             return;
@@ -168,7 +168,7 @@ impl<'a> Scheduler<'a> {
         })
     }
 
-    /// Per-program run time and count, if the kernel keeps them (bpf_stats_enabled).
+    /// Per-program run time and count, if the kernel keeps them.
     fn prog_stats(&self) -> Option<overhead::Snapshot> {
         self.bpf_stats.as_ref()?;
         overhead::snapshot(self.skel.object()).ok()

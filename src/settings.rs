@@ -139,8 +139,9 @@ impl Settings {
                         self.target_p99_us = v as u64
                     }
                     _ => bail!(
-                        "{} = {value:?} is not allowed: a whole number of microseconds in {}..={}",
+                        "{} = {} is not allowed: a whole number of microseconds in {}..={}",
                         spec.key,
+                        value,
                         spec.min,
                         spec.max
                     ),
@@ -309,8 +310,16 @@ mod tests {
             ("target_p99_us", s("x")),
             ("target_p99_us", Value::Bool(true)),
         ] {
-            let err = base.with(&[(k.to_string(), v)], Source::Ctl).unwrap_err();
-            assert!(err.to_string().contains(k), "{err}");
+            let err = base
+                .with(&[(k.to_string(), v.clone())], Source::Ctl)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(k), "{err}");
+            if k == "target_p99_us" {
+                // The value as the user wrote it, and what is allowed.
+                assert!(err.contains(&format!("{k} = {v} ")), "{err}");
+                assert!(err.contains("50..=1000000"), "{err}");
+            }
         }
     }
 

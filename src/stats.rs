@@ -20,7 +20,7 @@ pub struct Snapshot {
     pub counters: BTreeMap<String, u64>,
     /// Latency histograms indexed kind * 3 + class; None with --no-latency-probes.
     pub hists: Option<Vec<Hist>>,
-    /// Per-program cumulative (run_time_ns, run_cnt), when kernel.bpf_stats_enabled is on.
+    /// Per-program cumulative (run_time_ns, run_cnt), while BPF run-time statistics are on.
     pub progs: Option<overhead::Snapshot>,
     pub nr_cpus: usize,
     /// The slice scx_brisk handed out most recently.
@@ -59,7 +59,7 @@ pub struct Report {
     /// get (None when no hog ran).
     pub hog_avg_run_us: Option<f64>,
     /// Cost of each BPF program (ns per run) and the probes' share of CPU time, from
-    /// kernel.bpf_stats_enabled; absent if the kernel would not keep those stats.
+    /// BPF run-time statistics; absent if the kernel would not keep those stats.
     pub bpf: Option<Overhead>,
     /// The running settings: each key's value and source, and the last change's source
     /// (null for `scx_brisk probe`).
@@ -167,16 +167,12 @@ impl Report {
         let Some(settings) = &self.settings else {
             return line;
         };
-        let v = |k: &str| settings.get(k).unwrap_or("?");
-        line.push_str(&format!(
-            " | tun slice_us={} preempt_margin_us={} short_burst_us={} wakeup_preempt={} mode={} (last change: {})",
-            v("slice_us"),
-            v("preempt_margin_us"),
-            v("short_burst_us"),
-            v("wakeup_preempt"),
-            v("mode"),
-            settings.last_change
-        ));
+        // Every setting, in the order `ctl show` lists them, and where the last change came from.
+        line.push_str(" | tun");
+        for (k, e) in &settings.values {
+            line.push_str(&format!(" {k}={}", e.value));
+        }
+        line.push_str(&format!(" (last change: {})", settings.last_change));
         line
     }
 }
@@ -304,10 +300,48 @@ mod tests {
             line.contains("bpf ns/run: enqueue 100 tp_switch 1000000 | probes 0.25% cpu"),
             "{line}"
         );
+        assert!(line.contains("runnable 3 "), "{line}");
+        let tun = &line[line.find(" | tun ").expect("tunables in the line")..];
+        for k in crate::settings::keys() {
+            assert!(tun.contains(&format!(" {k}=")), "{k} missing: {line}");
+        }
         assert!(
-            line.contains("tun slice_us=5000 preempt_margin_us=1000 short_burst_us=2000 wakeup_preempt=true mode=fixed (last change: default)"),
+            tun.contains(" slice_us=5000 ") && tun.contains(" wakeup_preempt=true "),
             "{line}"
         );
+        assert!(tun.ends_with("(last change: default)"), "{line}");
         assert!(!report(false).to_line().contains("wakeup p50"));
+    }
+
+    /// Where the last change came from shows in the line and the JSON, for every source.
+    #[test]
+    fn stats_name_the_source_of_the_last_change() {
+        use crate::settings::Source;
+        use crate::tunables::Value;
+        for (source, shown) in [
+            (Source::Cli, "cli"),
+            (Source::Policy("/etc/p.toml".into()), "policy /etc/p.toml"),
+            (Source::Ctl, "ctl"),
+            (Source::Auto, "auto"),
+        ] {
+            let st = Settings::default()
+                .with(
+                    &[("slice_us".to_string(), Value::Int(4000))],
+                    source.clone(),
+                )
+                .unwrap();
+            let mut snap = snapshot(12, 2, true);
+            snap.settings = Some(st.view(&st.tunables));
+            let r = Report::between(&snapshot(10, 1, true), &snap);
+            let line = r.to_line();
+            assert!(
+                line.ends_with(&format!("(last change: {shown})"))
+                    && line.contains(" slice_us=4000 "),
+                "{line}"
+            );
+            let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+            assert_eq!(v["settings"]["last_change"], shown);
+            assert_eq!(v["settings"]["values"]["slice_us"]["value"], "4000");
+        }
     }
 }

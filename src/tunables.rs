@@ -112,6 +112,17 @@ pub enum Value {
     Other(&'static str),
 }
 
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Str(s) => write!(f, "{s:?}"),
+            Value::Other(kind) => write!(f, "({kind})"),
+        }
+    }
+}
+
 /// The values of all tunables, in user units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tunables {
@@ -142,15 +153,18 @@ impl Default for Tunables {
     }
 }
 
+/// The allowed range of `spec`, e.g. "100..=1000000us".
+fn allowed(spec: &Spec) -> String {
+    format!("{}..={}{}", spec.min, spec.max, spec.unit)
+}
+
 fn range_error(spec: &Spec, value: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!(
-        "{} = {}{} is out of range: allowed {}..={}{}",
+        "{} = {}{} is out of range: allowed {}",
         spec.key,
         value,
         spec.unit,
-        spec.min,
-        spec.max,
-        spec.unit
+        allowed(spec)
     )
 }
 
@@ -196,6 +210,7 @@ impl Tunables {
                     "false" | "off" | "0" => false,
                     _ => bail!("{key} = {s:?} is not a boolean: use true or false"),
                 },
+                Value::Int(i) => bail!("{key} = {i} is not a boolean: use true or false"),
                 other => bail!(
                     "{key} must be a boolean (true or false), not {}",
                     kind(other)
@@ -213,14 +228,16 @@ impl Tunables {
                 Ok(v) => v,
                 Err(_) if s.trim().parse::<i128>().is_ok() => return Err(range_error(&spec, s)),
                 Err(_) => bail!(
-                    "{key} = {s:?} is not a whole number of {}",
-                    unit_name(&spec)
+                    "{key} = {s:?} is not a whole number of {}: allowed {}",
+                    unit_name(&spec),
+                    allowed(&spec)
                 ),
             },
             other => bail!(
-                "{key} must be a whole number of {}, not {}",
+                "{key} must be a whole number of {}, not {}: allowed {}",
                 unit_name(&spec),
-                kind(other)
+                kind(other),
+                allowed(&spec)
             ),
         };
         if v < spec.min || v > spec.max {
@@ -370,12 +387,11 @@ mod tests {
                         let msg = e.to_string();
                         assert!(msg.contains(spec.key), "{msg}");
                         assert_eq!(t, base, "{}: a refused value changed something", spec.key);
-                        if matches!(value, Value::Int(_)) {
-                            assert!(
-                                msg.contains(&format!("{}..={}", spec.min, spec.max)),
-                                "{msg}"
-                            );
-                        }
+                        // Every refusal, of a wrong type too, says what is allowed.
+                        assert!(
+                            msg.contains(&format!("{}..={}", spec.min, spec.max)),
+                            "{msg}"
+                        );
                     }
                 }
             }

@@ -7,6 +7,7 @@
 #define __BRISK_LAT_RECORD_BPF_H
 
 #include "lat_hist.h"
+#include "lat_stamps.h"
 
 /* Per-CPU log-linear histograms, indexed kind * BRISK_NR_CLASSES + class. */
 struct {
@@ -35,15 +36,12 @@ static void lat_add(u32 kind, u32 class, u64 delta_ns)
 /* Records now - *since for the task's class and for all, and clears the timestamp. */
 static void lat_record(u32 kind, bool is_short, u64 *since, u64 now)
 {
-	u64 t = *since;
+	u64 delta = brisk_lat_take(since, now);
 
-	if (!t)
+	if (!delta)
 		return;
-	*since = 0;
-	if (now <= t)
-		return;
-	lat_add(kind, is_short ? BRISK_CLASS_SHORT : BRISK_CLASS_HOG, now - t);
-	lat_add(kind, BRISK_CLASS_ALL, now - t);
+	lat_add(kind, is_short ? BRISK_CLASS_SHORT : BRISK_CLASS_HOG, delta);
+	lat_add(kind, BRISK_CLASS_ALL, delta);
 }
 
 #endif /* __BRISK_LAT_RECORD_BPF_H */

@@ -16,6 +16,7 @@
 #include <scx/common.bpf.h>
 #include "intf.h"
 #include "policy.h"
+#include "lat_stamps.h"
 
 char _license[] SEC("license") = "GPL";
 
@@ -77,9 +78,9 @@ struct task_ctx {
 	u64 started_at;	  /* when it last got a CPU */
 	u64 queued_at;	  /* when it was last put on one of our DSQs */
 	/* Latency probes' timestamps (bpf_ktime_get_ns), 0 when not pending. */
-	u64 lat_wake_at;
-	u64 lat_preempt_at;
-	u64 lat_enq_at;
+	struct brisk_lat_stamps lat;
+	/* Between ops.enable and ops.disable: run by scx_brisk, so the probes measure it. */
+	u32 ours;
 	/* The last wakeup was synchronous: the waker is about to sleep and free its CPU. */
 	u32 sync_wakeup;
 };
@@ -217,7 +218,7 @@ s32 BPF_STRUCT_OPS(brisk_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 		struct task_ctx *tctx = lookup_task_ctx(p);
 
 		if (tctx)
-			tctx->lat_enq_at = bpf_ktime_get_ns();
+			tctx->lat.enq_at = bpf_ktime_get_ns();
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, task_slice(tctx, cpu), 0);
 		COUNT(nr_direct_idle);
 	}
@@ -279,7 +280,7 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 		return;
 	dl = task_deadline(p, tctx);
 	tctx->queued_at = scx_bpf_now();
-	tctx->lat_enq_at = bpf_ktime_get_ns();
+	tctx->lat.enq_at = bpf_ktime_get_ns();
 
 	if (debug_stall_hogs && !task_is_short(tctx)) {
 		scx_bpf_dsq_insert(p, BRISK_LIMBO_DSQ, tun.slice_ns, enq_flags);
@@ -506,10 +507,22 @@ void BPF_STRUCT_OPS(brisk_enable, struct task_struct *p)
 
 	if (!tctx)
 		return;
+	tctx->ours = 1;
 	tctx->vruntime = vtime_now;
 	/* New tasks start on the border: neither short nor a hog until they show which. */
 	tctx->avg_burst_ns = tun.short_burst_ns;
 	tctx->cur_burst_ns = 0;
+}
+
+/* The task leaves scx_brisk (another class, or the scheduler goes): the probes let it be. */
+void BPF_STRUCT_OPS(brisk_disable, struct task_struct *p)
+{
+	struct task_ctx *tctx = lookup_task_ctx(p);
+
+	if (!tctx)
+		return;
+	tctx->ours = 0;
+	brisk_lat_switched_out(&tctx->lat, 0, 0);
 }
 
 s32 BPF_STRUCT_OPS(brisk_init_task, struct task_struct *p, struct scx_init_task_args *args)
@@ -562,6 +575,7 @@ SCX_OPS_DEFINE(brisk_ops,
 	       .running = (void *)brisk_running,
 	       .stopping = (void *)brisk_stopping,
 	       .enable = (void *)brisk_enable,
+	       .disable = (void *)brisk_disable,
 	       .init_task = (void *)brisk_init_task,
 	       .init = (void *)brisk_init,
 	       .exit = (void *)brisk_exit,

@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include "policy.h"
 #include "lat_hist.h"
+#include "lat_stamps.h"
 
 s64 brisk_host_time_delta(u64 a, u64 b)
 {
@@ -54,4 +55,14 @@ u32 brisk_host_lat_bucket(u64 ns)
 u64 brisk_host_lat_bucket_lo_ns(u32 b)
 {
 	return brisk_lat_bucket_lo_ns(b);
+}
+
+void brisk_host_lat_switched_out(struct brisk_lat_stamps *s, int runnable, u64 now)
+{
+	brisk_lat_switched_out(s, runnable, now);
+}
+
+u64 brisk_host_lat_take(u64 *since, u64 now)
+{
+	return brisk_lat_take(since, now);
 }

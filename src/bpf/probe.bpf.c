@@ -28,8 +28,7 @@ const volatile u64 short_burst_ns = BRISK_DFL_SHORT_BURST_NS;
 const volatile u32 burst_ewma_shift = BRISK_DFL_BURST_EWMA_SHIFT;
 
 struct probe_task {
-	u64 wake_at;
-	u64 preempt_at;
+	struct brisk_lat_stamps lat; /* enq_at stays 0: no dispatch queues to see here */
 	u64 started_at;
 	u64 avg_burst_ns;
 	u64 cur_burst_ns;
@@ -68,7 +67,7 @@ static int mark_woken(struct task_struct *p)
 	struct probe_task *t = task_of(p);
 
 	if (t)
-		t->wake_at = bpf_ktime_get_ns();
+		t->lat.wake_at = bpf_ktime_get_ns();
 	return 0;
 }
 
@@ -90,23 +89,20 @@ int BPF_PROG(probe_switch, bool preempt, struct task_struct *prev, struct task_s
 {
 	u64 now = bpf_ktime_get_ns();
 	struct probe_task *t;
-	bool is_short;
+	bool is_short, runnable;
 
 	t = task_of(prev);
 	if (t) {
 		if (t->started_at && now > t->started_at)
 			t->cur_burst_ns += now - t->started_at;
 		t->started_at = 0;
-		if (preempt || prev_state == 0 /* TASK_RUNNING */) {
-			t->preempt_at = now;
-		} else {
-			/* Going to sleep: the burst is complete, and no timestamp is stale later.
-			 */
+		runnable = preempt || prev_state == 0 /* TASK_RUNNING */;
+		brisk_lat_switched_out(&t->lat, runnable, now);
+		/* Going to sleep: the burst is complete. */
+		if (!runnable) {
 			t->avg_burst_ns = brisk_burst_ewma(t->avg_burst_ns, t->cur_burst_ns,
 							   burst_ewma_shift);
 			t->cur_burst_ns = 0;
-			t->wake_at = 0;
-			t->preempt_at = 0;
 		}
 	}
 
@@ -115,8 +111,8 @@ int BPF_PROG(probe_switch, bool preempt, struct task_struct *prev, struct task_s
 		t->started_at = now;
 		is_short = brisk_is_short(brisk_effective_burst(t->avg_burst_ns, t->cur_burst_ns),
 					  short_burst_ns);
-		lat_record(BRISK_LAT_WAKEUP, is_short, &t->wake_at, now);
-		lat_record(BRISK_LAT_PREEMPTED, is_short, &t->preempt_at, now);
+		lat_record(BRISK_LAT_WAKEUP, is_short, &t->lat.wake_at, now);
+		lat_record(BRISK_LAT_PREEMPTED, is_short, &t->lat.preempt_at, now);
 	}
 	return 0;
 }

@@ -4,12 +4,13 @@
  * storage (timestamps and the short/hog classification); the loader leaves them unloaded with
  * --no-latency-probes.
  *
- * Three delays are measured for every task run under scx_brisk, per class, into log-linear
+ * Three delays are measured for every task scx_brisk runs (between ops.enable and ops.disable;
+ * RT and other classes' tasks are left out), per class, into log-linear
  * per-CPU histograms (lat_hist.h) that userspace reads and differences:
  * - wakeup: sched_waking / sched_wakeup_new -> the task is switched in;
  * - preempted: switched out while still runnable -> switched in again;
  * - dispatch: scx_brisk put it on a DSQ (any path) -> switched in.
- * A task switched out to sleep carries no stale timestamps into its next wakeup.
+ * Timestamps never outlive a run of the task (lat_stamps.h).
  */
 #include "lat_record.bpf.h"
 
@@ -17,8 +18,8 @@ static int mark_woken(struct task_struct *p)
 {
 	struct task_ctx *tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
 
-	if (tctx)
-		tctx->lat_wake_at = bpf_ktime_get_ns();
+	if (tctx && tctx->ours)
+		tctx->lat.wake_at = bpf_ktime_get_ns();
 	return 0;
 }
 
@@ -47,22 +48,16 @@ int BPF_PROG(brisk_tp_switch, bool preempt, struct task_struct *prev, struct tas
 	bool is_short;
 
 	tctx = bpf_task_storage_get(&task_ctxs, prev, 0, 0);
-	if (tctx) {
-		if (preempt || prev_state == 0 /* TASK_RUNNING */) {
-			tctx->lat_preempt_at = now;
-		} else {
-			tctx->lat_wake_at = 0;
-			tctx->lat_preempt_at = 0;
-			tctx->lat_enq_at = 0;
-		}
-	}
+	if (tctx && tctx->ours)
+		brisk_lat_switched_out(&tctx->lat, preempt || prev_state == 0 /* TASK_RUNNING */,
+				       now);
 
 	tctx = bpf_task_storage_get(&task_ctxs, next, 0, 0);
-	if (tctx) {
+	if (tctx && tctx->ours) {
 		is_short = task_is_short(tctx);
-		lat_record(BRISK_LAT_WAKEUP, is_short, &tctx->lat_wake_at, now);
-		lat_record(BRISK_LAT_PREEMPTED, is_short, &tctx->lat_preempt_at, now);
-		lat_record(BRISK_LAT_DISPATCH, is_short, &tctx->lat_enq_at, now);
+		lat_record(BRISK_LAT_WAKEUP, is_short, &tctx->lat.wake_at, now);
+		lat_record(BRISK_LAT_PREEMPTED, is_short, &tctx->lat.preempt_at, now);
+		lat_record(BRISK_LAT_DISPATCH, is_short, &tctx->lat.enq_at, now);
 	}
 	return 0;
 }

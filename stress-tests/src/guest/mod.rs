@@ -48,6 +48,9 @@ pub enum Cmd {
     /// A/B benchmark: every scenario under the default scheduler and each candidate,
     /// interleaved for R rounds; raw results as JSON between marker lines at the end.
     Bench(bench::BenchArgs),
+    /// Send one line to a UNIX socket and print the answer line (tests run it as another uid).
+    #[command(hide = true)]
+    SockSend { path: String, line: String },
     /// A CPU hog that never sleeps.
     Hog {
         #[arg(long, default_value_t = 0)]
@@ -77,6 +80,10 @@ pub fn main(cli: Cli) -> anyhow::Result<i32> {
             };
             Ok(if tests::run(set, &names)? == 0 { 0 } else { 1 })
         }
+        Cmd::SockSend { path, line } => tests::sock_send(&path, &line).map(|answer| {
+            print!("{answer}");
+            0
+        }),
         Cmd::Hog { nice, cpu, fifo } => workloads::hog(nice, cpu, fifo).map(|_| 0),
         Cmd::Workload(w) => workloads::cli::main(&w),
         Cmd::Bench(a) => bench::main(&a),

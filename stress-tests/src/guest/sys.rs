@@ -88,10 +88,12 @@ pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<i32> {
     }
 }
 
-/// A running scx_brisk, its output captured to a log file.
+/// A running scx_brisk, its standard output (the JSON stats) and standard error (the log)
+/// captured to two files.
 pub struct Brisk {
     pub child: Child,
     pub log: PathBuf,
+    pub err_log: PathBuf,
 }
 
 impl Brisk {
@@ -99,20 +101,24 @@ impl Brisk {
     pub fn spawn(args: &[String], echo: bool) -> Result<Self> {
         static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let log = PathBuf::from(format!("/tmp/scx_brisk.{n}.log"));
+        let log = PathBuf::from(format!("/tmp/scx_brisk.{n}.out"));
+        let err_log = PathBuf::from(format!("/tmp/scx_brisk.{n}.err"));
         let child = if echo {
             Command::new(SCX_BRISK).args(args).spawn()
         } else {
-            let f = fs::File::create(&log)?;
             Command::new(SCX_BRISK)
                 .args(args)
-                .stdout(f.try_clone()?)
-                .stderr(f)
+                .stdout(fs::File::create(&log)?)
+                .stderr(fs::File::create(&err_log)?)
                 .stdin(Stdio::null())
                 .spawn()
         }
         .context("starting /bin/scx_brisk")?;
-        Ok(Self { child, log })
+        Ok(Self {
+            child,
+            log,
+            err_log,
+        })
     }
 
     /// Starts scx_brisk and waits until the kernel reports it enabled.
@@ -139,7 +145,13 @@ impl Brisk {
         }
     }
 
+    /// Everything it printed: standard output, then standard error.
     pub fn output(&self) -> String {
+        self.stdout() + &fs::read_to_string(&self.err_log).unwrap_or_default()
+    }
+
+    /// Its standard output alone: with --stats-json, one JSON object per line and nothing else.
+    pub fn stdout(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 

@@ -22,6 +22,7 @@ pub const TESTS: &[(&str, TestFn)] = &[
     ("latency", latency),
     ("control", control),
     ("auto", auto),
+    ("probe", probe),
 ];
 
 /// Runs the tests of `set` whose names are in `only` (all when empty), then prints a table of
@@ -593,12 +594,72 @@ fn bpf_links(pid: u32) -> Result<Vec<String>> {
     Ok(links)
 }
 
-/// The JSON stats lines scx_brisk printed.
+/// How many BPF objects (programs, maps, links) the process `pid` holds fds of, from fdinfo.
+fn bpf_fds(pid: u32) -> Result<usize> {
+    let mut n = 0;
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))? {
+        let info = std::fs::read_to_string(fd?.path()).unwrap_or_default();
+        if info.lines().any(|l| {
+            l.starts_with("prog_type:") || l.starts_with("map_type:") || l.starts_with("link_type:")
+        }) {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// The JSON stats lines scx_brisk has printed so far (a line still being written is skipped).
 fn stats_lines(b: &Brisk) -> Vec<serde_json::Value> {
-    b.output()
+    b.stdout()
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
+}
+
+/// After scx_brisk exited: its standard output, every line of which must be a JSON object with
+/// the report's top-level fields (the interface --stats-json promises).
+fn json_stats(b: &Brisk) -> Result<Vec<serde_json::Value>> {
+    let mut out = Vec::new();
+    for (i, line) in b.stdout().lines().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("stdout line {} is not JSON: {line:?}", i + 1))?;
+        for key in [
+            "interval_s",
+            "counters",
+            "latency",
+            "nr_runnable",
+            "slice_us",
+        ] {
+            ensure!(
+                v.get(key).is_some(),
+                "stdout line {} lacks {key:?}: {line}",
+                i + 1
+            );
+        }
+        out.push(v);
+    }
+    Ok(out)
+}
+
+/// Total wakeup samples of all classes in `lines`.
+fn wakeups_counted(lines: &[serde_json::Value]) -> u64 {
+    lines
+        .iter()
+        .map(|v| v["latency"]["wakeup"]["all"]["count"].as_u64().unwrap_or(0))
+        .sum()
+}
+
+/// Runs `count` timer wakeups 2 ms apart in a thread of this process, as SCHED_FIFO if `fifo`.
+fn timer_wakeups(count: usize, fifo: bool) -> Result<()> {
+    std::thread::spawn(move || -> Result<()> {
+        if fifo {
+            workloads::set_fifo()?;
+        }
+        workloads::periodic(Duration::from_millis(2), Duration::ZERO, count);
+        Ok(())
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("the wakeup thread panicked"))?
 }
 
 /// 8. The latency probes: per-class samples in --stats-json, the short class's wakeup p99
@@ -619,7 +680,7 @@ fn latency() -> Result<String> {
         "scx_brisk did not exit cleanly:\n{}",
         b.output()
     );
-    let lines = stats_lines(&b);
+    let lines = json_stats(&b)?;
     ensure!(
         lines.len() >= 3,
         "only {} JSON stats lines:\n{}",
@@ -640,7 +701,7 @@ fn latency() -> Result<String> {
     }
     ensure!(total("preempted", "hog") > 0, "no preempted-hog samples");
     ensure!(total("dispatch", "all") > 0, "no dispatch samples");
-    // Per-callback cost from kernel.bpf_stats_enabled, for struct_ops and probe programs.
+    // Per-callback cost from BPF run-time statistics, for struct_ops and probe programs.
     let cost = |prog: &str| -> Vec<f64> {
         lines
             .iter()
@@ -712,13 +773,79 @@ fn latency() -> Result<String> {
         (raw_tp(&links_on), raw_tp(&links_off)) == (3, 0),
         "tracepoint links: with probes {links_on:?}, without {links_off:?}; expected 3 and 0"
     );
-    let lines = stats_lines(&b);
+    let lines = json_stats(&b)?;
     ensure!(!lines.is_empty(), "no JSON stats without probes");
     ensure!(
         lines
             .iter()
             .all(|v| v["latency"].as_object().is_some_and(|o| o.is_empty())),
         "latency figures reported with the probes off"
+    );
+
+    // The text line (--stats without JSON): counters, per-class percentiles, runnable tasks,
+    // the slice, per-program costs and the tunables, once per interval.
+    let text_args: Vec<String> = ["--stats", "1"].map(String::from).to_vec();
+    let (mut b, _) = Brisk::start(&text_args)?;
+    let hogs = Procs::hogs(sys::nr_cpus(), &[])?;
+    workloads::periodic(Duration::from_millis(10), Duration::from_millis(1), 250);
+    drop(hogs);
+    ensure!(
+        b.stop() == Some(0),
+        "scx_brisk did not exit cleanly:\n{}",
+        b.output()
+    );
+    let log = b.output();
+    let text_lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("wakeup p50/p99 us:"))
+        .collect();
+    ensure!(
+        text_lines.len() >= 2,
+        "fewer than 2 --stats lines in 2.5 s:\n{log}"
+    );
+    let line = text_lines[text_lines.len() - 1];
+    for part in [
+        "direct ",
+        "queued ",
+        "preempt ",
+        "| runnable ",
+        " slice ",
+        " short ",
+        " hog ",
+        " all ",
+        "| bpf ns/run: ",
+        "dispatch ",
+        "tp_switch ",
+        "| probes ",
+        "| tun burst_cap_us=",
+        " slice_us=5000 ",
+        "(last change: default)",
+    ] {
+        ensure!(line.contains(part), "--stats line lacks {part:?}: {line}");
+    }
+
+    // Only tasks scx_brisk runs are measured: 1000 timer wakeups of a SCHED_FIFO thread (the
+    // kernel's RT class runs it) must not show up, the same wakeups at SCHED_OTHER must.
+    let mut seen = Vec::new();
+    for fifo in [true, false] {
+        let (mut b, _) = Brisk::start(&args)?;
+        timer_wakeups(1000, fifo)?;
+        std::thread::sleep(Duration::from_millis(1200));
+        ensure!(
+            b.stop() == Some(0),
+            "scx_brisk did not exit cleanly:\n{}",
+            b.output()
+        );
+        seen.push(wakeups_counted(&json_stats(&b)?));
+    }
+    let (rt_seen, other_seen) = (seen[0], seen[1]);
+    let rt_fig = format!(
+        "wakeups counted: {rt_seen} with 1000 SCHED_FIFO timer wakeups, {other_seen} with the \
+         same at SCHED_OTHER"
+    );
+    ensure!(
+        other_seen >= 1000 && other_seen >= rt_seen + 700,
+        "{rt_fig}: the RT task's wakeups were measured as scx_brisk's"
     );
 
     // Probe cost: hackbench with probes on and off, 5 interleaved rounds (informative).
@@ -745,8 +872,9 @@ fn latency() -> Result<String> {
     let (on, off) = (median(&mut times[0]), median(&mut times[1]));
     Ok(format!(
         "{agree}; probes {probes_pct:.2}% of CPU time (median interval); \
-         links {links_on:?} with probes, {links_off:?} without; \
-         hackbench median {on:.2} s probes on / {off:.2} s off = {:.3} (informative)",
+         links {links_on:?} with probes, {links_off:?} without; {} text stats lines complete; \
+         {rt_fig}; hackbench median {on:.2} s probes on / {off:.2} s off = {:.3} (informative)",
+        text_lines.len(),
         on / off
     ))
 }
@@ -766,13 +894,43 @@ fn brisk_cmd(args: &[&str], uid: Option<u32>) -> Result<(bool, String)> {
     ))
 }
 
+/// Waits (3 s at most) for a --stats-json line after the first `seen` that names `want` as the
+/// source of the last change.
+fn wait_last_change(b: &Brisk, seen: usize, want: &str) -> Result<()> {
+    sys::wait_for(Duration::from_secs(3), || {
+        stats_lines(b)
+            .iter()
+            .skip(seen)
+            .any(|l| l["settings"]["last_change"] == want)
+    })
+    .map(|_| ())
+    .with_context(|| format!("--stats-json never named {want} as the last change"))
+}
+
+/// Appends `item` to the entry of `fig` that starts with `label` (creating it).
+fn fig_push_once(fig: &mut Vec<String>, label: &str, item: &str) {
+    match fig.iter_mut().find(|f| f.starts_with(label)) {
+        Some(f) => f.push_str(&format!(", {item}")),
+        None => fig.push(format!("{label} {item}")),
+    }
+}
+
 /// `scx_brisk ctl show --json`: key -> (value, source).
 /// Sends raw bytes to the control socket (optionally closing the write side) and returns the
 /// answer line.
 fn ctl_raw(bytes: &[u8], close: bool) -> Result<String> {
+    raw_exchange("/run/scx_brisk/ctl.sock", bytes, close)
+}
+
+/// `brisk-guest sock-send PATH LINE`: one line to a UNIX socket, the answer line back.
+pub fn sock_send(path: &str, line: &str) -> Result<String> {
+    raw_exchange(path, format!("{line}\n").as_bytes(), false)
+}
+
+fn raw_exchange(path: &str, bytes: &[u8], close: bool) -> Result<String> {
     use std::io::{BufRead, Write};
-    let mut s = std::os::unix::net::UnixStream::connect("/run/scx_brisk/ctl.sock")
-        .context("connecting to the control socket")?;
+    let mut s = std::os::unix::net::UnixStream::connect(path)
+        .with_context(|| format!("connecting to {path}"))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     // The server stops reading at its size limit, so a long write may fail; the answer counts.
     let _ = s.write_all(bytes);
@@ -837,7 +995,7 @@ fn hog_run_after(
 ///    second process.
 fn control() -> Result<String> {
     let policy = "/tmp/control-policy.toml";
-    std::fs::write(policy, "description = \"test\"\nslice_us = 7000\n")?;
+    std::fs::write(policy, "description = \"test\"\nslice_us = 40000\n")?;
     let seq0 = sys::scx_enable_seq();
     let args: Vec<String> = ["--stats-json", "--stats", "1", "--policy", policy]
         .map(String::from)
@@ -849,23 +1007,38 @@ fn control() -> Result<String> {
 
     let v = ctl_show()?;
     ensure!(
-        shown(&v, "slice_us") == ("7000".into(), format!("policy {policy}")),
+        shown(&v, "slice_us") == ("40000".into(), format!("policy {policy}")),
         "slice_us from the policy file: {:?}",
         shown(&v, "slice_us")
     );
 
-    // The slice, changed live, shows in the hogs' stints (4 hogs on 2 CPUs: stints are about
-    // half the slice, rounded up to the 4 ms tick).
+    // Only root reaches the channel: the directory is root's with mode 0700, the socket 0600.
+    {
+        use std::os::unix::fs::MetadataExt;
+        let dir = std::fs::metadata("/run/scx_brisk")?;
+        let sock = std::fs::metadata("/run/scx_brisk/ctl.sock")?;
+        ensure!(
+            dir.uid() == 0 && dir.mode() & 0o777 == 0o700 && sock.mode() & 0o777 == 0o600,
+            "control channel modes: dir uid {} mode {:o}, socket mode {:o}",
+            dir.uid(),
+            dir.mode() & 0o777,
+            sock.mode() & 0o777
+        );
+    }
+
+    // The slice, changed live, shows in the hogs' stints. 4 hogs on 2 CPUs: at slice_us 40000
+    // a stint is about half the slice (~20 ms), at 1000 one 4 ms tick. Each change must move the
+    // stint by half or double from where it was, within 2 s.
     let hogs = Procs::hogs(2 * sys::nr_cpus(), &[])?;
-    std::thread::sleep(Duration::from_millis(1500));
-    let mut stints = Vec::new();
-    for (slice, cond) in [
-        (
-            "1000",
-            Box::new(|v: f64| v < 6000.0) as Box<dyn Fn(f64) -> bool>,
-        ),
-        ("40000", Box::new(|v: f64| v > 12000.0)),
-    ] {
+    let base = hog_run_after(&b, stats_lines(&b).len(), Duration::from_secs(4), |_| true)
+        .context("no stats line with hog stints")?
+        .0;
+    let mut stints = vec![format!(
+        "slice_us=40000 (policy): hog stint {:.1} ms",
+        base / 1000.0
+    )];
+    let mut prev = base;
+    for (slice, down) in [("1000", true), ("40000", false)] {
         let seen = stats_lines(&b).len();
         let (ok, out) = brisk_cmd(&["ctl", "set", &format!("slice_us={slice}")], None)?;
         ensure!(
@@ -875,9 +1048,12 @@ fn control() -> Result<String> {
         // From here the change is live; the first whole 1 s stats interval after it ends
         // within 2 s (this loop polls every 100 ms).
         let t = Instant::now();
+        let from = prev;
+        let cond = move |v: f64| if down { v < from / 2.0 } else { v > from * 2.0 };
         let (us, _) = hog_run_after(&b, seen, Duration::from_secs(4), cond).with_context(|| {
             format!(
-                "hogs' stints did not follow slice_us={slice} within 4 s; stats: {:?}",
+                "hogs' stints did not follow slice_us={slice} from {:.1} ms within 4 s; stats: {:?}",
+                from / 1000.0,
                 stats_lines(&b)
                     .iter()
                     .map(|l| l["hog_avg_run_us"].clone())
@@ -889,41 +1065,64 @@ fn control() -> Result<String> {
             took <= 2.1,
             "slice_us={slice} showed in the stints only after {took:.1} s"
         );
+        let last = stats_lines(&b);
+        let last_change = &last[last.len() - 1]["settings"]["last_change"];
+        ensure!(
+            last_change == "ctl",
+            "--stats-json names {last_change} as the last change after ctl set"
+        );
         stints.push(format!(
-            "slice_us={slice}: hog stint {:.1} ms ({took:.1} s after ctl set)",
+            "ctl set slice_us={slice}: hog stint {:.1} ms ({took:.1} s after ctl set)",
             us / 1000.0
         ));
+        prev = us;
     }
     drop(hogs);
     fig.push(stints.join(", "));
 
-    // Every shipped policy applies live and is what ctl show then reports.
-    let mut applied = Vec::new();
-    for name in ["interactive", "throughput", "auto", "balanced"] {
-        let file = format!("/policies/{name}.toml");
+    // Every shipped policy applies live: every key it sets is what ctl show then reports, and
+    // the BPF side confirms the new values. --stats names the file as the last change.
+    let mut names: Vec<String> = std::fs::read_dir("/policies")?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".toml"))
+        .collect();
+    names.sort();
+    ensure!(names.len() >= 4, "shipped policies in /policies: {names:?}");
+    for name in &names {
+        let file = format!("/policies/{name}");
+        let seen = stats_lines(&b).len();
         let (ok, out) = brisk_cmd(&["ctl", "apply", &file], None)?;
-        ensure!(ok, "ctl apply {file}: {out}");
+        ensure!(
+            ok && out.contains("in use by the BPF scheduler"),
+            "ctl apply {file}: {out}"
+        );
         let v = ctl_show()?;
-        let want = std::fs::read_to_string(&file)?;
-        let want_slice = want
-            .lines()
-            .find_map(|l| l.strip_prefix("slice_us = "))
-            .and_then(|r| r.split_whitespace().next())
-            .context("no slice_us in the policy file")?;
-        let (slice, source) = shown(&v, "slice_us");
-        ensure!(
-            slice == want_slice && source == format!("policy {file}"),
-            "after ctl apply {file}: slice_us {slice} ({source}), want {want_slice}"
-        );
-        let mode = shown(&v, "mode").0;
-        ensure!(
-            (mode == "auto") == (name == "auto"),
-            "mode {mode} after {file}"
-        );
-        applied.push(format!("{name} (slice_us {slice})"));
+        let text = std::fs::read_to_string(&file)?;
+        let mut checked = 0;
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            let Some((key, want)) = line.split_once('=') else {
+                continue;
+            };
+            let (key, want) = (key.trim(), want.trim().trim_matches('"'));
+            if key == "description" {
+                continue;
+            }
+            let (value, source) = shown(&v, key);
+            // The auto-tuner may already have moved what it tunes.
+            if source == "auto" {
+                continue;
+            }
+            ensure!(
+                value == want && source == format!("policy {file}"),
+                "after ctl apply {file}: {key} = {value} ({source}), the file says {want}"
+            );
+            checked += 1;
+        }
+        ensure!(checked >= 8, "only {checked} keys of {file} checked");
+        wait_last_change(&b, seen, &format!("policy {file}"))?;
+        fig_push_once(&mut fig, "applied live, every key checked:", name);
     }
-    fig.push(format!("applied live: {}", applied.join(", ")));
-
     // Refusals leave everything as it was.
     let before = ctl_show()?;
     let bad_file = "/tmp/bad-policy.toml";
@@ -1002,8 +1201,59 @@ fn control() -> Result<String> {
             "the {what} message changed the running settings"
         );
     }
+    // The server checks the caller's uid itself: with the directory and socket opened up
+    // (as a careless admin might), a uid 65534 client reaches the socket and is still refused.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let perm =
+            |p: &str, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+        perm("/run/scx_brisk", 0o711)?;
+        perm("/run/scx_brisk/ctl.sock", 0o666)?;
+        use std::os::unix::process::CommandExt;
+        let out = Command::new(std::env::current_exe()?)
+            .args([
+                "sock-send",
+                "/run/scx_brisk/ctl.sock",
+                r#"{"op":"set","pairs":[["slice_us","3000"]]}"#,
+            ])
+            .uid(65534)
+            .gid(65534)
+            .output();
+        perm("/run/scx_brisk/ctl.sock", 0o600)?;
+        perm("/run/scx_brisk", 0o700)?;
+        let out = out?;
+        let answer = String::from_utf8_lossy(&out.stdout);
+        ensure!(
+            answer.contains("\"ok\":false")
+                && answer.contains("permission denied")
+                && answer.contains("uid 65534"),
+            "uid 65534 on an opened-up socket: {answer} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ensure!(
+            ctl_show()? == before,
+            "the uid 65534 request changed the settings"
+        );
+    }
+    // A broken policy text sent straight to the server (the ctl client checks files before
+    // sending, so only a raw request reaches the server's own check).
+    let answer = ctl_raw(
+        b"{\"op\":\"apply\",\"path\":\"/x/raw.toml\",\"text\":\"slice_us = 3000\\nstarve_us = true\\n\"}\n",
+        false,
+    )?;
+    ensure!(
+        answer.contains("\"ok\":false")
+            && answer.contains("/x/raw.toml:2")
+            && answer.contains("starve_us"),
+        "a broken policy over the socket: {answer}"
+    );
+    ensure!(
+        ctl_show()? == before,
+        "the broken raw apply changed the settings"
+    );
     fig.push(format!(
-        "{} bad requests and {} hostile socket messages ({}) refused, settings unchanged",
+        "{} bad requests, a uid 65534 request on an opened-up socket, a broken policy sent raw \
+         and {} hostile socket messages ({}) refused, settings unchanged",
         cases.len(),
         raw.len(),
         raw.map(|r| r.0).join(", ")
@@ -1021,25 +1271,47 @@ fn control() -> Result<String> {
             b.output()
         )
     })?;
+    let want_change = format!("policy {policy}");
+    wait_last_change(&b, stats_lines(&b).len(), &want_change)?;
+    // A broken file on SIGHUP: logged, and the running settings stay.
+    let before = ctl_show()?;
+    std::fs::write(policy, "slice_us = 9000\nslice_min_us = \"x\"\n")?;
+    sys::signal(&b.child, libc::SIGHUP);
+    sys::wait_for(Duration::from_secs(3), || {
+        b.output().lines().any(|l| {
+            l.contains("SIGHUP: ")
+                && l.contains("control-policy.toml:2")
+                && l.contains("settings unchanged")
+        })
+    })
+    .with_context(|| format!("no log line for the broken file on SIGHUP:\n{}", b.output()))?;
+    ensure!(
+        ctl_show()? == before,
+        "a broken file on SIGHUP changed the settings"
+    );
     fig.push(format!(
-        "SIGHUP: slice_us 9000 from the file in {:.1} s",
+        "SIGHUP: slice_us 9000 from the file in {:.1} s (stats: last change {want_change}); \
+         a broken file on SIGHUP logged with file:line, settings unchanged",
         t.as_secs_f64()
     ));
 
-    // --monitor from a second process.
+    // --monitor from a second process, which loads nothing (no BPF fds), in JSON and text.
     let mon = Command::new(sys::SCX_BRISK)
         .args(["--monitor", "1", "--stats-json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
-    std::thread::sleep(Duration::from_millis(3500));
+    std::thread::sleep(Duration::from_millis(2000));
+    let mon_bpf_fds = bpf_fds(mon.id())?;
+    let brisk_bpf_fds = bpf_fds(b.child.id())?;
+    std::thread::sleep(Duration::from_millis(1500));
     sys::signal(&mon, libc::SIGINT);
     let out = mon.wait_with_output()?;
     let text = String::from_utf8_lossy(&out.stdout);
     let reports: Vec<serde_json::Value> = text
         .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+        .map(|l| serde_json::from_str(l).with_context(|| format!("monitor line not JSON: {l:?}")))
+        .collect::<Result<_>>()?;
     ensure!(
         out.status.success() && reports.len() >= 2,
         "--monitor: exit {:?}, {} reports: {text} {}",
@@ -1047,15 +1319,39 @@ fn control() -> Result<String> {
         reports.len(),
         String::from_utf8_lossy(&out.stderr)
     );
+    ensure!(
+        mon_bpf_fds == 0 && brisk_bpf_fds > 0,
+        "BPF fds: {mon_bpf_fds} in the monitor (want 0), {brisk_bpf_fds} in scx_brisk"
+    );
     let r = &reports[reports.len() - 1];
     ensure!(
         r["counters"]["nr_dispatched"].as_u64().is_some()
             && r["latency"]["wakeup"]["all"]["count"].as_u64().unwrap_or(0) > 0
-            && r["settings"]["values"]["slice_us"]["value"] == "9000",
-        "--monitor report lacks counters, latency or settings: {r}"
+            && r["settings"]["values"]["slice_us"]["value"] == "9000"
+            && r["bpf"]["ns_per_call"]["dispatch"].as_f64().unwrap_or(0.0) > 0.0,
+        "--monitor report lacks counters, latency, settings or BPF costs: {r}"
+    );
+    let mon = Command::new(sys::SCX_BRISK)
+        .args(["--monitor", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(2500));
+    sys::signal(&mon, libc::SIGINT);
+    let out = mon.wait_with_output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let text_lines = text
+        .lines()
+        .filter(|l| l.contains("wakeup p50/p99 us:") && l.contains(" slice_us=9000 "))
+        .count();
+    ensure!(
+        out.status.success() && text_lines >= 1,
+        "--monitor text mode: exit {:?}: {text}",
+        out.status
     );
     fig.push(format!(
-        "--monitor: {} reports from a second process",
+        "--monitor: {} JSON reports and {text_lines} text lines from a second process holding \
+         no BPF fds (scx_brisk: {brisk_bpf_fds})",
         reports.len()
     ));
 
@@ -1071,14 +1367,19 @@ fn control() -> Result<String> {
     Ok(fig.join("; "))
 }
 
-/// 10. The auto-tuner: from auto.toml's relaxed end (20 ms slices, 30 ms margin), beside a
-///     periodic task and 2 hogs per CPU, it tightens the slice and margin until the short
-///     class's p99 (the probes) is under the target, and logs each change.
+/// 10. The auto-tuner, turned on from the command line (`--auto`; auto.toml's mode = "auto" is
+///     applied live in the control test): from the relaxed end given (20 ms slices, 30 ms
+///     margin), beside a periodic task and 2 hogs per CPU, it tightens the slice and margin
+///     until the short class's p99 (the probes) is under the target, logs each change, and
+///     --stats names it as the source.
 fn auto() -> Result<String> {
     const TARGET_US: f64 = 2000.0;
     let args: Vec<String> = [
-        "--policy",
-        "/policies/auto.toml",
+        "--auto",
+        "--slice-us",
+        "20000",
+        "--preempt-margin-us",
+        "30000",
         "--target-p99-us",
         "2000",
         "--stats-json",
@@ -1121,18 +1422,23 @@ fn auto() -> Result<String> {
     let mut last: Vec<f64> = series[series.len() - 8..].to_vec();
     last.sort_by(|a, b| a.total_cmp(b));
     let settled = last[last.len() / 2];
-    let final_slice = lines
-        .last()
-        .and_then(|l| {
-            l["settings"]["values"]["slice_us"]["value"]
-                .as_str()
-                .map(String::from)
-        })
-        .unwrap_or_default();
+    let final_value = |key: &str| {
+        lines
+            .last()
+            .and_then(|l| {
+                l["settings"]["values"][key]["value"]
+                    .as_str()
+                    .map(String::from)
+            })
+            .unwrap_or_default()
+    };
+    let (final_slice, final_margin) = (final_value("slice_us"), final_value("preempt_margin_us"));
+    let auto_named = lines.iter().any(|l| l["settings"]["last_change"] == "auto");
     let q = |p| workloads::quantile(&res.lateness_ns, p) as f64 / 1000.0;
     let fig = format!(
         "short p99 {first:.0} us in the first interval -> {settled:.0} us (median of the last 8) \
-         vs target {TARGET_US:.0} us; {} tuner changes, final slice_us {final_slice} (from 20000); \
+         vs target {TARGET_US:.0} us; {} tuner changes, final slice_us {final_slice} (from 20000), \
+         preempt_margin_us {final_margin} (from 30000); \
          the periodic task's own lateness p50 {:.0} us p99 {:.0} us; first change: {}",
         changes.len(),
         q(0.5),
@@ -1144,5 +1450,107 @@ fn auto() -> Result<String> {
         final_slice.parse::<u64>().unwrap_or(20000) < 20000,
         "the slice was not lowered: {fig}"
     );
+    ensure!(
+        final_margin.parse::<u64>().unwrap_or(30000) < 30000,
+        "the preemption margin was not lowered: {fig}"
+    );
+    ensure!(
+        auto_named,
+        "--stats-json never named auto as the last change: {fig}"
+    );
     Ok(fig)
+}
+
+/// `scx_brisk probe --stats-json` for `secs` seconds while this process makes 1000 timer
+/// wakeups: its reports (intervals, then the total), every stdout line checked as JSON.
+fn run_probe(secs: u32) -> Result<Vec<serde_json::Value>> {
+    let probe = Command::new(sys::SCX_BRISK)
+        .args([
+            "probe",
+            "--duration-s",
+            &secs.to_string(),
+            "--stats",
+            "1",
+            "--stats-json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting scx_brisk probe")?;
+    // Let it load and attach before the wakeups start.
+    std::thread::sleep(Duration::from_millis(700));
+    timer_wakeups(1000, false)?;
+    let out = probe.wait_with_output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success(),
+        "scx_brisk probe: {}: {text}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.lines()
+        .map(|l| {
+            serde_json::from_str(l).with_context(|| format!("probe stdout line not JSON: {l:?}"))
+        })
+        .collect()
+}
+
+/// 11. `scx_brisk probe`, the probes alone: under the kernel's default scheduler (nothing of
+///     sched_ext attached, before or after) and beside a running scx_brisk (which stays
+///     attached), it sees a thread's 1000 timer wakeups, its classes add up, and its dispatch
+///     histogram (scx_brisk's own queueing) stays empty.
+fn probe() -> Result<String> {
+    let mut fig = Vec::new();
+    for beside in [false, true] {
+        let brisk = if beside {
+            Some(Brisk::start(&[])?.0)
+        } else {
+            ensure!(sys::scx_state() == "disabled", "a scheduler is attached");
+            None
+        };
+        let reports = run_probe(4)?;
+        ensure!(
+            reports.len() >= 3,
+            "{} reports; want intervals and a total",
+            reports.len()
+        );
+        let total = &reports[reports.len() - 1];
+        let count = |class: &str| total["latency"]["wakeup"][class]["count"].as_u64();
+        let all = count("all").context("no wakeup count")?;
+        ensure!(all >= 1000, "only {all} wakeups seen, 1000 made: {total}");
+        ensure!(
+            count("short").unwrap_or(0) + count("hog").unwrap_or(0) == all,
+            "classes do not add up: {total}"
+        );
+        ensure!(
+            total["latency"]["dispatch"]["all"]["count"] == 0,
+            "dispatch samples without scx_brisk's queues: {total}"
+        );
+        ensure!(
+            total["bpf"]["ns_per_call"]["probe_switch"]
+                .as_f64()
+                .is_some(),
+            "no cost for probe_switch: {total}"
+        );
+        let p99 = total["latency"]["wakeup"]["all"]["p99_us"]
+            .as_f64()
+            .context("no p99")?;
+        match brisk {
+            Some(mut b) => {
+                ensure!(sys::brisk_attached(), "scx_brisk detached beside the probe");
+                ensure!(b.stop() == Some(0), "scx_brisk exit:\n{}", b.output());
+                fig.push(format!("beside scx_brisk: {all} wakeups, p99 {p99:.0} us"));
+            }
+            None => {
+                ensure!(
+                    sys::scx_state() == "disabled",
+                    "the probe attached a scheduler"
+                );
+                fig.push(format!(
+                    "under the default scheduler: {all} wakeups, p99 {p99:.0} us"
+                ));
+            }
+        }
+    }
+    Ok(fig.join("; "))
 }

@@ -21,18 +21,25 @@ pub fn now_ns(clock: libc::clockid_t) -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// Makes the calling thread SCHED_FIFO priority 10: the kernel's RT class runs it, not sched_ext.
+pub fn set_fifo() -> Result<()> {
+    let param = libc::sched_param { sched_priority: 10 };
+    // SAFETY: 0 is the calling thread; param is a valid sched_param.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } != 0 {
+        bail!(
+            "sched_setscheduler(SCHED_FIFO): {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
+}
+
 /// Burns CPU forever, optionally reniced and pinned to one CPU.
 pub fn hog(nice: i32, cpu: Option<usize>, fifo: bool) -> Result<()> {
     if fifo {
         // A real-time hog: it bypasses sched_ext and takes its CPU from every normal task
         // (the kernel's RT throttling leaves them a few percent).
-        let param = libc::sched_param { sched_priority: 10 };
-        if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } != 0 {
-            bail!(
-                "sched_setscheduler(SCHED_FIFO): {}",
-                std::io::Error::last_os_error()
-            );
-        }
+        set_fifo()?;
     }
     if nice != 0 && unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } != 0 {
         bail!("setpriority({nice}): {}", std::io::Error::last_os_error());
