@@ -206,17 +206,14 @@ static bool is_pinned(const struct task_struct *p)
 
 s32 BPF_STRUCT_OPS(brisk_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
 {
+	struct task_ctx *tctx = lookup_task_ctx(p);
 	bool is_idle = false;
 	s32 cpu;
 
-	struct task_ctx *wtctx = lookup_task_ctx(p);
-
-	if (wtctx)
-		wtctx->sync_wakeup = !!(wake_flags & SCX_WAKE_SYNC);
+	if (tctx)
+		tctx->sync_wakeup = !!(wake_flags & SCX_WAKE_SYNC);
 	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
 	if (is_idle) {
-		struct task_ctx *tctx = lookup_task_ctx(p);
-
 		if (tctx)
 			tctx->lat.enq_at = bpf_ktime_get_ns();
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, task_slice(tctx, cpu), 0);
