@@ -23,6 +23,9 @@ pub struct BenchResults {
     pub started_unix_s: u64,
     /// `uname -r` of the machine measured.
     pub kernel: String,
+    /// Its kernel command line (/proc/cmdline); empty in results from before it was kept.
+    #[serde(default)]
+    pub cmdline: String,
     pub nr_cpus: usize,
     pub quick: bool,
     pub rounds: u32,
@@ -125,6 +128,7 @@ mod tests {
             version: 1,
             started_unix_s: 1,
             kernel: "7.3".into(),
+            cmdline: "console=ttyS0".into(),
             nr_cpus: 2,
             quick: true,
             rounds: 1,

@@ -109,6 +109,10 @@ pub struct VmOpts {
     #[arg(long, value_name = "N", default_value_t = 2048,
           value_parser = clap::value_parser!(u32).range(256..))]
     pub mem_mb: u32,
+    /// Extra guest kernel command-line arguments (e.g. "mitigations=off"), appended to the
+    /// harness's own; both schedulers of a bench run boot with the same line
+    #[arg(long, value_name = "ARGS", default_value = "")]
+    pub kernel_args: String,
 }
 
 #[cfg(test)]

@@ -219,6 +219,7 @@ fn boot(
         timeout_s,
         console_log: paths.vm.join("console.log"),
         result_log: paths.vm.join("result.log"),
+        kernel_args: opts.kernel_args.clone(),
     };
     let outcome = phase(
         "guest",

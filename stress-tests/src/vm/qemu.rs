@@ -29,6 +29,17 @@ pub struct Vm {
     pub console_log: PathBuf,
     /// Second serial port: brisk-guest's output and the exit line.
     pub result_log: PathBuf,
+    /// Extra kernel command-line arguments, after the harness's own.
+    pub kernel_args: String,
+}
+
+/// The guest kernel's command line: the harness's own, then the user's extra arguments.
+fn cmdline(extra: &str) -> String {
+    let base = "console=ttyS0 panic=-1 quiet loglevel=4";
+    match extra.trim() {
+        "" => base.to_string(),
+        extra => format!("{base} {extra}"),
+    }
 }
 
 /// How the guest run ended.
@@ -113,7 +124,7 @@ pub fn qemu_args(vm: &Vm) -> Vec<String> {
         "-initrd",
         &vm.initramfs.display().to_string(),
         "-append",
-        "console=ttyS0 panic=-1 quiet loglevel=4",
+        &cmdline(&vm.kernel_args),
         "-display",
         "none",
         "-no-reboot",
@@ -368,11 +379,23 @@ mod tests {
             timeout_s: 10,
             console_log: "/c.log".into(),
             result_log: "/r.log".into(),
+            kernel_args: String::new(),
         };
         let args = qemu_args(&vm).join(" ");
         assert!(args.contains("-accel tcg"));
         assert!(!args.contains("kvm"));
         assert!(args.contains("-smp 2 -m 2048M"));
         assert!(args.contains("-serial file:/c.log -serial file:/r.log"));
+        assert!(args.contains("-append console=ttyS0 panic=-1 quiet loglevel=4 -display"));
+        let vm = Vm {
+            kernel_args: " mitigations=off ".into(),
+            ..vm
+        };
+        let args = qemu_args(&vm);
+        let i = args.iter().position(|a| a == "-append").unwrap();
+        assert_eq!(
+            args[i + 1],
+            "console=ttyS0 panic=-1 quiet loglevel=4 mitigations=off"
+        );
     }
 }

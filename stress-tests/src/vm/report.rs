@@ -520,12 +520,17 @@ pub fn markdown(r: &BenchResults, rep: &Report) -> String {
         })
         .collect();
     md += &format!(
-        "- Date: {} UTC (the measured machine's clock)\n- Kernel: {}, {} CPUs\n\
+        "- Date: {} UTC (the measured machine's clock)\n- Kernel: {}, {} CPUs{}\n\
          - Rounds: {}{}, interleaved per scenario (default, candidates, default, ...)\n\
          - Schedulers: {}\n- Command: `{}`\n\n",
         utc(r.started_unix_s),
         r.kernel,
         r.nr_cpus,
+        if r.cmdline.is_empty() {
+            String::new()
+        } else {
+            format!(", command line `{}`", r.cmdline)
+        },
         r.rounds,
         if r.quick {
             " (--quick: short scenarios)"

@@ -146,6 +146,7 @@ pub fn main(a: &BenchArgs) -> Result<i32> {
             .map(|d| d.as_secs())
             .unwrap_or(0),
         kernel: sys::read_trim("/proc/sys/kernel/osrelease"),
+        cmdline: sys::read_trim("/proc/cmdline"),
         nr_cpus: sys::nr_cpus(),
         quick: a.quick,
         rounds,
