@@ -218,6 +218,22 @@ s32 BPF_STRUCT_OPS(brisk_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 			tctx->lat.enq_at = bpf_ktime_get_ns();
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, task_slice(tctx, cpu), 0);
 		COUNT(nr_direct_idle);
+	} else if ((wake_flags & SCX_WAKE_SYNC) && cpu == bpf_get_smp_processor_id() &&
+		   !scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL) &&
+		   !scx_bpf_dsq_nr_queued(llc_dsq(llc_of(cpu))) &&
+		   !scx_bpf_dsq_nr_queued(cpu_dsq(cpu))) {
+		/*
+		 * Synchronous hand-off (pipes, sockets): the waker is about to sleep on this CPU
+		 * and nothing else waits here or in the LLC, so the wakee runs next whatever its
+		 * deadline. Queue it on this CPU's local DSQ now: the same order enqueue's
+		 * sync-affine path gives, without the ops.enqueue and ops.dispatch calls (the
+		 * dearest part of a ping-pong message).
+		 */
+		if (tctx)
+			tctx->lat.enq_at = bpf_ktime_get_ns();
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, task_slice(tctx, cpu), 0);
+		COUNT(nr_sync_affine);
+		COUNT(nr_sync_handoff);
 	}
 	return cpu;
 }

@@ -200,6 +200,7 @@ fn no_stall() -> Result<String> {
         "nr_short_wakeups",
         "nr_preempts",
         "nr_dispatched",
+        "nr_sync_handoff",
     ] {
         ensure!(
             get(path) > 0,
@@ -299,6 +300,7 @@ fn short_first() -> Result<String> {
     const SAMPLES: usize = 400;
     let (mut dfl, mut brisk) = (Vec::new(), Vec::new());
     let mut rounds = Vec::new();
+    let mut ratios = Vec::new();
     let mut kicks = [
         ("nr_short_wakeups", 0),
         ("nr_preempts", 0),
@@ -327,6 +329,10 @@ fn short_first() -> Result<String> {
         }
 
         let over = |v: &[u64]| v.iter().filter(|&&x| x >= 3_000_000).count();
+        ratios.push(
+            workloads::quantile(&s.lateness_ns, 0.99) as f64
+                / workloads::quantile(&d.lateness_ns, 0.99).max(1) as f64,
+        );
         rounds.push(format!(
             "dfl p99 {} us ({} >= 3 ms) / brisk p99 {} us ({} >= 3 ms, {} missed)",
             workloads::quantile(&d.lateness_ns, 0.99) / 1000,
@@ -340,14 +346,21 @@ fn short_first() -> Result<String> {
     }
     let q = |v: &[u64], p| workloads::quantile(v, p) as f64 / 1000.0;
     let (d50, d99, b50, b99) = (q(&dfl, 0.5), q(&dfl, 0.99), q(&brisk, 0.5), q(&brisk, 0.99));
+    // The claim is judged per interleaved pair (each scx_brisk round against the default
+    // round just before it, so drift within the boot cancels), by the median over the rounds;
+    // the pooled figures are reported beside it.
+    ratios.sort_by(|a, b| a.total_cmp(b));
+    let median = ratios[ratios.len() / 2];
     let fig = format!(
-        "wakeup lateness over {ROUNDS} interleaved rounds: default p50 {d50:.0} us p99 {d99:.0} us, \
-         scx_brisk p50 {b50:.0} us p99 {b99:.0} us, p99 ratio {:.2} (<= 0.50); rounds: {}; scx_brisk {:?}",
+        "wakeup lateness over {ROUNDS} interleaved rounds: p99 ratio scx_brisk/default per round \
+         {:?}, median {median:.2} (<= 0.50); pooled: default p50 {d50:.0} us p99 {d99:.0} us, \
+         scx_brisk p50 {b50:.0} us p99 {b99:.0} us (ratio {:.2}); rounds: {}; scx_brisk {:?}",
+        ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>(),
         b99 / d99.max(1.0),
         rounds.join(", "),
         kicks
     );
-    ensure!(b99 <= 0.5 * d99, "{fig}");
+    ensure!(median <= 0.5, "{fig}");
     Ok(fig)
 }
 
