@@ -128,7 +128,8 @@ fn attach() -> Result<String> {
     ))
 }
 
-/// 2. 30 s of stress-ng (cpu, switch, fork) plus hackbench: still attached, every path used.
+/// 2. 30 s of stress-ng (cpu, switch, fork) plus hackbench, then pipe ping-pong: still
+///    attached, every path used.
 fn no_stall() -> Result<String> {
     let n = (2 * sys::nr_cpus()).to_string();
     let (mut b, _) = Brisk::start(&[])?;
@@ -164,6 +165,14 @@ fn no_stall() -> Result<String> {
     }
     let st = sys::wait_exit(&mut stress.0[0], Duration::from_secs(60));
     ensure!(st == Some(0), "stress-ng exit: {st:?}");
+    // Pipe ping-pong on the quiet machine: the synchronous hand-off path (under the load
+    // above the queues are rarely empty, so it is seldom taken there).
+    let pipe = Command::new(std::env::current_exe()?)
+        .args(["workload", "pipe", "--duration-s", "2"])
+        .stdout(Stdio::null())
+        .status()
+        .context("running the pipe workload")?;
+    ensure!(pipe.success(), "pipe workload failed: {pipe}");
     ensure!(
         sys::brisk_attached(),
         "scx_brisk is no longer attached (state {})",
@@ -209,7 +218,7 @@ fn no_stall() -> Result<String> {
     }
     let list: Vec<String> = counters.iter().map(|(k, v)| format!("{k}={v}")).collect();
     Ok(format!(
-        "attached throughout, {hackbench_runs} hackbench runs; {}",
+        "attached throughout, {hackbench_runs} hackbench runs, then 2 s of pipe ping-pong; {}",
         list.join(" ")
     ))
 }
