@@ -60,7 +60,9 @@ pub struct Opts {
 
     /// Smallest time slice, in microseconds.
     ///
-    /// The floor under the shared-out slice: below it, switching costs more than it buys.
+    /// The floor under the shared-out slice: below it, switching costs more than it buys. A
+    /// slice shorter than the kernel's tick (4 ms at HZ=250) ends at the next tick anyway;
+    /// short tasks do not need it, since they preempt hogs when they wake.
     #[arg(long, default_value_t = tunables::SLICE_MIN_US.default)]
     pub slice_min_us: u64,
 
@@ -209,7 +211,7 @@ pub enum CtlAction {
     },
     /// Change settings (KEY=VALUE ...): all of them are applied, or none.
     ///
-    /// Keys are the long options with `-` written `_` (slice_us=3000), plus mode=fixed|auto
+    /// Keys are the long options with `-` written `_` (slice_us=6000), plus mode=fixed|auto
     /// and target_p99_us.
     Set {
         #[arg(required = true, value_name = "KEY=VALUE")]

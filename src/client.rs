@@ -25,7 +25,7 @@ pub fn ctl(action: &CtlAction) -> Result<()> {
             for p in pairs {
                 let (k, v) = p
                     .split_once('=')
-                    .with_context(|| format!("{p:?} is not KEY=VALUE (e.g. slice_us=3000)"))?;
+                    .with_context(|| format!("{p:?} is not KEY=VALUE (e.g. slice_us=6000)"))?;
                 out.push((k.trim().to_string(), v.trim().to_string()));
             }
             Request::Set { pairs: out }

@@ -287,9 +287,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("p.toml");
         std::fs::write(&p, "slice_us = 8000\npreempt_margin_us = 300\n").unwrap();
-        let cli = vec![("slice_us".to_string(), Value::Str("3000".into()))];
+        let cli = vec![("slice_us".to_string(), Value::Str("6000".into()))];
         let s = Controller::settings_at_start(Some(&p), &cli, true).unwrap();
-        assert_eq!(s.tunables.slice_us, 3000);
+        assert_eq!(s.tunables.slice_us, 6000);
         assert_eq!(s.sources["slice_us"], Source::Cli);
         assert_eq!(s.tunables.preempt_margin_us, 300);
         assert!(matches!(s.sources["preempt_margin_us"], Source::Policy(_)));

@@ -190,11 +190,11 @@ mod tests {
 
     #[test]
     fn values_and_lines() {
-        let text = "description = \"x\"\n\nslice_us = 3000\nwakeup_preempt = false\nmode = \"auto\"\ntarget_p99_us = 900\n";
+        let text = "description = \"x\"\n\nslice_us = 6000\nwakeup_preempt = false\nmode = \"auto\"\ntarget_p99_us = 900\n";
         let p = PolicyFile::parse("t.toml", text).unwrap();
-        assert_eq!(p.entries[0], ("slice_us".into(), Value::Int(3000), 3));
+        assert_eq!(p.entries[0], ("slice_us".into(), Value::Int(6000), 3));
         let s = p.settings().unwrap();
-        assert_eq!(s.tunables.slice_us, 3000);
+        assert_eq!(s.tunables.slice_us, 6000);
         assert!(!s.tunables.wakeup_preempt);
         assert_eq!((s.mode, s.target_p99_us), (Mode::Auto, 900));
         assert_eq!(s.sources["slice_us"], Source::Policy("t.toml".into()));

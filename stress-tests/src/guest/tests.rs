@@ -466,7 +466,7 @@ fn bad_input() -> Result<String> {
     // one); nothing is loaded.
     use std::os::unix::fs::PermissionsExt;
     let secret = "/tmp/secret-policy.toml";
-    std::fs::write(secret, "slice_us = 3000\n")?;
+    std::fs::write(secret, "slice_us = 6000\n")?;
     std::fs::set_permissions(secret, std::fs::Permissions::from_mode(0o600))?;
     refused(
         &["--policy", secret],
@@ -1017,7 +1017,11 @@ fn hog_run_after(
 ///    second process.
 fn control() -> Result<String> {
     let policy = "/tmp/control-policy.toml";
-    std::fs::write(policy, "description = \"test\"\nslice_us = 40000\n")?;
+    // slice_min_us low enough for the ctl set slice_us=1000 leg below.
+    std::fs::write(
+        policy,
+        "description = \"test\"\nslice_us = 40000\nslice_min_us = 500\n",
+    )?;
     let seq0 = sys::scx_enable_seq();
     let args: Vec<String> = ["--stats-json", "--stats", "1", "--policy", policy]
         .map(String::from)
@@ -1148,10 +1152,10 @@ fn control() -> Result<String> {
     // Refusals leave everything as it was.
     let before = ctl_show()?;
     let bad_file = "/tmp/bad-policy.toml";
-    std::fs::write(bad_file, "slice_us = 3000\nburst_cap_us = -1\n")?;
+    std::fs::write(bad_file, "slice_us = 6000\nburst_cap_us = -1\n")?;
     let cases: [(&[&str], Option<u32>, &[&str]); 5] = [
         (
-            &["ctl", "set", "slice_us=3000", "preempt_margin_us=999999"],
+            &["ctl", "set", "slice_us=6000", "preempt_margin_us=999999"],
             None,
             &["preempt_margin_us", "0..=100000", "nothing was changed"],
         ),
@@ -1171,7 +1175,7 @@ fn control() -> Result<String> {
             &["bad-policy.toml:2", "burst_cap_us"],
         ),
         (
-            &["ctl", "set", "slice_us=3000"],
+            &["ctl", "set", "slice_us=6000"],
             Some(65534),
             &["permission denied"],
         ),
@@ -1260,7 +1264,7 @@ fn control() -> Result<String> {
     // A broken policy text sent straight to the server (the ctl client checks files before
     // sending, so only a raw request reaches the server's own check).
     let answer = ctl_raw(
-        b"{\"op\":\"apply\",\"path\":\"/x/raw.toml\",\"text\":\"slice_us = 3000\\nstarve_us = true\\n\"}\n",
+        b"{\"op\":\"apply\",\"path\":\"/x/raw.toml\",\"text\":\"slice_us = 6000\\nstarve_us = true\\n\"}\n",
         false,
     )?;
     ensure!(
