@@ -182,17 +182,23 @@ fn batch(p: &Plan, cpus: usize) -> Result<Outcome> {
 /// hackbench runs (median time), then pipe ping-pong.
 fn messaging(p: &Plan) -> Result<Outcome> {
     let deadline = Instant::now() + Duration::from_secs_f64(p.main);
-    let times = hackbench_loop(&HACKBENCH_ARGS, deadline, p.min_runs)?;
+    let runs = hackbench_loop(&HACKBENCH_ARGS, deadline, p.min_runs)?;
     let mut o = Outcome::default();
     o.metric(
         "hackbench_time_s",
-        stats::median(&times).context("no hackbench run")?,
+        stats::median(&runs.times).context("no hackbench run")?,
     );
+    // Context switches are what a hackbench run spends its time on (each one between
+    // processes is dear under emulation), so the count shows why a time differs.
+    let switches: Vec<f64> = runs.switches.iter().map(|&n| n as f64).collect();
+    if let Some(median) = stats::median(&switches) {
+        o.metric("hackbench_switches_per_run", median);
+    }
     let pipe: PipeReport = Workload::start("pipe", &secs_arg(p.extra))?.finish(p.extra)?;
     o.metric("pipe_round_trips_per_s", pipe.round_trips_per_s);
     o.raw.insert(
         "hackbench".into(),
-        json!({ "args": HACKBENCH_ARGS, "times_s": times }),
+        json!({ "args": HACKBENCH_ARGS, "times_s": runs.times, "switches": runs.switches }),
     );
     o.keep("pipe", &pipe);
     Ok(o)
@@ -211,7 +217,8 @@ fn mixed(p: &Plan, cpus: usize) -> Result<Outcome> {
     let wakeup: WakeupReport = wakeup.finish(p.main)?;
     let times = hackbench
         .join()
-        .map_err(|_| anyhow::anyhow!("hackbench thread panicked"))??;
+        .map_err(|_| anyhow::anyhow!("hackbench thread panicked"))??
+        .times;
     let hogs: HogsReport = hogs.finish(p.main)?;
     let mut o = Outcome::default();
     o.latency("periodic", &periodic.lateness, "periodic lateness", false);
@@ -265,12 +272,25 @@ fn wakeup_args(secs: f64, load_pct: u32) -> Vec<String> {
     .concat()
 }
 
+/// What a hackbench loop measured, one entry per run.
+pub struct HackbenchRuns {
+    /// Each run's time, in seconds.
+    pub times: Vec<f64>,
+    /// Context switches on the whole machine during each run (`ctxt` of /proc/stat), where
+    /// /proc/stat could be read.
+    pub switches: Vec<u64>,
+}
+
 /// Runs hackbench with `args` until `deadline` has passed and at least `min_runs` ran (a run
-/// started before the deadline finishes); returns each run's time in seconds.
-pub fn hackbench_loop(args: &[&str], deadline: Instant, min_runs: usize) -> Result<Vec<f64>> {
-    let mut times = Vec::new();
-    while times.len() < min_runs.max(1) || Instant::now() < deadline {
+/// started before the deadline finishes).
+pub fn hackbench_loop(args: &[&str], deadline: Instant, min_runs: usize) -> Result<HackbenchRuns> {
+    let mut runs = HackbenchRuns {
+        times: Vec::new(),
+        switches: Vec::new(),
+    };
+    while runs.times.len() < min_runs.max(1) || Instant::now() < deadline {
         let start = Instant::now();
+        let ctxt_before = context_switches();
         let out = Command::new("hackbench")
             .args(args)
             .stdin(Stdio::null())
@@ -284,10 +304,26 @@ pub fn hackbench_loop(args: &[&str], deadline: Instant, min_runs: usize) -> Resu
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         }
+        if let (Some(a), Some(b)) = (ctxt_before, context_switches()) {
+            runs.switches.push(b.saturating_sub(a));
+        }
         let text = String::from_utf8_lossy(&out.stdout);
-        times.push(parse_hackbench_time(&text).unwrap_or_else(|| start.elapsed().as_secs_f64()));
+        runs.times
+            .push(parse_hackbench_time(&text).unwrap_or_else(|| start.elapsed().as_secs_f64()));
     }
-    Ok(times)
+    Ok(runs)
+}
+
+/// Context switches since boot, all CPUs (None if /proc/stat cannot be read).
+fn context_switches() -> Option<u64> {
+    parse_ctxt(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+/// The `ctxt N` line of /proc/stat.
+pub fn parse_ctxt(proc_stat: &str) -> Option<u64> {
+    proc_stat
+        .lines()
+        .find_map(|l| l.strip_prefix("ctxt ")?.trim().parse().ok())
 }
 
 /// The `Time: 1.234` hackbench prints at the end.
@@ -379,6 +415,15 @@ mod tests {
         assert_eq!(parse_hackbench_time(out), Some(3.456));
         assert_eq!(parse_hackbench_time("Time: x\n"), None);
         assert_eq!(parse_hackbench_time(""), None);
+    }
+
+    #[test]
+    fn ctxt_parsing() {
+        let stat = "cpu  6 0 727 525 0 0 2 0 0 0\ncpu0 3 0 300 200 0 0 1 0 0 0\n\
+                    intr 12345 0 1\nctxt 23601\nbtime 1700000000\nprocesses 412\n";
+        assert_eq!(parse_ctxt(stat), Some(23601));
+        assert_eq!(parse_ctxt("cpu 1 2 3\nctxt x\n"), None);
+        assert_eq!(parse_ctxt("intr 1\n"), None);
     }
 
     #[test]
