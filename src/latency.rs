@@ -81,18 +81,37 @@ impl Hist {
         Ok(h)
     }
 
-    /// Every histogram of a `lat_hists` map (kind * 3 + class), summed over CPUs.
+    /// Every histogram of a `lat_hists` map, summed over CPUs, indexed kind * 3 + class as in
+    /// [`CLASSES`]. The map holds the short and hog classes only (every task is in exactly
+    /// one); "all" is their sum, made here.
     pub fn read_all(map: &impl libbpf_rs::MapCore) -> Result<Vec<Hist>> {
-        let n = (KINDS.len() * CLASSES.len()) as u32;
-        (0..n)
-            .map(|key| {
+        let recorded = bpf_intf::brisk_lat_class_BRISK_NR_CLASSES as usize;
+        let mut out = Vec::with_capacity(KINDS.len() * CLASSES.len());
+        for kind in 0..KINDS.len() {
+            let mut all = Hist::default();
+            for class in 0..recorded {
+                let key = (kind * recorded + class) as u32;
                 let values = map
                     .lookup_percpu(&key.to_ne_bytes(), libbpf_rs::MapFlags::ANY)
                     .context("failed to read the latency histograms")?
                     .context("latency histogram entry missing")?;
-                Hist::sum_percpu(&values)
-            })
-            .collect()
+                let h = Hist::sum_percpu(&values)?;
+                all.add(&h);
+                out.push(h);
+            }
+            out.push(all);
+        }
+        Ok(out)
+    }
+
+    /// Adds `other`'s samples to this histogram.
+    pub fn add(&mut self, other: &Hist) {
+        self.count += other.count;
+        self.sum_ns += other.sum_ns;
+        self.max_ns = self.max_ns.max(other.max_ns);
+        for (a, b) in self.buckets.iter_mut().zip(&other.buckets) {
+            *a += *b;
+        }
     }
 
     /// What was added since `earlier` (an older reading of the same histogram).
@@ -347,6 +366,20 @@ mod tests {
         assert_eq!(d.count, 2);
         assert_eq!(d.sum_ns, 5_000_000);
         assert!(d.quantile_ns(0.5).unwrap() >= 1_792_000);
+    }
+
+    #[test]
+    fn classes_add_up_to_all() {
+        let short = hist_of(&[5_000, 7_000, 9_000]);
+        let hog = hist_of(&[2_000_000]);
+        let mut all = short.clone();
+        all.add(&hog);
+        assert_eq!(all, hist_of(&[5_000, 7_000, 9_000, 2_000_000]));
+        // the recorded classes come first, "all" last, as CLASSES lists them
+        assert_eq!(
+            bpf_intf::brisk_lat_class_BRISK_NR_CLASSES as usize + 1,
+            CLASSES.len()
+        );
     }
 
     #[test]

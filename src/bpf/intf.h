@@ -45,12 +45,15 @@ enum brisk_lat_kind {
 	BRISK_LAT_NR_KINDS = 3,
 };
 
-/* Task classes a histogram is kept for: the policy's own classification, and everyone. */
+/*
+ * Task classes a histogram is kept for: the policy's own classification. Every task is in
+ * exactly one, so userspace sums them for "all" (latency.rs) rather than the probes paying for
+ * a second histogram update per sample.
+ */
 enum brisk_lat_class {
 	BRISK_CLASS_SHORT = 0,
 	BRISK_CLASS_HOG = 1,
-	BRISK_CLASS_ALL = 2,
-	BRISK_NR_CLASSES = 3,
+	BRISK_NR_CLASSES = 2,
 };
 
 struct brisk_lat_hist {

@@ -33,7 +33,7 @@ static void lat_add(u32 kind, u32 class, u64 delta_ns)
 		h->buckets[b]++;
 }
 
-/* Records now - *since for the task's class and for all, and clears the timestamp. */
+/* Records now - *since for the task's class and clears the timestamp. */
 static void lat_record(u32 kind, bool is_short, u64 *since, u64 now)
 {
 	u64 delta = brisk_lat_take(since, now);
@@ -41,7 +41,6 @@ static void lat_record(u32 kind, bool is_short, u64 *since, u64 now)
 	if (!delta)
 		return;
 	lat_add(kind, is_short ? BRISK_CLASS_SHORT : BRISK_CLASS_HOG, delta);
-	lat_add(kind, BRISK_CLASS_ALL, delta);
 }
 
 #endif /* __BRISK_LAT_RECORD_BPF_H */
