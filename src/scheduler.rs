@@ -55,6 +55,7 @@ impl<'a> Scheduler<'a> {
         skel.struct_ops.brisk_ops_mut().exit_dump_len = opts.exit_dump_len;
         skel.maps.rodata_data.as_mut().unwrap().debug_stall_hogs = opts.debug_stall_hogs;
         if opts.no_latency_probes {
+            skel.maps.rodata_data.as_mut().unwrap().probes_on = false;
             skel.progs.brisk_tp_wakeup.set_autoload(false);
             skel.progs.brisk_tp_wakeup_new.set_autoload(false);
             skel.progs.brisk_tp_switch.set_autoload(false);

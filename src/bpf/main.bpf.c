@@ -35,6 +35,18 @@ const volatile u32 llc_nr_cpus[BRISK_MAX_LLCS];
  */
 const volatile bool debug_stall_hogs;
 
+/*
+ * The latency probes (probes.bpf.h) are loaded: take the queueing timestamps they use. False
+ * with --no-latency-probes, so that "off" pays for no clock reads either.
+ */
+const volatile bool probes_on = true;
+
+/* Probe timestamp: now, or 0 (nothing pending) when the probes are off. */
+static u64 probe_stamp(void)
+{
+	return probes_on ? bpf_ktime_get_ns() : 0;
+}
+
 #define BRISK_DFL_TUNABLES                                        \
 	{                                                         \
 		.slice_ns = BRISK_DFL_SLICE_NS,                   \
@@ -76,7 +88,7 @@ struct task_ctx {
 	u64 avg_burst_ns; /* EWMA of CPU time between sleeps */
 	u64 cur_burst_ns; /* CPU time since the task last woke */
 	u64 started_at;	  /* when it last got a CPU */
-	u64 queued_at;	  /* when it was last put on one of our DSQs */
+	u64 queued_at;	  /* when it was last put on one of our DSQs (bpf_ktime_get_ns) */
 	/* Latency probes' timestamps (bpf_ktime_get_ns), 0 when not pending. */
 	struct brisk_lat_stamps lat;
 	/* Between ops.enable and ops.disable: run by scx_brisk, so the probes measure it. */
@@ -205,6 +217,16 @@ static bool is_pinned(const struct task_struct *p)
 }
 
 /*
+ * Whether @p may run on every CPU: its mask has all nr_cpu_ids bits set and migration is not
+ * disabled (which narrows p->cpus_ptr to its CPU whatever the mask). Most tasks may, and for
+ * them the cpumask tests (a kfunc call each, about a microsecond under emulation) are skipped.
+ */
+static bool runs_anywhere(const struct task_struct *p)
+{
+	return p->nr_cpus_allowed >= nr_cpu_ids_seen && !is_migration_disabled(p);
+}
+
+/*
  * No CPU is idle for a waking task, so it will wait in its LLC's queue for the first CPU that
  * frees up, whichever it is: only the CPU it is woken on (its rq) is still to choose. The
  * waker's CPU (if the task may run there, in the same LLC) beats its previous one, which is
@@ -217,7 +239,7 @@ static s32 wake_affine_busy(const struct task_struct *p, s32 prev_cpu)
 	s32 this_cpu = bpf_get_smp_processor_id();
 
 	if (this_cpu != prev_cpu && llc_of(this_cpu) == llc_of(prev_cpu) &&
-	    bpf_cpumask_test_cpu(this_cpu, p->cpus_ptr))
+	    (runs_anywhere(p) || bpf_cpumask_test_cpu(this_cpu, p->cpus_ptr)))
 		return this_cpu;
 	return prev_cpu;
 }
@@ -233,7 +255,7 @@ s32 BPF_STRUCT_OPS(brisk_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
 	if (is_idle) {
 		if (tctx)
-			tctx->lat.enq_at = bpf_ktime_get_ns();
+			tctx->lat.enq_at = probe_stamp();
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, task_slice(tctx, cpu), 0);
 		COUNT(nr_direct_idle);
 	} else if ((wake_flags & SCX_WAKE_SYNC) && cpu == bpf_get_smp_processor_id() &&
@@ -248,7 +270,7 @@ s32 BPF_STRUCT_OPS(brisk_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 		 * dearest part of a ping-pong message).
 		 */
 		if (tctx)
-			tctx->lat.enq_at = bpf_ktime_get_ns();
+			tctx->lat.enq_at = probe_stamp();
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, task_slice(tctx, cpu), 0);
 		COUNT(nr_sync_affine);
 		COUNT(nr_sync_handoff);
@@ -278,13 +300,17 @@ static s32 pick_victim(const struct task_struct *p, u64 dl, u32 llc)
 	struct cpu_ctx *cctx;
 	u64 victim_dl = 0;
 
+	bool anywhere = runs_anywhere(p);
+
 	cctx = lookup_cpu_ctx(this_cpu);
-	if (llc_of(this_cpu) == llc && bpf_cpumask_test_cpu(this_cpu, p->cpus_ptr) &&
-	    is_victim(cctx, dl)) {
+	if (llc_of(this_cpu) == llc && is_victim(cctx, dl) &&
+	    (anywhere || bpf_cpumask_test_cpu(this_cpu, p->cpus_ptr))) {
 		victim = this_cpu;
 	} else {
 		bpf_for (cpu, 0, nr_cpu_ids_seen) {
-			if (llc_of(cpu) != llc || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+			if (llc_of(cpu) != llc)
+				continue;
+			if (!anywhere && !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
 				continue;
 			cctx = lookup_cpu_ctx(cpu);
 			if (is_victim(cctx, dl) && cctx->running_dl > victim_dl) {
@@ -312,8 +338,9 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 	if (!tctx)
 		return;
 	dl = task_deadline(p, tctx);
-	tctx->queued_at = scx_bpf_now();
-	tctx->lat.enq_at = bpf_ktime_get_ns();
+	/* One clock read for both stamps (each call is dear under emulation). */
+	tctx->queued_at = bpf_ktime_get_ns();
+	tctx->lat.enq_at = probes_on ? tctx->queued_at : 0;
 
 	if (debug_stall_hogs && !task_is_short(tctx)) {
 		scx_bpf_dsq_insert(p, BRISK_LIMBO_DSQ, tun.slice_ns, enq_flags);
@@ -416,7 +443,7 @@ static bool rescue_starving(u64 dsq_id, u64 now)
 void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 {
 	u64 mine = cpu_dsq(cpu), shared = llc_dsq(llc_of(cpu)), first_dl, other_dl, prev_dl;
-	u64 now = scx_bpf_now();
+	u64 now = bpf_ktime_get_ns(); /* the clock of queued_at */
 	struct cpu_ctx *cctx = lookup_cpu_ctx(cpu);
 	u32 i, own_llc = llc_of(cpu);
 	struct task_ctx *tctx;
