@@ -136,9 +136,32 @@ pub fn missed_periods(next_ns: u64, done_ns: u64, period_ns: u64) -> (Vec<u64>, 
     (missed, next)
 }
 
+/// The second field of a `/proc/<pid>/schedstat` line ("<run time> <run delay> <timeslices>",
+/// ns, ns, count): the time the task has spent runnable, waiting for a CPU. None if the line
+/// does not have that shape.
+pub fn schedstat_run_delay(line: &str) -> Option<u64> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    match fields[..] {
+        [_, delay, _] => delay.parse().ok(),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schedstat_second_field() {
+        assert_eq!(
+            schedstat_run_delay("1234567 89012 34\n"),
+            Some(89012),
+            "the run delay is the second of three fields"
+        );
+        assert_eq!(schedstat_run_delay("1 2"), None);
+        assert_eq!(schedstat_run_delay("1 x 3"), None);
+        assert_eq!(schedstat_run_delay(""), None);
+    }
 
     #[test]
     fn nearest_rank_quantiles() {

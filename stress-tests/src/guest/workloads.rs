@@ -72,6 +72,29 @@ pub struct Periodic {
     pub lateness_ns: Vec<u64>,
     /// Periods that started after the next one was already due (overruns).
     pub missed: u64,
+    /// For each wakeup taken, how long the task waited runnable before it ran (the kernel's
+    /// `run_delay`): the part of its lateness the scheduler is responsible for. Empty where
+    /// the kernel does not account it.
+    pub queue_wait_ns: Vec<u64>,
+}
+
+/// The calling thread's `run_delay` (ns spent runnable but not running, summed by the kernel
+/// from enqueue to switch-in whatever the scheduling class), read from
+/// `/proc/thread-self/schedstat`.
+struct RunDelay(Option<std::fs::File>);
+
+impl RunDelay {
+    fn open() -> RunDelay {
+        RunDelay(std::fs::File::open("/proc/thread-self/schedstat").ok())
+    }
+
+    /// The running total in ns, or None if the kernel does not provide it.
+    fn read(&self) -> Option<u64> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 128];
+        let n = self.0.as_ref()?.read_at(&mut buf, 0).ok()?;
+        stats::schedstat_run_delay(std::str::from_utf8(&buf[..n]).ok()?)
+    }
 }
 
 /// Wakes every `period` at absolute times (CLOCK_MONOTONIC), records how late each wakeup was
@@ -84,7 +107,10 @@ pub fn periodic(period: Duration, work: Duration, count: usize) -> Periodic {
     let mut out = Periodic {
         lateness_ns: Vec::with_capacity(count),
         missed: 0,
+        queue_wait_ns: Vec::with_capacity(count),
     };
+    let run_delay = RunDelay::open();
+    let mut slept_at = run_delay.read();
     // `count` periods, taken or missed: the run lasts count * period whatever the load.
     while out.lateness_ns.len() < count {
         let ts = libc::timespec {
@@ -102,10 +128,16 @@ pub fn periodic(period: Duration, work: Duration, count: usize) -> Periodic {
         }
         let woke = now_ns(libc::CLOCK_MONOTONIC);
         out.lateness_ns.push(woke.saturating_sub(next));
+        // The wait since going to sleep is this wakeup's: preemptions while working were
+        // counted before it slept.
+        if let (Some(before), Some(now)) = (slept_at, run_delay.read()) {
+            out.queue_wait_ns.push(now.saturating_sub(before));
+        }
         let cpu0 = now_ns(libc::CLOCK_THREAD_CPUTIME_ID);
         while now_ns(libc::CLOCK_THREAD_CPUTIME_ID) - cpu0 < work.as_nanos() as u64 {
             std::hint::spin_loop();
         }
+        slept_at = run_delay.read();
         // Overran: the wakeups we could not take are recorded as late as they were.
         let (missed, ahead) =
             stats::missed_periods(next + period_ns, now_ns(libc::CLOCK_MONOTONIC), period_ns);

@@ -51,6 +51,11 @@ pub struct PeriodicReport {
     pub missed: u64,
     /// Lateness of every period, deadline to start.
     pub lateness: Latency,
+    /// Of each wakeup taken, the time spent runnable before running (the kernel's run_delay,
+    /// scheduler-independent): the scheduler's part of the lateness. Absent (all zero) if the
+    /// kernel does not account it.
+    #[serde(default)]
+    pub queue_wait: Latency,
 }
 
 pub fn periodic(o: &PeriodicOpts) -> Result<PeriodicReport> {
@@ -67,6 +72,7 @@ pub fn periodic(o: &PeriodicOpts) -> Result<PeriodicReport> {
         duration_s: o.duration_s,
         missed: p.missed,
         lateness: Latency::from_ns(&mut p.lateness_ns),
+        queue_wait: Latency::from_ns(&mut p.queue_wait_ns),
     })
 }
 
