@@ -81,15 +81,15 @@ pub struct Periodic {
 /// The calling thread's `run_delay` (ns spent runnable but not running, summed by the kernel
 /// from enqueue to switch-in whatever the scheduling class), read from
 /// `/proc/thread-self/schedstat`.
-struct RunDelay(Option<std::fs::File>);
+pub(crate) struct RunDelay(Option<std::fs::File>);
 
 impl RunDelay {
-    fn open() -> RunDelay {
+    pub(crate) fn open() -> RunDelay {
         RunDelay(std::fs::File::open("/proc/thread-self/schedstat").ok())
     }
 
     /// The running total in ns, or None if the kernel does not provide it.
-    fn read(&self) -> Option<u64> {
+    pub(crate) fn read(&self) -> Option<u64> {
         use std::os::unix::fs::FileExt;
         let mut buf = [0u8; 128];
         let n = self.0.as_ref()?.read_at(&mut buf, 0).ok()?;

@@ -16,7 +16,7 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 
 use super::cli::duration;
-use super::{burn_cpu, mono_ns, sleep_until};
+use super::{burn_cpu, mono_ns, sleep_until, RunDelay};
 
 #[derive(Debug, Clone, Args)]
 pub struct Opts {
@@ -57,6 +57,12 @@ pub struct WakeupReport {
     pub unsent: u64,
     /// Stamp to worker running.
     pub wakeup: Latency,
+    /// Of each worker wakeup, the time spent runnable before running (the kernel's run_delay).
+    /// Not comparable across schedulers: where the kernel hands a wakeup to an idle CPU to
+    /// enqueue (EEVDF's queued wakeups), that CPU's wait to wake up is outside it. All zero
+    /// where the kernel does not account it.
+    #[serde(default)]
+    pub queue_wait: Latency,
     /// Due time to reply received.
     pub request: Latency,
 }
@@ -114,9 +120,12 @@ fn futex_wake(word: &AtomicU32) {
     }
 }
 
-/// Serves requests until told to stop; returns the wakeup latencies in ns.
-fn worker(pair: &Pair, work_ns: u64) -> Vec<u64> {
-    let mut wakeups = Vec::new();
+/// Serves requests until told to stop; returns the wakeup latencies and the queue waits of
+/// those wakeups (the kernel's run_delay: woken to running), in ns.
+fn worker(pair: &Pair, work_ns: u64) -> (Vec<u64>, Vec<u64>) {
+    let (mut wakeups, mut waits) = (Vec::new(), Vec::new());
+    let run_delay = RunDelay::open();
+    let mut slept_at = run_delay.read();
     loop {
         let mut state = pair.request.load(Ordering::Acquire);
         while state == IDLE {
@@ -124,11 +133,15 @@ fn worker(pair: &Pair, work_ns: u64) -> Vec<u64> {
             state = pair.request.load(Ordering::Acquire);
         }
         if state == STOP {
-            return wakeups;
+            return (wakeups, waits);
         }
         let running = mono_ns();
         wakeups.push(running.saturating_sub(pair.sent_ns.load(Ordering::Relaxed)));
+        if let (Some(before), Some(now)) = (slept_at, run_delay.read()) {
+            waits.push(now.saturating_sub(before));
+        }
         burn_cpu(work_ns);
+        slept_at = run_delay.read();
         pair.request.store(IDLE, Ordering::Relaxed);
         pair.replied.store(1, Ordering::Release);
         futex_wake(&pair.replied);
@@ -189,14 +202,16 @@ pub fn run(o: &Opts) -> Result<WakeupReport> {
         let m = std::thread::spawn(move || messenger(&pair, first, end, interval));
         threads.push((m, w));
     }
-    let (mut wakeups, mut requests, mut unsent) = (Vec::new(), Vec::new(), 0);
+    let (mut wakeups, mut waits, mut requests, mut unsent) = (vec![], vec![], vec![], 0);
     for (m, w) in threads {
         let (latencies, late) = m
             .join()
             .map_err(|_| anyhow::anyhow!("messenger panicked"))?;
         requests.extend(latencies);
         unsent += late;
-        wakeups.extend(w.join().map_err(|_| anyhow::anyhow!("worker panicked"))?);
+        let (woke, waited) = w.join().map_err(|_| anyhow::anyhow!("worker panicked"))?;
+        wakeups.extend(woke);
+        waits.extend(waited);
     }
     let elapsed_s = (mono_ns() - start) as f64 / 1e9;
     let count = requests.len() as u64 - unsent;
@@ -211,6 +226,7 @@ pub fn run(o: &Opts) -> Result<WakeupReport> {
         unsent,
         requests_per_s: count as f64 / elapsed_s,
         wakeup: Latency::from_ns(&mut wakeups),
+        queue_wait: Latency::from_ns(&mut waits),
         request: Latency::from_ns(&mut requests),
     })
 }
