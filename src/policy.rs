@@ -11,6 +11,15 @@ mod tests {
         fn brisk_host_effective_burst(avg: u64, cur: u64) -> u64;
         fn brisk_host_is_short(burst: u64, threshold: u64) -> i32;
         fn brisk_host_deadline(v: u64, burst: u64, cap: u64, weight: u64) -> u64;
+        fn brisk_host_contended_offset(offset: u64, waiting: u64, cpus: u64) -> u64;
+        fn brisk_host_deadline_contended(
+            v: u64,
+            burst: u64,
+            cap: u64,
+            weight: u64,
+            waiting: u64,
+            cpus: u64,
+        ) -> u64;
         fn brisk_host_slice(base: u64, min: u64, waiting: u64, cpus: u64) -> u64;
         fn brisk_host_should_preempt(waker: u64, victim: u64, margin: u64) -> i32;
         fn brisk_host_task_slice(slice: u64, is_short: i32, short_burst: u64) -> u64;
@@ -106,6 +115,38 @@ mod tests {
                 brisk_host_deadline(v, MS, 20 * MS, NICE5)
                     > brisk_host_deadline(v, MS, 20 * MS, NICE0)
             );
+        }
+    }
+
+    #[test]
+    fn deadline_offset_shrinks_with_the_queue() {
+        unsafe {
+            // nothing waiting: the offset is the burst
+            assert_eq!(brisk_host_contended_offset(MS, 0, 2), MS);
+            // as many waiting as CPUs: virtual time runs at half speed, so half the offset
+            assert_eq!(brisk_host_contended_offset(MS, 2, 2), MS / 2);
+            // 78 waiting on 2 CPUs: a 1 ms burst costs 1/40 ms of virtual time
+            assert_eq!(brisk_host_contended_offset(MS, 78, 2), MS / 40);
+            // no CPUs known: counted as one, never a division by zero
+            assert_eq!(brisk_host_contended_offset(MS, 1, 0), MS / 2);
+            // the deadline is the plain one scaled: same order, capped before scaling
+            let v = 50 * MS;
+            assert_eq!(
+                brisk_host_deadline_contended(v, MS, 20 * MS, NICE0, 0, 2),
+                brisk_host_deadline(v, MS, 20 * MS, NICE0)
+            );
+            assert_eq!(
+                brisk_host_deadline_contended(v, 500 * MS, 20 * MS, NICE0, 2, 2),
+                v + 10 * MS
+            );
+            let short = brisk_host_deadline_contended(v, MS / 2, 20 * MS, NICE0, 78, 2);
+            let longer = brisk_host_deadline_contended(v, MS, 20 * MS, NICE0, 78, 2);
+            assert!(short < longer, "shorter bursts still go first");
+            // what a 1 ms burst costs against a 50 us one, in real time at the queue's pace
+            // (virtual time advancing at 2/80 of real time): about the burst, not 40 times it
+            let gap = brisk_host_deadline_contended(v, MS, 20 * MS, NICE0, 78, 2)
+                - brisk_host_deadline_contended(v, MS / 20, 20 * MS, NICE0, 78, 2);
+            assert!(gap * 80 / 2 <= MS, "gap {gap} ns of virtual time");
         }
     }
 

@@ -83,6 +83,9 @@ static u64 vtime_now;
 /* The slice most recently handed out, for the stats. */
 u64 last_slice_ns;
 
+/* Tasks waiting in each LLC when a slice was last handed out there: scales deadline offsets. */
+u64 llc_nr_waiting[BRISK_MAX_LLCS];
+
 struct task_ctx {
 	u64 vruntime;
 	u64 avg_burst_ns; /* EWMA of CPU time between sleeps */
@@ -178,19 +181,38 @@ static bool task_is_short(const struct task_ctx *tctx)
 	return brisk_is_short(task_burst(tctx), tun.short_burst_ns);
 }
 
-static u64 task_deadline(const struct task_struct *p, const struct task_ctx *tctx)
+/* How many tasks wait in @cpu's LLC (as last seen) and how many CPUs it has. */
+static void llc_load(s32 cpu, u64 *nr_waiting, u64 *nr_cpus)
 {
-	return brisk_deadline(tctx->vruntime, task_burst(tctx), tun.burst_cap_ns, p->scx.weight);
+	u32 llc = llc_of(cpu);
+	const volatile u32 *nr = MEMBER_VPTR(llc_nr_cpus, [llc]);
+	u64 *waiting = MEMBER_VPTR(llc_nr_waiting, [llc]);
+
+	*nr_cpus = nr ? *nr : 1;
+	*nr_waiting = waiting ? *waiting : 0;
+}
+
+static u64 deadline_at(const struct task_struct *p, u64 vruntime, u64 burst, s32 cpu)
+{
+	u64 nr_waiting, nr_cpus;
+
+	llc_load(cpu, &nr_waiting, &nr_cpus);
+	return brisk_deadline_contended(vruntime, burst, tun.burst_cap_ns, p->scx.weight,
+					nr_waiting, nr_cpus);
+}
+
+static u64 task_deadline(const struct task_struct *p, const struct task_ctx *tctx, s32 cpu)
+{
+	return deadline_at(p, tctx->vruntime, task_burst(tctx), cpu);
 }
 
 /* Deadline of the task running now, counting the runtime of its current run. */
-static u64 running_deadline(const struct task_struct *p, const struct task_ctx *tctx)
+static u64 running_deadline(const struct task_struct *p, const struct task_ctx *tctx, s32 cpu)
 {
 	u64 ran = scx_bpf_now() - tctx->started_at;
 	u64 burst = brisk_effective_burst(tctx->avg_burst_ns, tctx->cur_burst_ns + ran);
 
-	return brisk_deadline(tctx->vruntime + brisk_scale_inverse(ran, p->scx.weight), burst,
-			      tun.burst_cap_ns, p->scx.weight);
+	return deadline_at(p, tctx->vruntime + brisk_scale_inverse(ran, p->scx.weight), burst, cpu);
 }
 
 /*
@@ -207,6 +229,8 @@ static u64 task_slice(const struct task_ctx *tctx, s32 cpu)
 
 	if (cpu >= 0)
 		waiting += scx_bpf_dsq_nr_queued(cpu_dsq(cpu));
+	if (llc < BRISK_MAX_LLCS)
+		llc_nr_waiting[llc] = waiting;
 	last_slice_ns = brisk_slice(tun.slice_ns, tun.slice_min_ns, waiting, nr_cpus);
 	return brisk_task_slice(last_slice_ns, tctx && task_is_short(tctx), tun.short_burst_ns);
 }
@@ -337,7 +361,7 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 	tctx = lookup_task_ctx(p);
 	if (!tctx)
 		return;
-	dl = task_deadline(p, tctx);
+	dl = task_deadline(p, tctx, cpu);
 	/* One clock read for both stamps (each call is dear under emulation). */
 	tctx->queued_at = bpf_ktime_get_ns();
 	tctx->lat.enq_at = probes_on ? tctx->queued_at : 0;
@@ -475,7 +499,7 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 	 */
 	if (prev && (prev->scx.flags & SCX_TASK_QUEUED) &&
 	    (tctx = bpf_task_storage_get(&task_ctxs, prev, 0, 0)) &&
-	    (prev_dl = running_deadline(prev, tctx)) < first_dl) {
+	    (prev_dl = running_deadline(prev, tctx, cpu)) < first_dl) {
 		prev->scx.slice = task_slice(tctx, cpu);
 		/* No ops.running() follows: refresh what preempting wakers see (and any claim). */
 		if (cctx) {
@@ -517,7 +541,8 @@ void BPF_STRUCT_OPS(brisk_runnable, struct task_struct *p, u64 enq_flags)
 void BPF_STRUCT_OPS(brisk_running, struct task_struct *p)
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);
-	struct cpu_ctx *cctx = lookup_cpu_ctx(scx_bpf_task_cpu(p));
+	s32 cpu = scx_bpf_task_cpu(p);
+	struct cpu_ctx *cctx = lookup_cpu_ctx(cpu);
 
 	if (!tctx)
 		return;
@@ -525,7 +550,7 @@ void BPF_STRUCT_OPS(brisk_running, struct task_struct *p)
 	if (tctx->vruntime > vtime_now)
 		vtime_now = tctx->vruntime;
 	if (cctx) {
-		cctx->running_dl = task_deadline(p, tctx);
+		cctx->running_dl = task_deadline(p, tctx, cpu);
 		cctx->running_short = task_is_short(tctx);
 	}
 }

@@ -77,6 +77,29 @@ static inline u64 brisk_deadline(u64 vruntime, u64 burst_ns, u64 cap_ns, u64 wei
 }
 
 /*
+ * The deadline offset of a burst under contention. The offset is in virtual time, and the
+ * queue's virtual time advances at about nr_cpus / (nr_cpus + nr_waiting) of real time: with
+ * 80 tasks waiting on 2 CPUs a 1 ms offset holds a task back some 40 ms behind shorter ones,
+ * far more than its burst would make them wait. Scaled by the same share, the offset costs
+ * about the burst in real time at any load; with nothing waiting it is the burst itself.
+ */
+static inline u64 brisk_contended_offset(u64 offset_ns, u64 nr_waiting, u64 nr_cpus)
+{
+	if (!nr_cpus)
+		nr_cpus = 1;
+	return offset_ns * nr_cpus / (nr_cpus + nr_waiting);
+}
+
+/* brisk_deadline with the offset scaled for @nr_waiting tasks queued on @nr_cpus CPUs. */
+static inline u64 brisk_deadline_contended(u64 vruntime, u64 burst_ns, u64 cap_ns, u64 weight,
+					   u64 nr_waiting, u64 nr_cpus)
+{
+	u64 offset = brisk_deadline(0, burst_ns, cap_ns, weight);
+
+	return vruntime + brisk_contended_offset(offset, nr_waiting, nr_cpus);
+}
+
+/*
  * Slice: the base slice shared out when more tasks wait than there are CPUs to run them, so
  * the wait behind the queue stays near one base slice; never below @min_ns.
  */

@@ -33,6 +33,14 @@ u64 brisk_host_deadline(u64 v, u64 b, u64 c, u64 w)
 {
 	return brisk_deadline(v, b, c, w);
 }
+u64 brisk_host_contended_offset(u64 o, u64 n, u64 c)
+{
+	return brisk_contended_offset(o, n, c);
+}
+u64 brisk_host_deadline_contended(u64 v, u64 b, u64 c, u64 w, u64 n, u64 nc)
+{
+	return brisk_deadline_contended(v, b, c, w, n, nc);
+}
 u64 brisk_host_slice(u64 b, u64 m, u64 n, u64 c)
 {
 	return brisk_slice(b, m, n, c);
