@@ -77,7 +77,8 @@ pub struct Opts {
     /// Cap on the burst added to a task's deadline, in microseconds.
     ///
     /// Tasks run in order of vruntime + burst, so a hog waits at most this much (weighted)
-    /// longer than a short task of equal vruntime. Larger favours short tasks more; a hog's
+    /// longer than a short task of equal vruntime; while more tasks wait than there are CPUs,
+    /// the burst is scaled down by that share. Larger favours short tasks more; a hog's
     /// vruntime still catches up, so it keeps its weighted share and is never starved.
     #[arg(long, default_value_t = tunables::BURST_CAP_US.default)]
     pub burst_cap_us: u64,

@@ -97,10 +97,11 @@ struct brisk_tunables {
 	 */
 	u64 short_burst_ns;
 	/*
-	 * The deadline is vruntime + burst (weighted), with the burst capped here. It is how far
-	 * behind a short task a hog of equal vruntime is queued: larger favours short tasks more,
-	 * and lengthens the time a hog can wait behind a stream of short tasks (its vruntime still
-	 * catches up, so it is never starved).
+	 * The deadline is vruntime + burst (weighted), with the burst capped here, then scaled by
+	 * nr_cpus / (nr_cpus + nr_waiting) (policy.h). It is how far behind a short task a hog of
+	 * equal vruntime is queued: larger favours short tasks more, and lengthens the time a hog
+	 * can wait behind a stream of short tasks (its vruntime still catches up, so it is never
+	 * starved).
 	 */
 	u64 burst_cap_ns;
 	/*
