@@ -107,8 +107,10 @@ pub struct Opts {
 
     /// Smoothing of the per-task burst average (new = old + (burst - old) / 2^shift).
     ///
-    /// Larger values remember a task's past longer, so one long burst does not demote an
-    /// interactive task; smaller values react faster when a task changes behaviour.
+    /// The average falls twice as fast as it rises, so a task that turns short regains its
+    /// privileges within a few bursts. Larger values remember a task's past longer, so a few long
+    /// bursts do not demote an interactive task; smaller values react faster when a task changes
+    /// behaviour.
     #[arg(long, default_value_t = tunables::BURST_EWMA_SHIFT.default)]
     pub burst_ewma_shift: u64,
 

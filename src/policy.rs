@@ -7,7 +7,8 @@ mod tests {
         fn brisk_host_time_delta(a: u64, b: u64) -> i64;
         fn brisk_host_scale_inverse(delta: u64, weight: u64) -> u64;
         fn brisk_host_wake_vruntime(v: u64, now: u64, credit: u64) -> u64;
-        fn brisk_host_burst_ewma(avg: u64, sample: u64, shift: u32) -> u64;
+        fn brisk_host_burst_avg(avg: u64, sample: u64, shift: u32, cap: u64) -> u64;
+        fn brisk_host_burst_sample_cap(burst_cap: u64, short_burst: u64) -> u64;
         fn brisk_host_effective_burst(avg: u64, cur: u64) -> u64;
         fn brisk_host_is_short(burst: u64, threshold: u64) -> i32;
         fn brisk_host_deadline(v: u64, burst: u64, cap: u64, weight: u64) -> u64;
@@ -62,23 +63,78 @@ mod tests {
 
     #[test]
     fn burst_average_converges_both_ways() {
+        const CAP: u64 = u64::MAX;
         unsafe {
-            assert_eq!(brisk_host_burst_ewma(0, 1000, 2), 250);
+            assert_eq!(brisk_host_burst_avg(0, 1000, 2, CAP), 250);
             let mut avg = 0;
             for _ in 0..50 {
-                let next = brisk_host_burst_ewma(avg, 1000, 2);
+                let next = brisk_host_burst_avg(avg, 1000, 2, CAP);
                 assert!(next >= avg && next <= 1000);
                 avg = next;
             }
             assert!(avg > 990, "{avg}");
+            // toward a shorter burst it moves by half the gap: twice the rise
+            assert_eq!(brisk_host_burst_avg(1000, 200, 2, CAP), 600);
             for _ in 0..50 {
-                let next = brisk_host_burst_ewma(avg, 10, 2);
+                let next = brisk_host_burst_avg(avg, 10, 2, CAP);
                 assert!(next <= avg && next >= 10);
                 avg = next;
             }
             assert!(avg < 20, "{avg}");
-            // shift 0 takes the sample as is
-            assert_eq!(brisk_host_burst_ewma(123, 456, 0), 456);
+            // shift 0 takes the sample as is, both ways
+            assert_eq!(brisk_host_burst_avg(123, 456, 0, CAP), 456);
+            assert_eq!(brisk_host_burst_avg(456, 123, 0, CAP), 123);
+        }
+    }
+
+    #[test]
+    fn one_long_burst_costs_a_short_task_two_wakeups_at_most() {
+        let (short, cap) = (2 * MS, 20 * MS);
+        unsafe {
+            let sample_cap = brisk_host_burst_sample_cap(cap, short);
+            assert_eq!(sample_cap, cap);
+            // a 1 ms task that had one 500 ms burst (say, its start-up)
+            let mut avg = brisk_host_burst_avg(MS, 500 * MS, 2, sample_cap);
+            assert_eq!(avg, MS + 19 * MS / 4, "the burst counts at most the cap");
+            assert_eq!(brisk_host_is_short(avg, short), 0);
+            let mut demoted = 0;
+            while brisk_host_is_short(avg, short) == 0 {
+                avg = brisk_host_burst_avg(avg, MS, 2, sample_cap);
+                demoted += 1;
+            }
+            assert!(demoted <= 3, "{demoted} wakeups");
+            // a new task (starting on the border) after a 100 ms start-up: short again within 3
+            let mut avg = brisk_host_burst_avg(short, 100 * MS, 2, sample_cap);
+            let mut n = 0;
+            while brisk_host_is_short(avg, short) == 0 {
+                avg = brisk_host_burst_avg(avg, MS, 2, sample_cap);
+                n += 1;
+            }
+            assert!(n <= 3, "{n} wakeups");
+        }
+    }
+
+    #[test]
+    fn a_hog_that_sleeps_briefly_now_and_then_stays_a_hog() {
+        let (short, cap) = (2 * MS, 20 * MS);
+        unsafe {
+            let sample_cap = brisk_host_burst_sample_cap(cap, short);
+            let mut avg = short;
+            for i in 0..200 {
+                let burst = if i % 2 == 0 { MS / 2 } else { 20 * MS };
+                avg = brisk_host_burst_avg(avg, burst, 2, sample_cap);
+                if i > 10 {
+                    assert!(avg > 2 * short, "burst {i}: average {avg}");
+                }
+            }
+            // a hog's average stays above the border even when the cap is set below it
+            let tiny_cap = brisk_host_burst_sample_cap(MS / 10, short);
+            assert_eq!(tiny_cap, 2 * short);
+            let mut avg = short;
+            for _ in 0..100 {
+                avg = brisk_host_burst_avg(avg, 500 * MS, 2, tiny_cap);
+            }
+            assert_eq!(brisk_host_is_short(avg, short), 0);
         }
     }
 
@@ -239,7 +295,7 @@ mod tests {
                 // short task runs 1 ms, then sleeps
                 vtime_now = vtime_now.max(s_v);
                 s_v += brisk_host_scale_inverse(MS, NICE0);
-                s_avg = brisk_host_burst_ewma(s_avg, MS, 2);
+                s_avg = brisk_host_burst_avg(s_avg, MS, 2, 20 * MS);
                 // hog runs the rest of the 10 ms period
                 vtime_now = vtime_now.max(hog_v);
                 hog_v += brisk_host_scale_inverse(9 * MS, NICE0);

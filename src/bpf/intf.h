@@ -123,7 +123,10 @@ struct brisk_tunables {
 	 * every wait tighter, at the cost of honouring weights less exactly under heavy overload.
 	 */
 	u64 starve_ns;
-	/* Burst average: avg += (sample - avg) >> shift. Larger reacts slower to a changed task. */
+	/*
+	 * Burst average: avg += (sample - avg) >> shift toward a longer burst, twice that toward a
+	 * shorter one (policy.h, brisk_burst_avg). Larger reacts slower to a changed task.
+	 */
 	u32 burst_ewma_shift;
 	/* 1: short tasks waking with no idle CPU may preempt a hog; 0: they wait in the queue. */
 	u32 wakeup_preempt;

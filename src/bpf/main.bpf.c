@@ -578,8 +578,9 @@ void BPF_STRUCT_OPS(brisk_stopping, struct task_struct *p, bool runnable)
 	}
 	/* Going to sleep: the burst is complete. */
 	if (!runnable)
-		tctx->avg_burst_ns = brisk_burst_ewma(tctx->avg_burst_ns, tctx->cur_burst_ns,
-						      tun.burst_ewma_shift);
+		tctx->avg_burst_ns = brisk_burst_avg(
+			tctx->avg_burst_ns, tctx->cur_burst_ns, tun.burst_ewma_shift,
+			brisk_burst_sample_cap(tun.burst_cap_ns, tun.short_burst_ns));
 	if (cctx) {
 		cctx->running_dl = 0;
 		cctx->running_short = 0;

@@ -39,14 +39,35 @@ static inline u64 brisk_wake_vruntime(u64 vruntime, u64 vtime_now, u64 credit_ns
 	return vruntime < floor ? floor : vruntime;
 }
 
-/* Exponentially weighted average of completed bursts: avg += (sample - avg) / 2^shift. */
-static inline u64 brisk_burst_ewma(u64 avg, u64 sample, u32 shift)
+/*
+ * The most one burst counts in the average: the deadline's cap on a burst, but at least twice
+ * the short/hog border, so that a hog's average stays well above the border whatever the cap.
+ */
+static inline u64 brisk_burst_sample_cap(u64 burst_cap_ns, u64 short_burst_ns)
+{
+	u64 floor = 2 * short_burst_ns;
+
+	return burst_cap_ns > floor ? burst_cap_ns : floor;
+}
+
+/*
+ * Average of completed bursts, the history that classifies a task. It moves by 1/2^shift of
+ * the gap toward a longer burst and by twice that toward a shorter one, and a burst counts at
+ * most @cap_ns (brisk_burst_sample_cap). A task needs a few long bursts in a row to turn into a
+ * hog, while one long burst (a process's start-up, or time the host took the vCPU away under
+ * emulation) costs a short task its privileges for a wakeup or two rather than ten. Falling
+ * fast does not hand them to a hog that sleeps briefly now and then: bursts alternating
+ * 0.5 ms and 20 ms still average over 4 ms at shift 2.
+ */
+static inline u64 brisk_burst_avg(u64 avg, u64 sample, u32 shift, u64 cap_ns)
 {
 	if (shift > 16)
 		shift = 16;
+	if (sample > cap_ns)
+		sample = cap_ns;
 	if (sample >= avg)
 		return avg + ((sample - avg) >> shift);
-	return avg - ((avg - sample) >> shift);
+	return avg - ((avg - sample) >> (shift ? shift - 1 : 0));
 }
 
 /*

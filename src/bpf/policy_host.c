@@ -17,9 +17,13 @@ u64 brisk_host_wake_vruntime(u64 v, u64 now, u64 c)
 {
 	return brisk_wake_vruntime(v, now, c);
 }
-u64 brisk_host_burst_ewma(u64 a, u64 s, u32 sh)
+u64 brisk_host_burst_avg(u64 a, u64 s, u32 sh, u64 cap)
 {
-	return brisk_burst_ewma(a, s, sh);
+	return brisk_burst_avg(a, s, sh, cap);
+}
+u64 brisk_host_burst_sample_cap(u64 burst_cap, u64 short_burst)
+{
+	return brisk_burst_sample_cap(burst_cap, short_burst);
 }
 u64 brisk_host_effective_burst(u64 a, u64 c)
 {

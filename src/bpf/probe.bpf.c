@@ -24,6 +24,8 @@ char _license[] SEC("license") = "GPL";
 
 /* A task whose average burst is under this counts as short (the policy's short_burst_ns). */
 const volatile u64 short_burst_ns = BRISK_DFL_SHORT_BURST_NS;
+/* The policy's burst cap: bounds what one burst counts in the average. */
+const volatile u64 burst_cap_ns = BRISK_DFL_BURST_CAP_NS;
 /* Burst average smoothing, as the policy's burst_ewma_shift. */
 const volatile u32 burst_ewma_shift = BRISK_DFL_BURST_EWMA_SHIFT;
 
@@ -100,8 +102,9 @@ int BPF_PROG(probe_switch, bool preempt, struct task_struct *prev, struct task_s
 		brisk_lat_switched_out(&t->lat, runnable, now);
 		/* Going to sleep: the burst is complete. */
 		if (!runnable) {
-			t->avg_burst_ns = brisk_burst_ewma(t->avg_burst_ns, t->cur_burst_ns,
-							   burst_ewma_shift);
+			t->avg_burst_ns = brisk_burst_avg(
+				t->avg_burst_ns, t->cur_burst_ns, burst_ewma_shift,
+				brisk_burst_sample_cap(burst_cap_ns, short_burst_ns));
 			t->cur_burst_ns = 0;
 		}
 	}
