@@ -220,19 +220,25 @@ static u64 running_deadline(const struct task_struct *p, const struct task_ctx *
  * waiting there, but never less than short_burst_ns for a short task, so that its burst is
  * not cut at a tick and sent to the back of the queue (it sleeps before using it up anyway).
  */
-static u64 task_slice(const struct task_ctx *tctx, s32 cpu)
+static u64 task_slice_waiting(const struct task_ctx *tctx, s32 cpu, u64 waiting)
 {
 	u32 llc = llc_of(cpu);
 	const volatile u32 *nr = MEMBER_VPTR(llc_nr_cpus, [llc]);
 	u64 nr_cpus = nr ? *nr : 1;
-	u64 waiting = scx_bpf_dsq_nr_queued(llc_dsq(llc));
 
-	if (cpu >= 0)
-		waiting += scx_bpf_dsq_nr_queued(cpu_dsq(cpu));
 	if (llc < BRISK_MAX_LLCS)
 		llc_nr_waiting[llc] = waiting;
 	last_slice_ns = brisk_slice(tun.slice_ns, tun.slice_min_ns, waiting, nr_cpus);
 	return brisk_task_slice(last_slice_ns, tctx && task_is_short(tctx), tun.short_burst_ns);
+}
+
+static u64 task_slice(const struct task_ctx *tctx, s32 cpu)
+{
+	u64 waiting = scx_bpf_dsq_nr_queued(llc_dsq(llc_of(cpu)));
+
+	if (cpu >= 0)
+		waiting += scx_bpf_dsq_nr_queued(cpu_dsq(cpu));
+	return task_slice_waiting(tctx, cpu, waiting);
 }
 
 static bool is_pinned(const struct task_struct *p)
@@ -314,7 +320,7 @@ s32 BPF_STRUCT_OPS(brisk_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 		 */
 		if (tctx)
 			tctx->lat.enq_at = probe_stamp();
-		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, task_slice(tctx, cpu), 0);
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, task_slice_waiting(tctx, cpu, 0), 0);
 		COUNT(nr_sync_affine);
 		COUNT(nr_sync_handoff);
 	} else if (!(wake_flags & SCX_WAKE_SYNC)) {
@@ -329,7 +335,7 @@ s32 BPF_STRUCT_OPS(brisk_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 		    nothing_waits_here(cpu)) {
 			if (tctx)
 				tctx->lat.enq_at = probe_stamp();
-			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, task_slice(tctx, cpu), 0);
+			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, task_slice_waiting(tctx, cpu, 0), 0);
 			COUNT(nr_wake_handoff);
 		}
 	}
