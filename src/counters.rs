@@ -30,7 +30,7 @@ impl Counters {
         Ok(total)
     }
 
-    pub fn fields(&self) -> [(&'static str, u64); 16] {
+    pub fn fields(&self) -> [(&'static str, u64); 17] {
         let c = &self.0;
         [
             ("nr_direct_idle", c.nr_direct_idle),
@@ -47,6 +47,7 @@ impl Counters {
             ("nr_sync_affine", c.nr_sync_affine),
             ("nr_sync_handoff", c.nr_sync_handoff),
             ("nr_wake_handoff", c.nr_wake_handoff),
+            ("nr_cpu_released", c.nr_cpu_released),
             ("nr_hog_stints", c.nr_hog_stints),
             ("hog_run_ns", c.hog_run_ns),
         ]
@@ -68,6 +69,7 @@ impl Counters {
         c.nr_sync_affine += o.nr_sync_affine;
         c.nr_sync_handoff += o.nr_sync_handoff;
         c.nr_wake_handoff += o.nr_wake_handoff;
+        c.nr_cpu_released += o.nr_cpu_released;
         c.nr_hog_stints += o.nr_hog_stints;
         c.hog_run_ns += o.hog_run_ns;
     }

@@ -153,6 +153,7 @@ struct brisk_counters {
 	u64 nr_sync_affine;    /* a sync wakeup stayed on the waker's CPU (no idle CPU kicked) */
 	u64 nr_sync_handoff;   /* ... straight to its local DSQ from select_cpu, nothing waiting */
 	u64 nr_wake_handoff;   /* a wakeup by a short task, nothing waiting: to the waker's CPU */
+	u64 nr_cpu_released;   /* RT/deadline took a CPU: its local DSQ was re-enqueued */
 	u64 nr_hog_stints;     /* a hog (not short) stopped running: one stint on a CPU */
 	u64 hog_run_ns;	       /* ... and the CPU time of those stints, summed (avg = sum / nr) */
 };

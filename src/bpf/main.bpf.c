@@ -625,6 +625,19 @@ void BPF_STRUCT_OPS(brisk_stopping, struct task_struct *p, bool runnable)
 	}
 }
 
+/*
+ * A higher class (RT, deadline, stop) takes @cpu. The task it preempts was put back at the head
+ * of @cpu's local DSQ, and tasks handed to that DSQ directly (idle pick, hand-offs,
+ * preemption) wait there too: all of them until the higher-class task sleeps, however long,
+ * while other CPUs may be free or running later deadlines. Send them back through
+ * ops.enqueue, which queues them in the LLC (or their CPU's queue if pinned) for any CPU.
+ */
+void BPF_STRUCT_OPS(brisk_cpu_release, s32 cpu, struct scx_cpu_release_args *args)
+{
+	scx_bpf_reenqueue_local();
+	COUNT(nr_cpu_released);
+}
+
 void BPF_STRUCT_OPS(brisk_enable, struct task_struct *p)
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);
@@ -698,6 +711,7 @@ SCX_OPS_DEFINE(brisk_ops,
 	       .runnable = (void *)brisk_runnable,
 	       .running = (void *)brisk_running,
 	       .stopping = (void *)brisk_stopping,
+	       .cpu_release = (void *)brisk_cpu_release,
 	       .enable = (void *)brisk_enable,
 	       .disable = (void *)brisk_disable,
 	       .init_task = (void *)brisk_init_task,
