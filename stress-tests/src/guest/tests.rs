@@ -128,8 +128,8 @@ fn attach() -> Result<String> {
     ))
 }
 
-/// 2. 30 s of stress-ng (cpu, switch, fork) plus hackbench, then pipe ping-pong: still
-///    attached, every path used.
+/// 2. 30 s of stress-ng (cpu, switch, fork) plus hackbench, then pipe ping-pong and
+///    message/worker pairs: still attached, every path used.
 fn no_stall() -> Result<String> {
     let n = (2 * sys::nr_cpus()).to_string();
     let (mut b, _) = Brisk::start(&[])?;
@@ -173,6 +173,21 @@ fn no_stall() -> Result<String> {
         .status()
         .context("running the pipe workload")?;
     ensure!(pipe.success(), "pipe workload failed: {pipe}");
+    // Then message/worker pairs at full load: both CPUs busy, so a request's futex wakeup by
+    // the (short) message thread takes the futex hand-off to the waker's CPU.
+    let pairs = Command::new(std::env::current_exe()?)
+        .args([
+            "workload",
+            "wakeup",
+            "--duration-s",
+            "2",
+            "--load-pct",
+            "100",
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .context("running the wakeup workload")?;
+    ensure!(pairs.success(), "wakeup workload failed: {pairs}");
     ensure!(
         sys::brisk_attached(),
         "scx_brisk is no longer attached (state {})",
@@ -210,6 +225,7 @@ fn no_stall() -> Result<String> {
         "nr_preempts",
         "nr_dispatched",
         "nr_sync_handoff",
+        "nr_wake_handoff",
     ] {
         ensure!(
             get(path) > 0,
@@ -218,7 +234,8 @@ fn no_stall() -> Result<String> {
     }
     let list: Vec<String> = counters.iter().map(|(k, v)| format!("{k}={v}")).collect();
     Ok(format!(
-        "attached throughout, {hackbench_runs} hackbench runs, then 2 s of pipe ping-pong; {}",
+        "attached throughout, {hackbench_runs} hackbench runs, then 2 s of pipe ping-pong and \
+         2 s of wakeup pairs; {}",
         list.join(" ")
     ))
 }
