@@ -173,8 +173,8 @@ fn no_stall() -> Result<String> {
         .status()
         .context("running the pipe workload")?;
     ensure!(pipe.success(), "pipe workload failed: {pipe}");
-    // Then message/worker pairs at full load: both CPUs busy, so a request's futex wakeup by
-    // the (short) message thread takes the futex hand-off to the waker's CPU.
+    // Then message/worker pairs at half load: a futex wakeup by a short thread (request or
+    // reply) that finds the other CPU busy takes the futex hand-off to the waker's CPU.
     let pairs = Command::new(std::env::current_exe()?)
         .args([
             "workload",
@@ -182,7 +182,7 @@ fn no_stall() -> Result<String> {
             "--duration-s",
             "2",
             "--load-pct",
-            "100",
+            "50",
         ])
         .stdout(Stdio::null())
         .status()
