@@ -430,14 +430,23 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 	else if (scx_bpf_test_and_clear_cpu_idle(cpu))
 		idle = cpu;
 
-	if ((enq_flags & SCX_ENQ_WAKEUP) && task_is_short(tctx)) {
-		COUNT(nr_short_wakeups);
+	/*
+	 * A short task may preempt a hog when it wakes, and when ops.cpu_release sends it back
+	 * here (SCX_ENQ_REENQ) because a real-time task took its CPU: it was running or about to,
+	 * and would otherwise wait for a slice to end elsewhere.
+	 */
+	if ((enq_flags & (SCX_ENQ_WAKEUP | SCX_ENQ_REENQ)) && task_is_short(tctx)) {
+		bool reenq = enq_flags & SCX_ENQ_REENQ;
+
+		if (!reenq)
+			COUNT(nr_short_wakeups);
 		/*
 		 * No preemption for a synchronous wakeup (pipes, sockets): the waker is about to
 		 * sleep, so a CPU frees up at once; preempting a third task would only add an IPI
-		 * and a context switch per message.
+		 * and a context switch per message. (sync_wakeup is the last wakeup's: a re-enqueue
+		 * is not one.)
 		 */
-		if (idle < 0 && tun.wakeup_preempt && !tctx->sync_wakeup) {
+		if (idle < 0 && tun.wakeup_preempt && (reenq || !tctx->sync_wakeup)) {
 			victim = pick_victim(p, dl, llc_of(cpu));
 			if (victim >= 0) {
 				/* To the front of the victim's local queue; its task is preempted.
@@ -479,9 +488,11 @@ static u64 head_deadline(u64 dsq_id)
 
 /*
  * Starvation guard: at most every BRISK_STARVE_SCAN_INTERVAL_NS, look through @dsq_id for a task
- * that has waited longer than starve_ns and run it here.
+ * that has waited longer than starve_ns and may run on @cpu, and run it here. (Moving a task to
+ * a CPU outside its mask is an error that ejects the scheduler; the LLC queue holds tasks
+ * allowed on only some of its CPUs.)
  */
-static bool rescue_starving(u64 dsq_id, u64 now)
+static bool rescue_starving(u64 dsq_id, s32 cpu, u64 now)
 {
 	struct task_struct *p;
 	struct task_ctx *tctx;
@@ -493,6 +504,8 @@ static bool rescue_starving(u64 dsq_id, u64 now)
 	bpf_for_each (scx_dsq, p, dsq_id, 0) {
 		tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
 		if (!tctx || now - tctx->queued_at < tun.starve_ns)
+			continue;
+		if (!runs_anywhere(p) && !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
 			continue;
 		if (scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL, 0)) {
 			COUNT(nr_starve_rescues);
@@ -513,7 +526,7 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 	tun_gen_seen = tun.gen;
 	if (cctx && now - cctx->last_scan_at >= BRISK_STARVE_SCAN_INTERVAL_NS) {
 		cctx->last_scan_at = now;
-		if (rescue_starving(mine, now) || rescue_starving(shared, now))
+		if (rescue_starving(mine, cpu, now) || rescue_starving(shared, cpu, now))
 			return;
 	}
 

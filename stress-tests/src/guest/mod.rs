@@ -33,7 +33,7 @@ pub enum Cmd {
     Test {
         /// Test names (attach, no-stall, fairness, weights, short-first, bad-input, hotplug, latency,
         /// control, auto; with --reliability: upstream-stress, churn, rt-hog, cycles,
-        /// kill-restart, stall, soak).
+        /// kill-restart, stall, soak, masks).
         names: Vec<String>,
         /// Run the reliability tests instead.
         #[arg(long)]

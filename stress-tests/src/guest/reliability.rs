@@ -10,12 +10,13 @@ use anyhow::{ensure, Context, Result};
 
 use super::bench::scenarios;
 use super::sys::{self, Brisk, Procs};
-use super::tests::TestFn;
+use super::tests::{Skip, TestFn};
 
 pub const TESTS: &[(&str, TestFn)] = &[
     ("upstream-stress", upstream_stress),
     ("churn", churn),
     ("rt-hog", rt_hog),
+    ("masks", masks),
     ("cycles", cycles),
     ("kill-restart", kill_restart),
     ("stall", stall),
@@ -168,11 +169,7 @@ fn rt_hog() -> Result<String> {
     let (h1, t1) = (hogs.runtimes()?, rt.runtimes()?);
     drop((hogs, rt));
     stop_cleanly(&mut b)?;
-    let released = b
-        .exit_counters()
-        .iter()
-        .find(|(k, _)| k == "nr_cpu_released")
-        .map_or(0, |(_, v)| *v);
+    let released = b.exit_counter("nr_cpu_released").unwrap_or(0);
     let hog_ms: Vec<u64> = h1
         .iter()
         .zip(&h0)
@@ -205,6 +202,56 @@ fn rt_hog() -> Result<String> {
          {hog_ms:?} ms (max/min {:.2} <= 1.25); nr_cpu_released {released}; attached 15 s, \
          enable_seq unchanged, exit 0",
         max / min
+    ))
+}
+
+/// Hogs allowed on two CPUs each (neither one CPU nor all), a third of them at nice 19, under
+/// the shortest starvation limit (10 ms) for 15 s: the starvation guard rescues waiting tasks,
+/// and only onto CPUs their masks allow (a move outside the mask ejects the scheduler). Needs
+/// 3 CPUs or more: with 2, a two-CPU mask is all of them.
+fn masks() -> Result<String> {
+    let cpus = sys::nr_cpus();
+    if cpus < 3 {
+        return Err(Skip(format!(
+            "needs 3 CPUs or more for masks that are neither one CPU nor all ({cpus} here; \
+             run the VM with --cpus 4)"
+        ))
+        .into());
+    }
+    let (mut b, _) = Brisk::start(&["--starve-us".into(), "10000".into()])?;
+    let seq = sys::scx_enable_seq();
+    let hogs = Procs::hogs(3 * cpus, &[])?;
+    for (i, h) in hogs.0.iter().enumerate() {
+        set_affinity(h.id(), &[i % cpus, (i + 1) % cpus]);
+        if i % 3 == 2 {
+            unsafe { libc::setpriority(libc::PRIO_PROCESS, h.id(), 19) };
+        }
+    }
+    let r0 = hogs.runtimes()?;
+    attached_for(15, seq)?;
+    let r1 = hogs.runtimes()?;
+    drop(hogs);
+    stop_cleanly(&mut b)?;
+    let rescues = b.exit_counter("nr_starve_rescues").unwrap_or(0);
+    let ran_ms: Vec<u64> = r1
+        .iter()
+        .zip(&r0)
+        .map(|(a, b)| (a - b) / 1_000_000)
+        .collect();
+    ensure!(
+        ran_ms.iter().all(|&m| m > 0),
+        "a hog with a two-CPU mask never ran: {ran_ms:?} ms in 15 s"
+    );
+    ensure!(
+        rescues > 0,
+        "nr_starve_rescues = 0: no task waited 10 ms, so the rescue path was not exercised"
+    );
+    Ok(format!(
+        "{} hogs on two-CPU masks of {cpus} CPUs ran {}-{} ms each in 15 s; \
+         nr_starve_rescues {rescues}; attached 15 s, enable_seq unchanged, exit 0",
+        ran_ms.len(),
+        ran_ms.iter().min().unwrap(),
+        ran_ms.iter().max().unwrap()
     ))
 }
 
@@ -362,13 +409,16 @@ fn soak() -> Result<String> {
         dispatched.iter().all(|&d| d > 0),
         "an interval without dispatches: {dispatched:?}"
     );
-    // Interval figures are differences of cumulative counters, clamped at 0: if a counter had
-    // gone backwards, their sum would exceed the final total.
-    let total: u64 = b
-        .exit_counters()
+    // Each interval names any counter that read lower than at its start (a lost per-CPU
+    // value, a map reset); there must be none. And the intervals' figures, differences of the
+    // cumulative counters, cannot add up to more than the final total.
+    let back: Vec<&serde_json::Value> = lines
         .iter()
-        .find(|(k, _)| k == "nr_dispatched")
-        .map(|(_, v)| *v)
+        .filter_map(|l| l.get("counters_went_back"))
+        .collect();
+    ensure!(back.is_empty(), "counters went backwards: {back:?}");
+    let total = b
+        .exit_counter("nr_dispatched")
         .context("no final counters")?;
     let sum: u64 = dispatched.iter().sum();
     ensure!(

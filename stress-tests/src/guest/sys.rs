@@ -178,6 +178,13 @@ impl Brisk {
             .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
             .collect()
     }
+
+    /// One counter of those printed at exit; `None` if it was not printed.
+    pub fn exit_counter(&self, name: &str) -> Option<u64> {
+        self.exit_counters()
+            .into_iter()
+            .find_map(|(k, v)| (k == name).then_some(v))
+    }
 }
 
 impl Drop for Brisk {
