@@ -213,6 +213,8 @@ impl Controller {
     }
 
     /// Answers at most one control request (waiting up to `timeout`) and handles SIGHUP.
+    /// `Server::next` hands over only requests still within their deadline: one whose client
+    /// was already told it timed out is dropped there (with a warning), never applied.
     pub fn poll(&mut self, sched: &mut Scheduler, timeout: Duration) {
         if self.hup.swap(false, Ordering::Relaxed) {
             self.reload(sched);

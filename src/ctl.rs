@@ -7,10 +7,13 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use log::warn;
 use serde::{Deserialize, Serialize};
 
 use crate::settings::View;
@@ -20,6 +23,11 @@ pub const SOCKET: &str = "/run/scx_brisk/ctl.sock";
 /// Longest request accepted: a policy file (64 KiB) escaped into JSON fits comfortably.
 pub const MAX_MSG: u64 = 256 * 1024;
 const IO_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a request may wait for the run loop to take it. Past this the client is told it
+/// timed out and the run loop drops the request unapplied (see `Pending::claim`).
+const ANSWER_WAIT: Duration = Duration::from_secs(10);
+/// Requests that may wait for the run loop at once; more are refused as busy.
+const QUEUE_LEN: usize = 4;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
@@ -58,9 +66,34 @@ impl Response {
     }
 }
 
+impl Request {
+    /// What the request is, for the log: its op, and the keys of a `set` or the file of an
+    /// `apply`.
+    fn describe(&self) -> String {
+        match self {
+            Request::Show => "show".into(),
+            Request::Snapshot => "snapshot".into(),
+            Request::Set { pairs } => {
+                let keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+                format!("set {}", keys.join(" "))
+            }
+            Request::Apply { path, .. } => format!("apply {path}"),
+        }
+    }
+}
+
+/// Who decides a pending request's fate: the run loop takes it (and answers), or the client
+/// side gives up on it at its deadline; whichever comes first, exactly once.
+const WAITING: u8 = 0;
+const TAKEN: u8 = 1;
+const WITHDRAWN: u8 = 2;
+
 /// A request waiting for the run loop's answer.
 pub struct Pending {
     pub req: Request,
+    /// After this instant the client is told the request timed out, and it must not be applied.
+    deadline: Instant,
+    state: Arc<AtomicU8>,
     reply: SyncSender<Response>,
 }
 
@@ -68,6 +101,92 @@ impl Pending {
     pub fn answer(self, resp: Response) {
         let _ = self.reply.send(resp);
     }
+
+    /// Takes the request for the run loop to apply and answer: false if its deadline has
+    /// passed or the client side already gave up on it (it was told the request timed out).
+    fn claim(&self) -> bool {
+        Instant::now() < self.deadline
+            && self
+                .state
+                .compare_exchange(WAITING, TAKEN, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+    }
+}
+
+/// The run loop's side of the queue: the next request it may apply, waiting at most
+/// `timeout`. Requests past their deadline are dropped unanswered and unapplied (their clients
+/// were told they timed out), with a warning.
+fn next_live(rx: &Receiver<Pending>, timeout: Duration) -> Option<Pending> {
+    let end = Instant::now() + timeout;
+    loop {
+        let p = rx
+            .recv_timeout(end.saturating_duration_since(Instant::now()))
+            .ok()?;
+        if p.claim() {
+            return Some(p);
+        }
+        warn!(
+            "dropped a control request ({}) that waited more than {} s for the run loop: its \
+             client was told it timed out, so it is not applied",
+            p.req.describe(),
+            ANSWER_WAIT.as_secs()
+        );
+    }
+}
+
+/// The client's side: queues `req` for the run loop and waits for the answer until `wait`
+/// has passed. A request the run loop has not taken by then is withdrawn (the run loop will
+/// drop it), so an answer of "timed out" means nothing was changed.
+fn submit(req: Request, tx: &SyncSender<Pending>, wait: Duration) -> Response {
+    let (reply, answer) = mpsc::sync_channel(1);
+    let state = Arc::new(AtomicU8::new(WAITING));
+    let deadline = Instant::now() + wait;
+    let pending = Pending {
+        req,
+        deadline,
+        state: state.clone(),
+        reply,
+    };
+    match tx.try_send(pending) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => {
+            return Response::error(
+                "scx_brisk is busy with other control requests; try again in a few seconds \
+                 (nothing was changed)",
+            )
+        }
+        Err(TrySendError::Disconnected(_)) => {
+            return Response::error("scx_brisk is shutting down (nothing was changed)")
+        }
+    }
+    let gone = match answer.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        Ok(resp) => return resp,
+        // Dropped unanswered before the deadline: the run loop (and its queue) went away.
+        // (At the deadline it is the run loop dropping the expired request.)
+        Err(RecvTimeoutError::Disconnected) => Instant::now() < deadline,
+        Err(RecvTimeoutError::Timeout) => false,
+    };
+    if state
+        .compare_exchange(WAITING, WITHDRAWN, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+    {
+        return Response::error(if gone {
+            "scx_brisk stopped before taking the request (nothing was changed)".to_string()
+        } else {
+            format!(
+                "scx_brisk did not take the request within {} s; it was withdrawn and \
+                 nothing was changed",
+                wait.as_secs()
+            )
+        });
+    }
+    // The run loop took it just in time: its answer follows once it is applied.
+    answer.recv_timeout(ANSWER_WAIT).unwrap_or_else(|_| {
+        Response::error(
+            "scx_brisk took the request but did not answer; see `scx_brisk ctl show` for \
+             whether it was applied",
+        )
+    })
 }
 
 /// The listening side, owned by the scheduler process; removes its socket when dropped.
@@ -115,15 +234,7 @@ fn serve_one(stream: UnixStream, tx: &SyncSender<Pending>) {
     let resp = match peer_uid(&stream) {
         Some((0, _)) => match read_request(&stream) {
             Err(e) => Response::error(format!("{e:#}")),
-            Ok(req) => {
-                let (reply, wait) = mpsc::sync_channel(1);
-                if tx.send(Pending { req, reply }).is_err() {
-                    Response::error("scx_brisk is shutting down")
-                } else {
-                    wait.recv_timeout(Duration::from_secs(10))
-                        .unwrap_or_else(|_| Response::error("scx_brisk did not answer within 10 s"))
-                }
-            }
+            Ok(req) => submit(req, tx, ANSWER_WAIT),
         },
         Some((uid, _)) => Response::error(format!(
             "permission denied: only root may control scx_brisk (you are uid {uid})"
@@ -144,7 +255,9 @@ impl Server {
             .context("control socket path has no directory")?;
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the control directory {}", dir.display()))?;
-        let meta = std::fs::symlink_metadata(dir)?;
+        let meta = std::fs::symlink_metadata(dir).with_context(|| {
+            format!("checking who owns the control directory {}", dir.display())
+        })?;
         if !meta.is_dir() || meta.uid() != 0 {
             bail!(
                 "{} must be a directory owned by root; remove it and start again",
@@ -170,8 +283,9 @@ impl Server {
         }
         let listener = UnixListener::bind(path)
             .with_context(|| format!("creating the control socket {}", path.display()))?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-        let (tx, rx) = mpsc::sync_channel(4);
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("making the control socket {} root-only", path.display()))?;
+        let (tx, rx) = mpsc::sync_channel(QUEUE_LEN);
         std::thread::Builder::new()
             .name("brisk-ctl".into())
             .spawn(move || {
@@ -186,9 +300,10 @@ impl Server {
         })
     }
 
-    /// The next request, waiting at most `timeout`.
+    /// The next request to apply and answer, waiting at most `timeout`. Requests whose
+    /// clients were already told they timed out are dropped here, unapplied (`next_live`).
     pub fn next(&self, timeout: Duration) -> Option<Pending> {
-        self.rx.recv_timeout(timeout).ok()
+        next_live(&self.rx, timeout)
     }
 }
 
@@ -212,7 +327,11 @@ pub fn request(path: &Path, req: &Request) -> Result<Response> {
         ),
         _ => anyhow::Error::new(e).context(format!("connecting to {}", path.display())),
     })?;
-    stream.set_read_timeout(Some(Duration::from_secs(15)))?;
+    // Long enough for the server's own limits: it waits ANSWER_WAIT for the run loop to take
+    // the request, and as long again for the answer of one taken at the last moment.
+    stream
+        .set_read_timeout(Some(2 * ANSWER_WAIT + IO_TIMEOUT))
+        .context("setting a time limit on waiting for scx_brisk's answer")?;
     let mut text = serde_json::to_string(req)?;
     text.push('\n');
     stream
@@ -260,13 +379,123 @@ mod tests {
         assert!(serde_json::from_str::<Request>(r#"{"op":"set","pairs":"slice_us"}"#).is_err());
     }
 
+    fn set_request() -> Request {
+        Request::Set {
+            pairs: vec![("slice_us".into(), "3000".into())],
+        }
+    }
+
+    /// The run loop is busy past a request's deadline: the client is told it timed out and
+    /// nothing changed, and when the run loop gets to the queue it drops that request instead
+    /// of applying it; a request queued behind it with time left is still handed over.
+    #[test]
+    fn an_expired_request_is_dropped_not_applied() {
+        let (tx, rx) = mpsc::sync_channel(QUEUE_LEN);
+        // Nobody takes it: the client gives up at the deadline.
+        let resp = submit(set_request(), &tx, Duration::from_millis(50));
+        assert!(!resp.ok);
+        let e = resp.error.unwrap();
+        assert!(
+            e.contains("did not take the request") && e.contains("nothing was changed"),
+            "{e}"
+        );
+        // A second client, with time left, queues behind the expired request.
+        let client = std::thread::spawn(move || {
+            submit(
+                Request::Apply {
+                    path: "p.toml".into(),
+                    text: String::new(),
+                },
+                &tx,
+                Duration::from_secs(20),
+            )
+        });
+        // The run loop applies what `next_live` hands it: the expired set is not among it.
+        let p = next_live(&rx, Duration::from_secs(5)).expect("the live request");
+        assert_eq!(
+            p.req.describe(),
+            "apply p.toml",
+            "the expired set was handed over"
+        );
+        p.answer(Response {
+            ok: true,
+            ..Default::default()
+        });
+        assert!(client.join().unwrap().ok);
+        assert!(next_live(&rx, Duration::from_millis(50)).is_none());
+    }
+
+    /// A request the run loop takes before its deadline is answered by the run loop, even if
+    /// applying it runs past the deadline: the client is never told "timed out" for a change
+    /// that was made.
+    #[test]
+    fn a_request_taken_in_time_gets_its_real_answer() {
+        let (tx, rx) = mpsc::sync_channel(QUEUE_LEN);
+        let run_loop = std::thread::spawn(move || {
+            let p = next_live(&rx, Duration::from_secs(5)).expect("a request");
+            std::thread::sleep(Duration::from_millis(1500));
+            p.answer(Response {
+                ok: true,
+                message: Some("applied".into()),
+                ..Default::default()
+            });
+        });
+        let resp = submit(set_request(), &tx, Duration::from_secs(1));
+        assert!(resp.ok, "{:?}", resp.error);
+        assert_eq!(resp.message.as_deref(), Some("applied"));
+        run_loop.join().unwrap();
+    }
+
+    /// A full queue is refused at once with "busy" (the accept thread never blocks on it), and
+    /// a run loop that is gone with "shutting down".
+    #[test]
+    fn a_full_queue_answers_busy_at_once() {
+        let (tx, rx) = mpsc::sync_channel(QUEUE_LEN);
+        let mut answers = Vec::new();
+        for _ in 0..QUEUE_LEN {
+            let (reply, answer) = mpsc::sync_channel(1);
+            answers.push(answer);
+            tx.try_send(Pending {
+                req: Request::Show,
+                deadline: Instant::now() + Duration::from_secs(60),
+                state: Arc::new(AtomicU8::new(WAITING)),
+                reply,
+            })
+            .ok()
+            .unwrap();
+        }
+        let start = Instant::now();
+        let e = submit(set_request(), &tx, Duration::from_secs(10))
+            .error
+            .unwrap();
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "blocked on a full queue"
+        );
+        assert!(e.contains("busy") && e.contains("try again"), "{e}");
+        drop(rx);
+        let e = submit(set_request(), &tx, Duration::from_secs(10))
+            .error
+            .unwrap();
+        assert!(e.contains("shutting down"), "{e}");
+    }
+
     /// A server and client in one process (as root, which the test runs as in CI): answers
     /// arrive, garbage and oversized or truncated messages are refused with a message, and a
     /// second server on the same path refuses to start.
     #[test]
     fn server_answers_and_refuses_bad_messages() {
         if unsafe { libc::geteuid() } != 0 {
-            eprintln!("skipped: needs root (the control directory must be owned by root)");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but this test runs as uid {}: CI must run it as root (the control \
+                 directory must be owned by root)",
+                unsafe { libc::geteuid() }
+            );
+            eprintln!(
+                "SKIPPED server_answers_and_refuses_bad_messages: needs root (the control \
+                 directory must be owned by root); it is a failure when CI is set"
+            );
             return;
         }
         let path = temp_socket("serve");
