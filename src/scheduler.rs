@@ -186,26 +186,46 @@ impl<'a> Scheduler<'a> {
         if self.stats_interval.is_some() {
             self.enable_bpf_stats();
         }
-        let mut last = self.snapshot(ctl.view())?;
+        // A failure on this side (reading a map for the stats or the auto-tuner) is logged
+        // and the scheduler keeps running: only the kernel's exit, or a signal, ends the run.
+        let mut last = self
+            .snapshot(ctl.view())
+            .map_err(|e| warn!("stats: could not read the counters: {e:#}"))
+            .ok();
         let mut next_stats = self.stats_interval.map(|d| Instant::now() + d);
         let mut next_tune = Instant::now() + Duration::from_secs(1);
+        let mut tune_errors = 0u64;
         while !shutdown.load(Ordering::Relaxed) && !uei_exited!(&self.skel, uei) {
             ctl.poll(self, Duration::from_millis(100));
             if Instant::now() >= next_tune {
-                ctl.tune(self)?;
+                if let Err(e) = ctl.tune(self) {
+                    // Once, then every minute while it lasts.
+                    if tune_errors.is_multiple_of(60) {
+                        warn!("auto-tuner step failed ({} so far): {e:#}", tune_errors + 1);
+                    }
+                    tune_errors += 1;
+                }
                 next_tune += Duration::from_secs(1);
             }
             if let (Some(due), Some(interval)) = (next_stats, self.stats_interval) {
                 if Instant::now() >= due {
-                    let now = self.snapshot(ctl.view())?;
-                    let report = Report::between(&last, &now);
-                    last = now;
-                    if self.stats_json {
-                        println!("{}", report.to_json());
-                    } else {
-                        info!("{}", report.to_line());
-                    }
                     next_stats = Some(due + interval);
+                    let now = match self.snapshot(ctl.view()) {
+                        Ok(now) => now,
+                        Err(e) => {
+                            warn!("stats: could not read the counters, interval skipped: {e:#}");
+                            continue;
+                        }
+                    };
+                    if let Some(last) = &last {
+                        let report = Report::between(last, &now);
+                        if self.stats_json {
+                            println!("{}", report.to_json());
+                        } else {
+                            info!("{}", report.to_line());
+                        }
+                    }
+                    last = Some(now);
                 }
             }
         }

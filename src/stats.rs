@@ -48,6 +48,10 @@ pub struct Report {
     pub interval_s: f64,
     /// Decision counters over the interval (`nr_*`, see src/bpf/intf.h).
     pub counters: BTreeMap<String, u64>,
+    /// Counters that read lower than at the interval's start (their figure above is then 0).
+    /// They only ever grow, so anything here is a bug; absent when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub counters_went_back: Vec<String>,
     /// kind ("wakeup", "preempted", "dispatch") -> class ("short", "hog", "all") -> figures.
     /// Empty with --no-latency-probes.
     pub latency: BTreeMap<&'static str, BTreeMap<&'static str, Summary>>,
@@ -77,6 +81,12 @@ impl Report {
                 (k.clone(), v.saturating_sub(before))
             })
             .collect();
+        let counters_went_back = now
+            .counters
+            .iter()
+            .filter(|(k, v)| then.counters.get(*k).is_some_and(|b| b > *v))
+            .map(|(k, _)| k.clone())
+            .collect();
         let mut latency = BTreeMap::new();
         if let (Some(a), Some(b)) = (&now.hists, &then.hists) {
             for (k, kind) in KINDS.iter().enumerate() {
@@ -101,6 +111,7 @@ impl Report {
         Self {
             interval_s,
             counters,
+            counters_went_back,
             latency,
             nr_runnable: now.nr_runnable,
             slice_us: now.slice_ns as f64 / 1000.0,
@@ -252,6 +263,21 @@ mod tests {
         let back: Snapshot = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back.hists, s.hists);
         assert_eq!(back.settings, s.settings);
+    }
+
+    /// A counter that reads lower than before is named (its interval figure is clamped at 0),
+    /// and shows in the JSON only then.
+    #[test]
+    fn a_counter_going_back_is_reported() {
+        assert!(report(true).counters_went_back.is_empty());
+        let r = Report::between(&snapshot(12, 2, true), &snapshot(10, 1, true));
+        assert!(r.counters_went_back.contains(&"nr_preempts".to_string()));
+        assert_eq!(r.counters["nr_preempts"], 0);
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert!(v["counters_went_back"]
+            .as_array()
+            .unwrap()
+            .contains(&"nr_preempts".into()));
     }
 
     /// The JSON keys are an interface: changing them breaks users' scripts.
