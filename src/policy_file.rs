@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -39,14 +40,35 @@ fn value_of(v: &toml::Value) -> Value {
     }
 }
 
+/// A policy file sets how a running scheduler (root's) treats every task, and scx_brisk
+/// re-reads it on SIGHUP: only root or the user running scx_brisk may own it, and nobody else
+/// may write it.
+fn check_owner(name: &str, uid: u32, mode: u32, euid: u32) -> Result<()> {
+    if mode & 0o022 != 0 {
+        bail!(
+            "policy file {name} is writable by group or others (mode {:o}): whoever can write it \
+             could change the running scheduler; `chmod go-w {name}` first",
+            mode & 0o7777
+        );
+    }
+    if uid != 0 && uid != euid {
+        bail!(
+            "policy file {name} belongs to uid {uid}, not to root or to you (uid {euid}): its \
+             owner could change the running scheduler; `chown root {name}` first"
+        );
+    }
+    Ok(())
+}
+
 impl PolicyFile {
-    /// Reads and parses a policy file.
+    /// Reads and parses a policy file (refused if others than root or the caller can write it).
     pub fn load(path: &Path) -> Result<Self> {
         let name = path.display().to_string();
         let meta = std::fs::metadata(path).with_context(|| format!("policy file {name}"))?;
         if meta.is_dir() {
             bail!("policy file {name} is a directory");
         }
+        check_owner(&name, meta.uid(), meta.mode(), unsafe { libc::geteuid() })?;
         if meta.len() > MAX_BYTES {
             bail!(
                 "policy file {name} is {} bytes; policy files are at most {MAX_BYTES} bytes",
@@ -300,5 +322,29 @@ mod tests {
         let msg = format!("{:#}", PolicyFile::load(&bin).unwrap_err());
         assert!(msg.contains("UTF-8"), "{msg}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn files_others_can_write_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("brisk-policy-perm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("p.toml");
+        std::fs::write(&f, "slice_us = 5000\n").unwrap();
+        for (mode, ok) in [(0o644, true), (0o600, true), (0o664, false), (0o646, false)] {
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap();
+            let res = PolicyFile::load(&f);
+            assert_eq!(res.is_ok(), ok, "mode {mode:o}: {res:?}");
+            if !ok {
+                let msg = format!("{:#}", res.unwrap_err());
+                assert!(msg.contains("writable by group or others"), "{msg}");
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+        // Owners: root and the caller only.
+        assert!(check_owner("p", 0, 0o644, 1000).is_ok());
+        assert!(check_owner("p", 1000, 0o644, 1000).is_ok());
+        let msg = format!("{:#}", check_owner("p", 1001, 0o644, 0).unwrap_err());
+        assert!(msg.contains("belongs to uid 1001"), "{msg}");
     }
 }
