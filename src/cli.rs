@@ -151,8 +151,9 @@ pub struct Opts {
     /// Show the stats of the running scx_brisk every SECS seconds, without loading anything.
     ///
     /// Reads them over the root-only control socket; the format follows --stats-json.
-    /// Stops when the scheduler does.
-    #[arg(long, value_name = "SECS")]
+    /// Stops when the scheduler does. Loads nothing, so it takes none of the scheduler's
+    /// options (change a running scx_brisk with `scx_brisk ctl`).
+    #[arg(long, value_name = "SECS", conflicts_with_all = SCHEDULER_ONLY)]
     pub monitor: Option<u64>,
 
     /// Reload up to N times after the kernel ejects scx_brisk for an error (0: exit at once).
@@ -172,6 +173,28 @@ pub struct Opts {
     #[arg(short, long)]
     pub verbose: bool,
 }
+
+/// The options that configure the scheduler this process loads: meaningless for `--monitor`,
+/// which loads nothing and only reads the running one's stats.
+const SCHEDULER_ONLY: [&str; 17] = [
+    "policy",
+    "auto",
+    "target_p99_us",
+    "slice_us",
+    "slice_min_us",
+    "short_burst_us",
+    "burst_cap_us",
+    "sleep_credit_us",
+    "preempt_margin_us",
+    "starve_us",
+    "burst_ewma_shift",
+    "no_wakeup_preempt",
+    "stats",
+    "no_latency_probes",
+    "exit_dump_len",
+    "restart_on_error",
+    "debug_stall_hogs",
+];
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -200,7 +223,9 @@ pub struct ProbeOpts {
     #[arg(long)]
     pub stats_json: bool,
     /// Average burst under which a task counts as short, in microseconds (as scx_brisk's).
-    #[arg(long, default_value_t = tunables::SHORT_BURST_US.default)]
+    #[arg(long, default_value_t = tunables::SHORT_BURST_US.default,
+          value_parser = clap::value_parser!(u64)
+              .range(tunables::SHORT_BURST_US.min..=tunables::SHORT_BURST_US.max))]
     pub short_burst_us: u64,
 }
 
@@ -318,6 +343,53 @@ mod tests {
         assert!(Opts::try_parse_from(["scx_brisk", "ctl", "set"]).is_err());
         assert!(Opts::try_parse_from(["scx_brisk", "--slice-us", "3000", "ctl", "show"]).is_err());
         assert!(Opts::try_parse_from(["scx_brisk", "ctl", "apply"]).is_err());
+    }
+
+    #[test]
+    fn monitor_refuses_the_scheduler_options() {
+        assert!(Opts::try_parse_from(["scx_brisk", "--monitor", "1", "--stats-json"]).is_ok());
+        for opt in [
+            &["--slice-us", "3000"][..],
+            &["--policy", "p.toml"],
+            &["--auto"],
+            &["--target-p99-us", "900"],
+            &["--no-wakeup-preempt"],
+            &["--stats", "2"],
+            &["--restart-on-error", "3"],
+        ] {
+            let e = Opts::try_parse_from(["scx_brisk", "--monitor", "1"].iter().chain(opt))
+                .unwrap_err();
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{opt:?}"
+            );
+            assert!(e.to_string().contains("cannot be used with"), "{e}");
+        }
+        // every listed id is an argument (debug_assert checks conflicts_with names too)
+        for id in SCHEDULER_ONLY {
+            assert!(
+                Opts::command().get_arguments().any(|a| a.get_id() == id),
+                "{id}"
+            );
+        }
+    }
+
+    #[test]
+    fn probe_short_burst_is_range_checked() {
+        let parse = |v: &str| Opts::try_parse_from(["scx_brisk", "probe", "--short-burst-us", v]);
+        let min = tunables::SHORT_BURST_US.min;
+        let max = tunables::SHORT_BURST_US.max;
+        assert!(parse(&min.to_string()).is_ok());
+        assert!(parse(&max.to_string()).is_ok());
+        for bad in [
+            "0",
+            &(min - 1).to_string(),
+            &(max + 1).to_string(),
+            "18446744073709551615",
+        ] {
+            assert!(parse(bad).is_err(), "{bad} accepted");
+        }
     }
 
     #[test]

@@ -54,7 +54,10 @@ pub fn run(opts: &ProbeOpts, verbose: bool, shutdown: &Arc<AtomicBool>) -> Resul
         .open(&mut open_object)
         .context("failed to open the probe BPF object")?;
     let rodata = open.maps.rodata_data.as_mut().unwrap();
-    rodata.short_burst_ns = opts.short_burst_us * 1000;
+    rodata.short_burst_ns = opts
+        .short_burst_us
+        .checked_mul(1000)
+        .context("--short-burst-us is too large to count in nanoseconds")?;
     let mut skel = open.load().context(
         "failed to load the probes (they need BTF, /sys/kernel/btf/vmlinux, and tp_btf support)",
     )?;

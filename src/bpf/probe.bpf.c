@@ -24,10 +24,13 @@ char _license[] SEC("license") = "GPL";
 
 /* A task whose average burst is under this counts as short (the policy's short_burst_ns). */
 const volatile u64 short_burst_ns = BRISK_DFL_SHORT_BURST_NS;
-/* The policy's burst cap: bounds what one burst counts in the average. */
-const volatile u64 burst_cap_ns = BRISK_DFL_BURST_CAP_NS;
-/* Burst average smoothing, as the policy's burst_ewma_shift. */
-const volatile u32 burst_ewma_shift = BRISK_DFL_BURST_EWMA_SHIFT;
+/*
+ * The burst cap (what one burst counts in the average at most) and the average's smoothing are
+ * the policy's defaults, fixed: the probe classifies as a scx_brisk started without options
+ * would, and offers only the border (--short-burst-us) to change.
+ */
+static const u64 burst_cap_ns = BRISK_DFL_BURST_CAP_NS;
+static const u32 burst_ewma_shift = BRISK_DFL_BURST_EWMA_SHIFT;
 
 struct probe_task {
 	struct brisk_lat_stamps lat; /* enq_at stays 0: no dispatch queues to see here */
