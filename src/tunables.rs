@@ -342,6 +342,7 @@ mod tests {
             bpf_intf::BRISK_DFL_PREEMPT_MARGIN_NS as u64
         );
         assert_eq!(b.starve_ns, bpf_intf::BRISK_DFL_STARVE_NS as u64);
+        assert_eq!(b.burst_ewma_shift, bpf_intf::BRISK_DFL_BURST_EWMA_SHIFT);
         assert_eq!(b.wakeup_preempt, 1);
         assert_eq!(b.gen, 7);
     }

@@ -32,7 +32,7 @@ pub enum Cmd {
     /// Run the integration tests (all, or those named).
     Test {
         /// Test names (attach, no-stall, fairness, weights, short-first, bad-input, hotplug, latency,
-        /// control, auto; with --reliability: upstream-stress, churn, rt-hog, cycles,
+        /// control, auto, probe; with --reliability: upstream-stress, churn, rt-hog, cycles,
         /// kill-restart, stall, soak, masks).
         names: Vec<String>,
         /// Run the reliability tests instead.
