@@ -20,7 +20,7 @@ const EXIT_VM_FAILED: i32 = 3;
 /// Exit code after Ctrl-C / SIGTERM.
 const EXIT_INTERRUPTED: i32 = 130;
 /// Lines of console.log shown when the guest failed.
-const CONSOLE_TAIL_LINES: usize = 40;
+const CONSOLE_EXCERPT_LINES: usize = 80;
 
 /// Runs one phase, printing `==> [name] what` before and `    [name] done in X.X s` after.
 pub fn phase<T>(name: &str, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
@@ -221,21 +221,38 @@ fn boot(
         result_log: paths.vm.join("result.log"),
         kernel_args: opts.kernel_args.clone(),
     };
-    let outcome = phase(
-        "guest",
-        &format!(
-            "booting qemu (TCG, {} vCPUs, {} MiB, limit {} s): brisk-guest {}",
-            vm.cpus,
-            vm.mem_mb,
-            vm.timeout_s,
-            guest_argv
-                .iter()
-                .map(|a| initramfs::sh_quote(a))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
-        || qemu::run(&vm),
-    )?;
+    let what = format!(
+        "booting {} (TCG, {} vCPUs, {} MiB, limit {} s): brisk-guest {}",
+        qemu::version().map_or_else(|| "qemu".to_string(), |v| format!("qemu {v}")),
+        vm.cpus,
+        vm.mem_mb,
+        vm.timeout_s,
+        guest_argv
+            .iter()
+            .map(|a| initramfs::sh_quote(a))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let mut outcome = phase("guest", &what, || qemu::run(&vm))?;
+    // One more boot, once, when the guest died of the emulator's stale-code race (see
+    // `qemu::stale_code_crash`); any other crash, or the same one twice, fails the run.
+    if let qemu::Outcome::Panicked(_) = &outcome {
+        let console = std::fs::read(&vm.console_log).unwrap_or_default();
+        if let Some(oops) = qemu::stale_code_crash(&String::from_utf8_lossy(&console)) {
+            let kept = paths.vm.join("console-emulator-crash.log");
+            std::fs::copy(&vm.console_log, &kept)
+                .with_context(|| format!("keeping {}", kept.display()))?;
+            eprintln!(
+                "warning: the guest kernel died on an int3 that is no longer in its memory \
+                 ({oops}): qemu's multi-threaded TCG ran stale code while the kernel re-patched \
+                 its text, a known emulator race when a scheduler or probe attaches or \
+                 detaches, not a fault of the guest. Its kernel log is kept in {}. Booting \
+                 the guest once more; a second crash fails the run.",
+                kept.display()
+            );
+            outcome = phase("guest", &format!("{what} (second boot)"), || qemu::run(&vm))?;
+        }
+    }
 
     let code = report(&outcome, &vm);
     println!("    console (kernel log): {}", vm.console_log.display());
@@ -264,14 +281,14 @@ fn report(outcome: &qemu::Outcome, vm: &qemu::Vm) -> i32 {
         }
         failure => {
             eprintln!("error: {}", failure.describe(vm.timeout_s));
-            match qemu::tail_lines(&vm.console_log, CONSOLE_TAIL_LINES) {
+            match qemu::console_excerpt(&vm.console_log, CONSOLE_EXCERPT_LINES) {
                 Ok(lines) if lines.is_empty() => eprintln!(
                     "({} is empty: the kernel printed nothing at loglevel 4)",
                     vm.console_log.display()
                 ),
                 Ok(lines) => {
                     eprintln!(
-                        "---- last {} lines of {} ----",
+                        "---- {} lines of {}, from its first oops or warning if any ----",
                         lines.len(),
                         vm.console_log.display()
                     );

@@ -151,12 +151,7 @@ pub fn run(vm: &Vm) -> Result<Outcome> {
     let mut result = File::open(&vm.result_log)
         .with_context(|| format!("opening {}", vm.result_log.display()))?;
 
-    // `timeout` runs qemu in its own process group, so Ctrl-C reaches only us: pass it on.
-    ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
-        .context("installing the Ctrl-C handler")?;
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
-        signal_hook::flag::register(sig, &INTERRUPTED).context("installing a signal handler")?;
-    }
+    install_signal_handlers()?;
 
     let mut child = Command::new("timeout")
         .arg(format!("--kill-after={KILL_AFTER_S}"))
@@ -202,6 +197,21 @@ pub fn run(vm: &Vm) -> Result<Outcome> {
     let result_text = read_lossy(&vm.result_log)?;
     let console_text = read_lossy(&vm.console_log)?;
     Ok(classify(&result_text, &console_text, status))
+}
+
+/// `timeout` runs qemu in its own process group, so Ctrl-C reaches only us: we pass it on.
+/// Installed once per process (a run may boot the guest twice).
+fn install_signal_handlers() -> Result<()> {
+    static INSTALLED: AtomicBool = AtomicBool::new(false);
+    if INSTALLED.swap(true, Ordering::SeqCst) {
+        return Ok(());
+    }
+    ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
+        .context("installing the Ctrl-C handler")?;
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+        signal_hook::flag::register(sig, &INTERRUPTED).context("installing a signal handler")?;
+    }
+    Ok(())
 }
 
 /// Reads what qemu appended to `file` and prints the complete lines (not the bench's results
@@ -253,14 +263,56 @@ fn read_lossy(path: &Path) -> Result<String> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// The last `n` lines of a log file.
-pub fn tail_lines(path: &Path, n: usize) -> Result<Vec<String>> {
+/// What of a failed guest's kernel log to show: from the first oops, BUG or warning on (so the
+/// report starts where the trouble did, not in the middle of a backtrace), at most `max` lines;
+/// without one, the last `max` lines.
+pub fn console_excerpt(path: &Path, max: usize) -> Result<Vec<String>> {
     let text = read_lossy(path)?;
     let lines: Vec<String> = text
         .lines()
         .map(|l| l.trim_end_matches('\r').to_string())
         .collect();
-    Ok(lines[lines.len().saturating_sub(n)..].to_vec())
+    let first_report = lines
+        .iter()
+        .position(|l| ["Oops:", "BUG:", "cut here"].iter().any(|m| l.contains(m)));
+    Ok(match first_report {
+        Some(i) => lines[i..].iter().take(max).cloned().collect(),
+        None => lines[lines.len().saturating_sub(max)..].to_vec(),
+    })
+}
+
+/// Recognises the one guest crash that is the emulator's, not the guest's: qemu's multi-threaded
+/// TCG now and then runs a stale translation of kernel text that the kernel has just re-patched
+/// (static keys, static calls, trampolines: they change whenever a scheduler or a tracepoint
+/// probe is attached or detached). The kernel patches through a temporary `int3`; a vCPU that
+/// executes that `int3` after the patch is complete takes an "int3" oops the kernel cannot
+/// explain. The proof it was stale code: the byte before the trapping RIP, as the oops dumps it
+/// from memory, is no longer `cc`. A real `int3` (still in memory) is not matched. Returns the
+/// oops line and the RIP line.
+pub fn stale_code_crash(console: &str) -> Option<String> {
+    let lines: Vec<&str> = console.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let oops = lines.iter().position(|l| l.contains("Oops: int3"))?;
+    let rip = lines[oops..].iter().find(|l| l.contains("RIP: 0010:"))?;
+    let code = lines[oops..].iter().find(|l| l.contains("Code: "))?;
+    let bytes: Vec<&str> = code.split("Code: ").nth(1)?.split_whitespace().collect();
+    let at = bytes.iter().position(|b| b.starts_with('<'))?;
+    let before = bytes.get(at.checked_sub(1)?)?;
+    if before.eq_ignore_ascii_case("cc") {
+        return None;
+    }
+    Some(format!("{}; {}", lines[oops].trim(), rip.trim()))
+}
+
+/// qemu's version line, for the log (`QEMU emulator version 10.0.2 (...)`).
+pub fn version() -> Option<String> {
+    let out = Command::new(QEMU).arg("--version").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().next()?.trim();
+    Some(
+        line.strip_prefix("QEMU emulator ")
+            .unwrap_or(line)
+            .to_string(),
+    )
 }
 
 fn in_path(command: &str) -> bool {
@@ -358,6 +410,52 @@ mod tests {
             classify("", "", exited(1)),
             Outcome::NoExitLine(how) if how.contains("status 1")
         ));
+    }
+
+    /// The CI crash of 2026-11-27 (qemu 10.0.2, 2 vCPUs), trimmed: the oops header is the
+    /// shape x86 prints for `die("int3")`; RIP and Code lines are as logged.
+    const STALE_INT3: &str = "\
+[   38.395000] Oops: int3: 0000 [#1] SMP NOPTI\r
+[   38.395100] CPU: 1 UID: 0 PID: 0 Comm: swapper/1 Not tainted 7.3.4+deb13-cloud-amd64 #1\r
+[   38.395200] RIP: 0010:_nohz_idle_balance.isra.0+0x1d7/0x390\r
+[   38.395300] Code: 8f c1 c3 01 48 39 c1 0f 88 27 ff ff ff 4c 89 e7 e8 1e 73 fe ff 4c 89 e7 \
+41 83 a4 24 a0 0f 00 00 03 49 89 c6 e8 5a d7 fd ff 0f <1f> 44 00 00 49 8d 7c 24 48 e8 eb 92\r
+[   38.415633] Kernel panic - not syncing: Fatal exception in interrupt\r
+";
+
+    #[test]
+    fn stale_code_crash_is_recognised_and_nothing_else() {
+        let found = stale_code_crash(STALE_INT3).expect("the CI crash is the emulator's");
+        assert!(found.contains("Oops: int3") && found.contains("_nohz_idle_balance"));
+        // The int3 is still in memory: a real breakpoint, not stale code.
+        let real = STALE_INT3.replace("ff 0f <1f>", "ff cc <1f>");
+        assert_eq!(stale_code_crash(&real), None);
+        // Other oopses, or an int3 oops without its code dump, are never the emulator's.
+        let gp = STALE_INT3.replace("Oops: int3", "Oops: general protection fault");
+        assert_eq!(stale_code_crash(&gp), None);
+        let no_code: String = STALE_INT3
+            .lines()
+            .filter(|l| !l.contains("Code:"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_eq!(stale_code_crash(&no_code), None);
+        assert_eq!(stale_code_crash(""), None);
+    }
+
+    #[test]
+    fn console_excerpt_starts_at_the_oops() {
+        let dir = std::env::temp_dir().join(format!("brisk-excerpt-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("console.log");
+        let mut text: String = (0..100).map(|i| format!("[ {i}] boot line\n")).collect();
+        text.push_str(STALE_INT3);
+        fs::write(&log, &text).unwrap();
+        let lines = console_excerpt(&log, 3).unwrap();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].ends_with("Oops: int3: 0000 [#1] SMP NOPTI"));
+        fs::write(&log, "a\nb\nc\nd\n").unwrap();
+        assert_eq!(console_excerpt(&log, 2).unwrap(), ["c", "d"]);
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
