@@ -4,6 +4,8 @@
 # wakeup pairs under EEVDF and under scx_brisk in turn, counting context switches and IPIs,
 # then a `perf record -a` profile of each under each scheduler. Output goes to the second
 # serial port.
+# set -u but not -e: this script is init, and init exiting panics the guest; a failing step
+# shows in the log instead. $HB, $W and $2 are split into words on purpose.
 set -u
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/root
 mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev

@@ -7,7 +7,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/root/bin" "$work/root/lib64" "$work/root/lib/x86_64-linux-gnu"
 cp /usr/bin/perf "$work/root/bin/perf"
-for lib in $(ldd /usr/bin/perf | awk '$3 ~ /^\// {print $3}'); do cp -L "$lib" "$work/root/lib/x86_64-linux-gnu/"; done
+ldd /usr/bin/perf | awk '$3 ~ /^\// {print $3}' | while read -r lib; do
+    cp -L "$lib" "$work/root/lib/x86_64-linux-gnu/"
+done
 cp -L /lib64/ld-linux-x86-64.so.2 "$work/root/lib64/"
 { printf '#!/bin/sh\nexec /guest-main.sh'; [ $# -eq 0 ] || printf ' %q' "$@"; printf '\n'; } >"$work/root/guest.sh"
 cp "$root/docs/bench/profile/guest.sh" "$work/root/guest-main.sh"
