@@ -4,7 +4,7 @@
 //!
 //! The stand-in is a shell script named qemu-system-x86_64 first in PATH. It writes, per boot,
 //! what the next word of $FAKE_QEMU_BOOTS says to the serial files qemu would have written:
-//! `race` (the CI crash of 2026-11-27), `gpf` (a general protection fault) or `ok` (the guest's
+//! `race` (the CI crash of 2026-11-28), `gpf` (a general protection fault) or `ok` (the guest's
 //! exit line). Booting needs the host's busybox, stress-ng and hackbench (`stress-tests/vm
 //! install`), as the real harness does.
 

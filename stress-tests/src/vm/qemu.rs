@@ -412,7 +412,7 @@ mod tests {
         ));
     }
 
-    /// The CI crash of 2026-11-27 (qemu 10.0.2, 2 vCPUs), trimmed: the oops header is the
+    /// The CI crash of 2026-11-28 (qemu 10.0.2, 2 vCPUs), trimmed: the oops header is the
     /// shape x86 prints for `die("int3")`; RIP and Code lines are as logged.
     const STALE_INT3: &str = "\
 [   38.395000] Oops: int3: 0000 [#1] SMP NOPTI\r
