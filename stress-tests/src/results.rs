@@ -14,6 +14,8 @@ pub const END: &str = "BRISK-BENCH-RESULTS-END";
 pub const DEFAULT: &str = "default";
 /// Name of scx_brisk in the results.
 pub const BRISK: &str = "scx_brisk";
+/// Every benchmark scenario, in the order the bench runs them.
+pub const SCENARIOS: [&str; 6] = ["desktop", "game", "server", "batch", "messaging", "mixed"];
 
 /// Everything one `brisk-guest bench` measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

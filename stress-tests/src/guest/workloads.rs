@@ -2,6 +2,7 @@
 //! wakeup lateness, and the benchmark's workloads (`brisk-guest workload ...`, in the
 //! submodules), each printing one JSON object.
 
+pub mod build;
 pub mod cli;
 pub mod hogs;
 pub mod pipe;

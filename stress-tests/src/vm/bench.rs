@@ -85,7 +85,7 @@ pub fn guest_argv(req: &BenchRequest) -> Result<(Vec<String>, GuestFiles)> {
 pub fn default_timeout_s(req: &BenchRequest) -> u64 {
     let scheds = 2 + req.candidates.len() as u64;
     let scenarios = if req.scenarios.is_empty() {
-        5
+        brisk_stress::results::SCENARIOS.len() as u64
     } else {
         req.scenarios.len() as u64
     };
@@ -249,10 +249,10 @@ mod tests {
             quick: true,
             ..Default::default()
         };
-        assert_eq!(default_timeout_s(&quick), 300 + 2 * 5 * 2 * 15);
+        assert_eq!(default_timeout_s(&quick), 300 + 2 * 6 * 2 * 15);
         assert_eq!(
             default_timeout_s(&BenchRequest::default()),
-            300 + 2 * 5 * 3 * 50
+            300 + 2 * 6 * 3 * 50
         );
     }
 

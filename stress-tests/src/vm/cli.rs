@@ -59,7 +59,7 @@ pub enum Command {
         rounds: Option<u32>,
         /// Run only this scenario (repeatable)
         #[arg(long = "scenario", value_name = "S",
-              value_parser = ["desktop", "server", "batch", "messaging", "mixed"])]
+              value_parser = clap::builder::PossibleValuesParser::new(brisk_stress::results::SCENARIOS))]
         scenarios: Vec<String>,
         /// Short scenarios: about 2 minutes of guest time (for CI)
         #[arg(long)]
@@ -69,6 +69,11 @@ pub enum Command {
         /// `NAME=PATH ARGS...` as one argument, or ARGS after `--` for the last --candidate
         #[arg(long = "candidate", value_name = "NAME=PATH")]
         candidates: Vec<String>,
+        /// Also run the upstream schedulers scx_bpfland, scx_cosmos and scx_lavd with their
+        /// defaults, as candidates named bpfland, cosmos, lavd (pinned versions from crates.io,
+        /// built once into target/vm/peers with `cargo install --locked`)
+        #[arg(long)]
+        peers: bool,
         /// scx_brisk's policy: a NAME from the guest's /policies (NAME.toml), or a guest path
         #[arg(long, value_name = "NAME")]
         policy: Option<String>,
@@ -113,6 +118,22 @@ pub struct VmOpts {
     /// harness's own; both schedulers of a bench run boot with the same line
     #[arg(long, value_name = "ARGS", default_value = "")]
     pub kernel_args: String,
+    /// Guest clock: `mttcg` (one host thread per vCPU, real time: noisy between boots) or
+    /// `icount` (instruction-counted time, one host thread for all vCPUs: repeatable to about
+    /// 1%, for choosing between policy variants; cross-CPU IPIs are slower than on hardware, so
+    /// confirm preemption figures under mttcg). Recorded in the report's kernel command line
+    /// as brisk_timing=icount
+    #[arg(long, value_enum, default_value_t = Timing::Mttcg)]
+    pub timing: Timing,
+}
+
+/// How the emulator keeps the guest's time (`--timing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Timing {
+    /// Multi-threaded TCG: guest time is host time
+    Mttcg,
+    /// `-icount shift=1,sleep=off`, single-threaded TCG: guest time counts instructions
+    Icount,
 }
 
 #[cfg(test)]
@@ -190,7 +211,9 @@ mod tests {
                 rounds,
                 timeout_s,
                 vm,
+                peers,
             } => {
+                assert!(!peers);
                 assert!(quick);
                 assert_eq!(scenarios, ["desktop"]);
                 assert_eq!(candidates, ["lavd=/usr/bin/scx_lavd"]);

@@ -6,6 +6,7 @@ pub mod cpio;
 pub mod extra;
 pub mod initramfs;
 pub mod kernel;
+pub mod peers;
 pub mod plots;
 pub mod qemu;
 pub mod report;
@@ -122,11 +123,23 @@ pub fn run(cli: Cli) -> Result<i32> {
             rounds,
             scenarios,
             quick,
-            candidates,
+            mut candidates,
+            peers,
             policy,
             timeout_s,
             args,
         } => {
+            if peers {
+                let cache = Paths::locate()?.vm.join("peers");
+                // Before the user's own candidates: `ARGS` after `--` go to the last one.
+                let mut specs = phase(
+                    "peers",
+                    &format!("upstream schedulers in {}", cache.display()),
+                    || peers::ensure(&cache),
+                )?;
+                specs.append(&mut candidates);
+                candidates = specs;
+            }
             let req = bench::BenchRequest {
                 rounds,
                 scenarios,
@@ -138,7 +151,13 @@ pub fn run(cli: Cli) -> Result<i32> {
             let (argv, files) = bench::guest_argv(&req)?;
             extra_files = files;
             is_bench = true;
-            let timeout_s = timeout_s.unwrap_or_else(|| bench::default_timeout_s(&req));
+            // Instruction-counted time runs a guest second in about 2.5 host seconds.
+            let slowdown = if vm.timing == cli::Timing::Icount {
+                3
+            } else {
+                1
+            };
+            let timeout_s = timeout_s.unwrap_or_else(|| bench::default_timeout_s(&req) * slowdown);
             (vm, timeout_s, argv)
         }
         Command::Report { results, out_dir } => {
@@ -220,10 +239,12 @@ fn boot(
         console_log: paths.vm.join("console.log"),
         result_log: paths.vm.join("result.log"),
         kernel_args: opts.kernel_args.clone(),
+        icount: opts.timing == cli::Timing::Icount,
     };
     let what = format!(
-        "booting {} (TCG, {} vCPUs, {} MiB, limit {} s): brisk-guest {}",
+        "booting {} ({}, {} vCPUs, {} MiB, limit {} s): brisk-guest {}",
         qemu::version().map_or_else(|| "qemu".to_string(), |v| format!("qemu {v}")),
+        if vm.icount { "TCG, icount" } else { "TCG" },
         vm.cpus,
         vm.mem_mb,
         vm.timeout_s,

@@ -31,11 +31,19 @@ pub struct Vm {
     pub result_log: PathBuf,
     /// Extra kernel command-line arguments, after the harness's own.
     pub kernel_args: String,
+    /// Instruction-counted guest time (`--timing icount`) instead of multi-threaded TCG.
+    pub icount: bool,
 }
 
 /// The guest kernel's command line: the harness's own, then the user's extra arguments.
-fn cmdline(extra: &str) -> String {
-    let base = "console=ttyS0 panic=-1 quiet loglevel=4";
+fn cmdline(extra: &str, icount: bool) -> String {
+    // The marker is for the guest's /proc/cmdline, which the bench report shows: the kernel
+    // ignores a parameter it does not know.
+    let base = if icount {
+        "console=ttyS0 panic=-1 quiet loglevel=4 brisk_timing=icount"
+    } else {
+        "console=ttyS0 panic=-1 quiet loglevel=4"
+    };
     match extra.trim() {
         "" => base.to_string(),
         extra => format!("{base} {extra}"),
@@ -105,14 +113,25 @@ fn deprioritise_vcpus(timeout_pid: u32) {
 /// The qemu command line (without the `timeout` wrapper).
 pub fn qemu_args(vm: &Vm) -> Vec<String> {
     let serial = |p: &Path| format!("file:{}", p.display());
+    // Never kvm: this host's KVM is PVM-only and qemu hangs instead of exiting. icount needs
+    // single-threaded TCG (qemu refuses MTTCG with it); sleep=off lets an idle guest's clock
+    // jump to the next timer instead of waiting in real time.
+    let (accel, icount): (&str, &[&str]) = if vm.icount {
+        ("tcg,thread=single", &["-icount", "shift=1,sleep=off"])
+    } else {
+        ("tcg", &[])
+    };
     [
         "-nodefaults",
         // Name qemu's threads ("CPU 0/TCG", ...) so the harness can find the vCPU threads.
         "-name",
         "scx_brisk-guest,debug-threads=on",
         "-accel",
-        // Never kvm: this host's KVM is PVM-only and qemu hangs instead of exiting.
-        "tcg",
+        accel,
+    ]
+    .into_iter()
+    .chain(icount.iter().copied())
+    .chain([
         "-cpu",
         "max",
         "-smp",
@@ -124,7 +143,7 @@ pub fn qemu_args(vm: &Vm) -> Vec<String> {
         "-initrd",
         &vm.initramfs.display().to_string(),
         "-append",
-        &cmdline(&vm.kernel_args),
+        &cmdline(&vm.kernel_args, vm.icount),
         "-display",
         "none",
         "-no-reboot",
@@ -134,8 +153,7 @@ pub fn qemu_args(vm: &Vm) -> Vec<String> {
         &serial(&vm.console_log),
         "-serial",
         &serial(&vm.result_log),
-    ]
-    .iter()
+    ])
     .map(|s| s.to_string())
     .collect()
 }
@@ -478,6 +496,7 @@ mod tests {
             console_log: "/c.log".into(),
             result_log: "/r.log".into(),
             kernel_args: String::new(),
+            icount: false,
         };
         let args = qemu_args(&vm).join(" ");
         assert!(args.contains("-accel tcg"));
@@ -495,5 +514,9 @@ mod tests {
             args[i + 1],
             "console=ttyS0 panic=-1 quiet loglevel=4 mitigations=off"
         );
+        let vm = Vm { icount: true, ..vm };
+        let args = qemu_args(&vm).join(" ");
+        assert!(args.contains("-accel tcg,thread=single -icount shift=1,sleep=off -cpu max"));
+        assert!(args.contains("loglevel=4 brisk_timing=icount mitigations=off"));
     }
 }

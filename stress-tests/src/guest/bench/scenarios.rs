@@ -11,13 +11,14 @@ use brisk_stress::stats::{self, Latency};
 use serde_json::{json, Value};
 
 use crate::guest::sys;
+use crate::guest::workloads::build::BuildReport;
 use crate::guest::workloads::cli::PeriodicReport;
 use crate::guest::workloads::hogs::HogsReport;
 use crate::guest::workloads::pipe::PipeReport;
 use crate::guest::workloads::wakeup::WakeupReport;
 
 /// Every scenario, in the order the bench runs them.
-pub const ALL: [&str; 5] = ["desktop", "server", "batch", "messaging", "mixed"];
+pub use brisk_stress::results::SCENARIOS as ALL;
 
 /// hackbench's arguments in the messaging scenario.
 pub const HACKBENCH_ARGS: [&str; 4] = ["-g", "4", "-l", "100"];
@@ -91,6 +92,8 @@ fn plan(name: &str, quick: bool) -> Plan {
         ("messaging", true) => (0.0, 1.5, 1),
         ("desktop", false) => (20.0, 4.0, 0),
         ("desktop", true) => (5.0, 1.0, 0),
+        ("game", false) => (20.0, 0.0, 0),
+        ("game", true) => (4.0, 0.0, 0),
         (_, false) => (20.0, 0.0, 0),
         (_, true) => (5.0, 0.0, 0),
     };
@@ -105,7 +108,7 @@ fn plan(name: &str, quick: bool) -> Plan {
 pub fn planned_secs(name: &str, quick: bool) -> f64 {
     let p = plan(name, quick);
     let settle = match name {
-        "desktop" | "mixed" => 1.0 + SETTLE.as_secs_f64(),
+        "desktop" | "mixed" | "game" => 1.0 + SETTLE.as_secs_f64(),
         _ => 0.0,
     };
     // A hackbench run takes a few seconds in the TCG guest.
@@ -128,6 +131,7 @@ pub fn run(name: &str, quick: bool) -> Result<Outcome> {
     let cpus = sys::nr_cpus();
     match name {
         "desktop" => desktop(&p, cpus),
+        "game" => game(&p, cpus),
         "server" => server(&p),
         "batch" => batch(&p, cpus),
         "messaging" => messaging(&p),
@@ -162,6 +166,52 @@ fn desktop(p: &Plan, cpus: usize) -> Result<Outcome> {
     o.keep("periodic", &periodic);
     o.keep("hogs", &hogs);
     Ok(o)
+}
+
+/// A game while a build runs: a 60 Hz frame loop (4 ms of work per frame) and an audio-like
+/// loop (5 ms period, 0.4 ms of work) beside a compile-like background (2 job processes per
+/// CPU, 20-200 ms each, plus short helpers). A frame that starts after the next frame was due
+/// is missed (stutter); an audio period likewise (a crackle).
+fn game(p: &Plan, cpus: usize) -> Result<Outcome> {
+    let build = Workload::start("build", &build_args(p.main + 1.0, 2 * cpus))?;
+    std::thread::sleep(SETTLE);
+    let frame = Workload::start(
+        "periodic",
+        &loop_args(p.main, FRAME_PERIOD_MS, FRAME_WORK_MS),
+    )?;
+    let audio = Workload::start(
+        "periodic",
+        &loop_args(p.main, AUDIO_PERIOD_MS, AUDIO_WORK_MS),
+    )?;
+    let frame: PeriodicReport = frame.finish(p.main)?;
+    let audio: PeriodicReport = audio.finish(p.main)?;
+    let build: BuildReport = build.finish(p.main)?;
+    let mut o = Outcome::default();
+    o.metric("frame_missed_pct", missed_pct(&frame));
+    o.latency("frame", &frame.lateness, "frame lateness", false);
+    o.latency("audio", &audio.lateness, "audio lateness", false);
+    o.metric("audio_missed", audio.missed as f64);
+    o.metric("build_job_ms_per_s", build.job_ms_per_s);
+    o.keep("frame", &frame);
+    o.keep("audio", &audio);
+    o.keep("build", &build);
+    Ok(o)
+}
+
+/// The game's loops: period and work, in ms.
+const FRAME_PERIOD_MS: f64 = 1000.0 / 60.0;
+const FRAME_WORK_MS: f64 = 4.0;
+const AUDIO_PERIOD_MS: f64 = 5.0;
+const AUDIO_WORK_MS: f64 = 0.4;
+
+/// Missed periods as a percentage of the periods due.
+fn missed_pct(r: &PeriodicReport) -> f64 {
+    let due = r.duration_s * 1e6 / r.period_us;
+    if due > 0.0 {
+        100.0 * r.missed as f64 / due
+    } else {
+        0.0
+    }
 }
 
 /// Wakeup pairs at 50% load, then at 100%.
@@ -268,6 +318,24 @@ fn secs_arg(secs: f64) -> Vec<String> {
 
 fn hog_args(secs: f64, count: usize) -> Vec<String> {
     [secs_arg(secs), vec!["--count".into(), count.to_string()]].concat()
+}
+
+fn build_args(secs: f64, workers: usize) -> Vec<String> {
+    [
+        secs_arg(secs),
+        vec!["--workers".into(), workers.to_string()],
+    ]
+    .concat()
+}
+
+fn loop_args(secs: f64, period_ms: f64, work_ms: f64) -> Vec<String> {
+    let rest = [
+        "--period-ms".to_string(),
+        format!("{period_ms}"),
+        "--work-ms".into(),
+        format!("{work_ms}"),
+    ];
+    [secs_arg(secs), rest.to_vec()].concat()
 }
 
 fn periodic_args(secs: f64) -> Vec<String> {

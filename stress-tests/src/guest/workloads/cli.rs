@@ -8,7 +8,7 @@ use brisk_stress::stats::Latency;
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 
-use super::{hogs, pipe, wakeup};
+use super::{build, hogs, pipe, wakeup};
 
 #[derive(Debug, Subcommand)]
 pub enum Workload {
@@ -25,6 +25,8 @@ pub enum Workload {
     Pipe(pipe::PipeOpts),
     /// Threads forking short-lived processes that exit at once: forks/s.
     Forkstorm(pipe::ForkOpts),
+    /// A compile-like background: workers forking 20-200 ms CPU jobs and short helpers.
+    Build(build::Opts),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -84,6 +86,7 @@ pub fn run(w: &Workload) -> Result<serde_json::Value> {
         Workload::Hogs(o) => serde_json::to_value(hogs::run(o)?),
         Workload::Pipe(o) => serde_json::to_value(pipe::pingpong(o)?),
         Workload::Forkstorm(o) => serde_json::to_value(pipe::forkstorm(o)?),
+        Workload::Build(o) => serde_json::to_value(build::run(o)?),
     };
     value.context("serialising the workload's results")
 }
