@@ -114,6 +114,15 @@ pub struct Opts {
     #[arg(long, default_value_t = tunables::BURST_EWMA_SHIFT.default)]
     pub burst_ewma_shift: u64,
 
+    /// Largest duty cycle of a latency-critical task, in percent (0: no latency-critical lane).
+    ///
+    /// A short task woken by a timer, an interrupt or a futex (not by a pipe or socket partner),
+    /// whose bursts fill at most this share of the time between its wakeups, skips the fair
+    /// queue and may preempt any other task. Higher lets busier tasks (a request worker at high
+    /// load) jump the queue, at the expense of hogs and crowds of message-passing tasks.
+    #[arg(long, default_value_t = tunables::LAT_DUTY_MAX_PCT.default)]
+    pub lat_duty_max_pct: u64,
+
     /// Never preempt a running task on wakeup.
     ///
     /// Waking short tasks then wait for the running task's slice to end (at the next tick):
@@ -176,7 +185,7 @@ pub struct Opts {
 
 /// The options that configure the scheduler this process loads: meaningless for `--monitor`,
 /// which loads nothing and only reads the running one's stats.
-const SCHEDULER_ONLY: [&str; 17] = [
+const SCHEDULER_ONLY: [&str; 18] = [
     "policy",
     "auto",
     "target_p99_us",
@@ -188,6 +197,7 @@ const SCHEDULER_ONLY: [&str; 17] = [
     "preempt_margin_us",
     "starve_us",
     "burst_ewma_shift",
+    "lat_duty_max_pct",
     "no_wakeup_preempt",
     "stats",
     "no_latency_probes",

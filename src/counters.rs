@@ -30,7 +30,7 @@ impl Counters {
         Ok(total)
     }
 
-    pub fn fields(&self) -> [(&'static str, u64); 17] {
+    pub fn fields(&self) -> [(&'static str, u64); 20] {
         let c = &self.0;
         [
             ("nr_direct_idle", c.nr_direct_idle),
@@ -48,6 +48,9 @@ impl Counters {
             ("nr_sync_handoff", c.nr_sync_handoff),
             ("nr_wake_handoff", c.nr_wake_handoff),
             ("nr_cpu_released", c.nr_cpu_released),
+            ("nr_lat_wakeups", c.nr_lat_wakeups),
+            ("nr_lat_preempts", c.nr_lat_preempts),
+            ("nr_lat_deferred", c.nr_lat_deferred),
             ("nr_hog_stints", c.nr_hog_stints),
             ("hog_run_ns", c.hog_run_ns),
         ]
@@ -70,6 +73,9 @@ impl Counters {
         c.nr_sync_handoff += o.nr_sync_handoff;
         c.nr_wake_handoff += o.nr_wake_handoff;
         c.nr_cpu_released += o.nr_cpu_released;
+        c.nr_lat_wakeups += o.nr_lat_wakeups;
+        c.nr_lat_preempts += o.nr_lat_preempts;
+        c.nr_lat_deferred += o.nr_lat_deferred;
         c.nr_hog_stints += o.nr_hog_stints;
         c.hog_run_ns += o.hog_run_ns;
     }

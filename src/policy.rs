@@ -24,6 +24,16 @@ mod tests {
         fn brisk_host_slice(base: u64, min: u64, waiting: u64, cpus: u64) -> u64;
         fn brisk_host_should_preempt(waker: u64, victim: u64, margin: u64) -> i32;
         fn brisk_host_task_slice(slice: u64, is_short: i32, short_burst: u64) -> u64;
+        fn brisk_host_period_avg(avg: u64, sample: u64) -> u64;
+        fn brisk_host_is_lat_crit(
+            is_short: i32,
+            sync: i32,
+            burst: u64,
+            period: u64,
+            duty_max_pct: u32,
+        ) -> i32;
+        fn brisk_host_lat_wake_vruntime(v: u64, now: u64, credit: u64) -> u64;
+        fn brisk_host_fair_overdue(waited: u64, limit: u64) -> i32;
     }
 
     const MS: u64 = 1_000_000;
@@ -39,6 +49,76 @@ mod tests {
             assert_eq!(brisk_host_scale_inverse(MS, NICE5), MS * 100 / NICE5);
             // weight 0 never divides by zero
             assert_eq!(brisk_host_scale_inverse(MS, 0), MS * 100);
+        }
+    }
+
+    #[test]
+    fn wakeup_period_average_follows_the_rhythm() {
+        unsafe {
+            // the first interval is taken as it is
+            assert_eq!(brisk_host_period_avg(0, 10 * MS), 10 * MS);
+            // a quarter of the way toward each new interval, both ways
+            assert_eq!(brisk_host_period_avg(10 * MS, 14 * MS), 11 * MS);
+            assert_eq!(brisk_host_period_avg(10 * MS, 6 * MS), 9 * MS);
+            // one sleep of minutes counts as 1 s
+            assert_eq!(brisk_host_period_avg(0, 600_000 * MS), 1000 * MS);
+            // a steady 10 ms rhythm converges from a long sleep within a few dozen wakeups
+            let mut avg = 1000 * MS;
+            for _ in 0..40 {
+                avg = brisk_host_period_avg(avg, 10 * MS);
+            }
+            assert!(avg < 11 * MS, "{avg}");
+        }
+    }
+
+    /// Who is latency-critical: the periodic task (1 ms every 10 ms) and a request worker at
+    /// half load (1 ms every 2 ms) are; a pipe partner (synchronous wakeup), a task past the
+    /// duty bound, a hog-classed task and any task with the lane off are not.
+    #[test]
+    fn latency_critical_needs_short_bursts_a_non_sync_wakeup_and_a_low_duty_cycle() {
+        unsafe {
+            let lc = |short, sync, burst, period, pct| {
+                brisk_host_is_lat_crit(short, sync, burst, period, pct) != 0
+            };
+            assert!(lc(1, 0, MS, 10 * MS, 60));
+            assert!(lc(1, 0, MS, 2 * MS, 60));
+            assert!(!lc(1, 1, MS, 10 * MS, 60), "a synchronous wakeup");
+            assert!(!lc(0, 0, MS, 10 * MS, 60), "not short");
+            assert!(!lc(1, 0, 19 * MS / 10, 2 * MS, 60), "95% duty");
+            assert!(!lc(1, 0, MS, 10 * MS, 0), "lane off");
+            assert!(!lc(1, 0, MS, 0, 60), "no interval known yet");
+            // the bound is inclusive: exactly 60% qualifies, just above does not
+            assert!(lc(1, 0, 6 * MS / 10, MS, 60));
+            assert!(!lc(1, 0, 6 * MS / 10 + 1, MS, 60));
+            // at 100% every short non-sync wakeup qualifies
+            assert!(lc(1, 0, MS, MS, 100));
+        }
+    }
+
+    #[test]
+    fn latency_critical_vruntime_stays_between_the_credit_and_the_clock() {
+        unsafe {
+            // ahead of the clock (it ran out of turn): brought back to the clock
+            assert_eq!(
+                brisk_host_lat_wake_vruntime(150 * MS, 100 * MS, 5 * MS),
+                100 * MS
+            );
+            // long asleep: the sleep credit's floor, as for any task
+            assert_eq!(brisk_host_lat_wake_vruntime(0, 100 * MS, 5 * MS), 95 * MS);
+            // in between: unchanged
+            assert_eq!(
+                brisk_host_lat_wake_vruntime(97 * MS, 100 * MS, 5 * MS),
+                97 * MS
+            );
+        }
+    }
+
+    #[test]
+    fn fair_queue_head_is_overdue_only_past_the_limit() {
+        unsafe {
+            assert_eq!(brisk_host_fair_overdue(20 * MS, 20 * MS), 0);
+            assert_eq!(brisk_host_fair_overdue(20 * MS + 1, 20 * MS), 1);
+            assert_eq!(brisk_host_fair_overdue(0, 20 * MS), 0);
         }
     }
 

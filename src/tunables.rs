@@ -79,8 +79,16 @@ pub const BURST_EWMA_SHIFT: Spec = Spec {
     default: bpf_intf::BRISK_DFL_BURST_EWMA_SHIFT as u64,
 };
 
+pub const LAT_DUTY_MAX_PCT: Spec = Spec {
+    key: "lat_duty_max_pct",
+    unit: "%",
+    min: 0,
+    max: 100,
+    default: bpf_intf::BRISK_DFL_LAT_DUTY_MAX_PCT as u64,
+};
+
 /// The numeric tunables, in the order of `Tunables::numeric`.
-pub const NUMERIC: [Spec; 8] = [
+pub const NUMERIC: [Spec; 9] = [
     SLICE_US,
     SLICE_MIN_US,
     SHORT_BURST_US,
@@ -89,6 +97,7 @@ pub const NUMERIC: [Spec; 8] = [
     PREEMPT_MARGIN_US,
     STARVE_US,
     BURST_EWMA_SHIFT,
+    LAT_DUTY_MAX_PCT,
 ];
 /// The one boolean tunable.
 pub const WAKEUP_PREEMPT: &str = "wakeup_preempt";
@@ -134,6 +143,7 @@ pub struct Tunables {
     pub preempt_margin_us: u64,
     pub starve_us: u64,
     pub burst_ewma_shift: u64,
+    pub lat_duty_max_pct: u64,
     pub wakeup_preempt: bool,
 }
 
@@ -148,6 +158,7 @@ impl Default for Tunables {
             preempt_margin_us: PREEMPT_MARGIN_US.default,
             starve_us: STARVE_US.default,
             burst_ewma_shift: BURST_EWMA_SHIFT.default,
+            lat_duty_max_pct: LAT_DUTY_MAX_PCT.default,
             wakeup_preempt: bpf_intf::BRISK_DFL_WAKEUP_PREEMPT != 0,
         }
     }
@@ -169,7 +180,7 @@ fn range_error(spec: &Spec, value: impl std::fmt::Display) -> anyhow::Error {
 }
 
 impl Tunables {
-    pub fn numeric(&self) -> [(Spec, u64); 8] {
+    pub fn numeric(&self) -> [(Spec, u64); 9] {
         [
             (SLICE_US, self.slice_us),
             (SLICE_MIN_US, self.slice_min_us),
@@ -179,6 +190,7 @@ impl Tunables {
             (PREEMPT_MARGIN_US, self.preempt_margin_us),
             (STARVE_US, self.starve_us),
             (BURST_EWMA_SHIFT, self.burst_ewma_shift),
+            (LAT_DUTY_MAX_PCT, self.lat_duty_max_pct),
         ]
     }
 
@@ -192,6 +204,7 @@ impl Tunables {
             "preempt_margin_us" => &mut self.preempt_margin_us,
             "starve_us" => &mut self.starve_us,
             "burst_ewma_shift" => &mut self.burst_ewma_shift,
+            "lat_duty_max_pct" => &mut self.lat_duty_max_pct,
             _ => return None,
         };
         let spec = *NUMERIC.iter().find(|s| s.key == key)?;
@@ -289,6 +302,8 @@ impl Tunables {
             starve_ns: self.starve_us * 1000,
             burst_ewma_shift: self.burst_ewma_shift as u32,
             wakeup_preempt: self.wakeup_preempt as u32,
+            lat_duty_max_pct: self.lat_duty_max_pct as u32,
+            pad: 0,
             gen,
         }
     }
@@ -297,6 +312,8 @@ impl Tunables {
 fn unit_name(spec: &Spec) -> &'static str {
     if spec.unit == "us" {
         "microseconds"
+    } else if spec.unit == "%" {
+        "percent"
     } else {
         "steps"
     }
@@ -344,6 +361,7 @@ mod tests {
         assert_eq!(b.starve_ns, bpf_intf::BRISK_DFL_STARVE_NS as u64);
         assert_eq!(b.burst_ewma_shift, bpf_intf::BRISK_DFL_BURST_EWMA_SHIFT);
         assert_eq!(b.wakeup_preempt, 1);
+        assert_eq!(b.lat_duty_max_pct, bpf_intf::BRISK_DFL_LAT_DUTY_MAX_PCT);
         assert_eq!(b.gen, 7);
     }
 
@@ -415,7 +433,7 @@ mod tests {
             msg.contains("unknown tunable \"slice\"") && msg.contains("slice_us"),
             "{msg}"
         );
-        assert_eq!(keys().len(), 9);
+        assert_eq!(keys().len(), 10);
         assert!(keys().iter().all(|k| Tunables::default().get(k).is_some()));
     }
 

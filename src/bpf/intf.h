@@ -27,6 +27,14 @@ enum brisk_consts {
 	BRISK_LLC_DSQ_BASE = 1 << 16,
 	/* --debug-stall-hogs parks hogs here, and nothing ever dispatches from it. */
 	BRISK_LIMBO_DSQ = 1 << 20,
+	/* One vtime-ordered DSQ per LLC for latency-critical wakeups, served before the LLC's. */
+	BRISK_LAT_DSQ_BASE = 1 << 17,
+	/*
+	 * The fair queue's head goes before the latency-critical queue once it has waited this many
+	 * base slices: a bound on how long a crowd of latency-critical tasks can hold the fair
+	 * queue still. Lower favours the fair queue (hogs, message crowds) sooner.
+	 */
+	BRISK_LAT_DEFER_SLICES = 4,
 	/* Starvation guard: how often a CPU scans its queues for tasks waiting too long. */
 	BRISK_STARVE_SCAN_INTERVAL_NS = 100 * 1000 * 1000,
 };
@@ -73,6 +81,7 @@ struct brisk_lat_hist {
 #define BRISK_DFL_STARVE_NS	    1000000000ULL
 #define BRISK_DFL_BURST_EWMA_SHIFT  2
 #define BRISK_DFL_WAKEUP_PREEMPT    1
+#define BRISK_DFL_LAT_DUTY_MAX_PCT  60
 
 struct brisk_tunables {
 	/*
@@ -131,6 +140,16 @@ struct brisk_tunables {
 	/* 1: short tasks waking with no idle CPU may preempt a hog; 0: they wait in the queue. */
 	u32 wakeup_preempt;
 	/*
+	 * Latency-critical wakeups (policy.h, brisk_is_lat_crit): a short task woken by a timer,
+	 * an interrupt or a non-synchronous wake, whose bursts fill at most this percentage of the
+	 * time between its wakeups, is queued ahead of the fair queue and may preempt any task
+	 * that is not latency-critical itself. Higher lets busier tasks (a request worker at high
+	 * load) jump the queue, at the expense of hogs and message-passing crowds; 0 turns the
+	 * lane off (every task queues by deadline).
+	 */
+	u32 lat_duty_max_pct;
+	u32 pad;
+	/*
 	 * Generation of this set of values: the loader bumps it with every change it writes, and
 	 * the BPF side copies the generation it runs with into tun_gen_seen (see main.bpf.c).
 	 */
@@ -154,6 +173,9 @@ struct brisk_counters {
 	u64 nr_sync_handoff;   /* ... straight to its local DSQ from select_cpu, nothing waiting */
 	u64 nr_wake_handoff;   /* a wakeup by a short task, nothing waiting: to the waker's CPU */
 	u64 nr_cpu_released;   /* RT/deadline took a CPU: its local DSQ was re-enqueued */
+	u64 nr_lat_wakeups;    /* latency-critical wakeups (served before the fair queue) */
+	u64 nr_lat_preempts;   /* ... that preempted a task that was not latency-critical */
+	u64 nr_lat_deferred;   /* dispatch ran the fair queue's overdue head before them */
 	u64 nr_hog_stints;     /* a hog (not short) stopped running: one stint on a CPU */
 	u64 hog_run_ns;	       /* ... and the CPU time of those stints, summed (avg = sum / nr) */
 };

@@ -11,9 +11,16 @@
  * Placement: a waking task goes straight to an idle CPU when there is one (the kernel's
  * topology-aware pick: previous CPU first, then SMT/LLC siblings). Otherwise it is queued on
  * its LLC's shared deadline-ordered DSQ (tasks that may run on one CPU only use that CPU's own
- * DSQ), and a short task may preempt the CPU running the hog with the latest deadline.
+ * DSQ).
+ *
+ * Latency-critical wakeups (policy.h, brisk_is_lat_crit: short tasks woken by a timer, an
+ * interrupt or a futex rather than by a pipe partner, within a duty-cycle bound) skip the fair
+ * queue: they preempt a CPU running anything else, or wait in their LLC's latency queue, which
+ * CPUs serve first unless the fair queue's head is overdue. A crowd of short message passers
+ * therefore cannot stand between a timer-driven task and its CPU.
  */
 #include <scx/common.bpf.h>
+#include <bpf_experimental.h>
 #include "intf.h"
 #include "policy.h"
 #include "lat_stamps.h"
@@ -58,6 +65,7 @@ static u64 probe_stamp(void)
 		.starve_ns = BRISK_DFL_STARVE_NS,                 \
 		.burst_ewma_shift = BRISK_DFL_BURST_EWMA_SHIFT,   \
 		.wakeup_preempt = BRISK_DFL_WAKEUP_PREEMPT,       \
+		.lat_duty_max_pct = BRISK_DFL_LAT_DUTY_MAX_PCT,   \
 	}
 
 /*
@@ -75,10 +83,12 @@ volatile u32 tun_active;
 u64 tun_gen_seen;
 
 /*
- * The scheduler's virtual clock: the vruntime of the most recently started task, never going
- * back. Tasks run in deadline order, so it tracks the low end of the runnable vruntimes.
+ * Each LLC's virtual clock: the largest vruntime of a task its CPUs started from its own fair
+ * queue, never going back. Tasks run there in deadline order, so it tracks the low end of the
+ * LLC's runnable vruntimes. Tasks started out of that order (latency-critical ones, tasks
+ * stolen from another LLC, whose vruntime follows that LLC's clock) do not move it.
  */
-static u64 vtime_now;
+u64 llc_vtime[BRISK_MAX_LLCS];
 
 /* The slice most recently handed out, for the stats. */
 u64 last_slice_ns;
@@ -94,10 +104,19 @@ struct task_ctx {
 	u64 queued_at;	  /* when it was last put on one of our DSQs (bpf_ktime_get_ns) */
 	/* Latency probes' timestamps (bpf_ktime_get_ns), 0 when not pending. */
 	struct brisk_lat_stamps lat;
+	u64 last_woke_at;  /* when it last woke (scx_bpf_now), 0 before its first wakeup */
+	u64 avg_period_ns; /* average time between wakeups (brisk_period_avg) */
 	/* Between ops.enable and ops.disable: run by scx_brisk, so the probes measure it. */
 	u32 ours;
-	/* The last wakeup was synchronous: the waker is about to sleep and free its CPU. */
+	/*
+	 * This wakeup is synchronous: the waker is about to sleep and free its CPU. Set by
+	 * ops.select_cpu, cleared when the task sleeps, so a wakeup whose select_cpu the kernel
+	 * skips (a task allowed on one CPU) never sees the last one's.
+	 */
 	u32 sync_wakeup;
+	/* This wakeup is latency-critical (brisk_is_lat_crit); cleared when it is queued again. */
+	u32 lat_crit;
+	u32 llc; /* the LLC whose clock its vruntime follows */
 };
 
 struct {
@@ -110,8 +129,8 @@ struct {
 /* What each CPU runs, read by other CPUs looking for a preemption victim. */
 struct cpu_ctx {
 	u64 running_dl;	   /* deadline of the current task, 0 when idle or not ours */
-	u32 running_short; /* current task is short: never a preemption victim */
-	u32 pad;
+	u32 running_short; /* current task is short: no victim for a preempting short hog-waker */
+	u32 running_lat;   /* current task is latency-critical: no victim for anyone */
 	u64 last_scan_at; /* last starvation scan of this CPU's queues */
 };
 
@@ -169,6 +188,36 @@ static u64 llc_dsq(u32 llc)
 static u64 cpu_dsq(s32 cpu)
 {
 	return BRISK_CPU_DSQ_BASE + cpu;
+}
+
+static u64 lat_dsq(u32 llc)
+{
+	return BRISK_LAT_DSQ_BASE + llc;
+}
+
+/* @llc's virtual clock (llc_vtime), or NULL for an LLC id out of range. */
+static u64 *llc_clock(u32 llc)
+{
+	return MEMBER_VPTR(llc_vtime, [llc]);
+}
+
+static u64 clock_of(u32 llc)
+{
+	u64 *clock = llc_clock(llc);
+
+	return clock ? *clock : 0;
+}
+
+/*
+ * The task is to be queued in @llc: if it comes from another LLC, carry its vruntime over to
+ * this LLC's clock, keeping its distance from the clock it followed.
+ */
+static void follow_llc(struct task_ctx *tctx, u32 llc)
+{
+	if (tctx->llc == llc)
+		return;
+	tctx->vruntime = tctx->vruntime - clock_of(tctx->llc) + clock_of(llc);
+	tctx->llc = llc;
 }
 
 static u64 task_burst(const struct task_ctx *tctx)
@@ -282,17 +331,24 @@ static s32 wake_affine_busy(const struct task_struct *p, s32 prev_cpu)
  */
 static bool waker_is_short(void)
 {
-	struct task_struct *cur = bpf_get_current_task_btf();
-	struct task_ctx *w = bpf_task_storage_get(&task_ctxs, cur, 0, 0);
+	struct task_struct *cur;
+	struct task_ctx *w;
 
+	/* From an interrupt (a timer's wakeup) the current task is whatever it interrupted. */
+	if (!bpf_in_task())
+		return false;
+	cur = bpf_get_current_task_btf();
+	w = bpf_task_storage_get(&task_ctxs, cur, 0, 0);
 	return w && w->ours && task_is_short(w);
 }
 
 /* Nothing waits to run on @cpu (the CPU this runs on): not locally, nor in its queues. */
 static bool nothing_waits_here(s32 cpu)
 {
-	return !scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL) &&
-	       !scx_bpf_dsq_nr_queued(llc_dsq(llc_of(cpu))) && !scx_bpf_dsq_nr_queued(cpu_dsq(cpu));
+	u32 llc = llc_of(cpu);
+
+	return !scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL) && !scx_bpf_dsq_nr_queued(lat_dsq(llc)) &&
+	       !scx_bpf_dsq_nr_queued(llc_dsq(llc)) && !scx_bpf_dsq_nr_queued(cpu_dsq(cpu));
 }
 
 s32 BPF_STRUCT_OPS(brisk_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
@@ -342,30 +398,46 @@ s32 BPF_STRUCT_OPS(brisk_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 	return cpu;
 }
 
-/* Whether the task running on @cpu may be preempted by a waker with deadline @dl. */
-static bool is_victim(const struct cpu_ctx *cctx, u64 dl)
+/*
+ * Whether the task running on @cpu may be preempted by a waker with deadline @dl: for a
+ * latency-critical waker (@lat), anything but another latency-critical task; for a short task
+ * re-enqueued after a real-time task took its CPU, a hog whose deadline is later than the
+ * waker's by more than preempt_margin_ns.
+ */
+static bool is_victim(const struct cpu_ctx *cctx, u64 dl, bool lat)
 {
-	return cctx && cctx->running_dl && !cctx->running_short &&
+	if (!cctx || !cctx->running_dl || cctx->running_lat)
+		return false;
+	if (lat)
+		return true;
+	return !cctx->running_short &&
 	       brisk_should_preempt(dl, cctx->running_dl, tun.preempt_margin_ns);
 }
 
 /*
- * A short task woke and found no idle CPU: pick a CPU of its LLC whose current task it should
- * preempt (a hog whose deadline is later than the waker's by more than preempt_margin_ns).
- * The CPU handling the wakeup comes first, since preempting it needs no IPI (and is usually
- * the waker's previous CPU); otherwise the one running the latest deadline. Short running
- * tasks are never victims, so short tasks do not bounce each other. Returns -1 for none.
+ * Preference among victims: a hog before a short task (a short one is likely to sleep soon
+ * anyway), then the latest deadline.
  */
-static s32 pick_victim(const struct task_struct *p, u64 dl, u32 llc)
+static u64 victim_rank(const struct cpu_ctx *cctx)
+{
+	return cctx->running_short ? cctx->running_dl >> 1 : (cctx->running_dl >> 1) | (1ULL << 63);
+}
+
+/*
+ * A waking task found no idle CPU: pick a CPU of its LLC whose current task it should preempt
+ * (is_victim). The CPU handling the wakeup comes first, since preempting it needs no IPI (and
+ * is usually the waker's previous CPU); otherwise the best-ranked victim. Returns -1 for none.
+ */
+static s32 pick_victim(const struct task_struct *p, u64 dl, u32 llc, bool lat)
 {
 	s32 this_cpu = bpf_get_smp_processor_id(), victim = -1, cpu;
 	struct cpu_ctx *cctx;
-	u64 victim_dl = 0;
+	u64 best = 0, rank;
 
 	bool anywhere = runs_anywhere(p);
 
 	cctx = lookup_cpu_ctx(this_cpu);
-	if (llc_of(this_cpu) == llc && is_victim(cctx, dl) &&
+	if (llc_of(this_cpu) == llc && is_victim(cctx, dl, lat) &&
 	    (anywhere || bpf_cpumask_test_cpu(this_cpu, p->cpus_ptr))) {
 		victim = this_cpu;
 	} else {
@@ -375,9 +447,12 @@ static s32 pick_victim(const struct task_struct *p, u64 dl, u32 llc)
 			if (!anywhere && !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
 				continue;
 			cctx = lookup_cpu_ctx(cpu);
-			if (is_victim(cctx, dl) && cctx->running_dl > victim_dl) {
+			if (!is_victim(cctx, dl, lat))
+				continue;
+			rank = victim_rank(cctx);
+			if (rank >= best) {
 				victim = cpu;
-				victim_dl = cctx->running_dl;
+				best = rank;
 			}
 		}
 	}
@@ -385,6 +460,7 @@ static s32 pick_victim(const struct task_struct *p, u64 dl, u32 llc)
 	if (victim >= 0 && (cctx = lookup_cpu_ctx(victim))) {
 		cctx->running_dl = dl;
 		cctx->running_short = 1;
+		cctx->running_lat = lat;
 	}
 	return victim;
 }
@@ -393,12 +469,22 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	s32 cpu = scx_bpf_task_cpu(p), idle = -1, victim;
 	struct task_ctx *tctx;
-	bool pinned = is_pinned(p);
+	bool pinned = is_pinned(p), lat;
 	u64 dl;
 
 	tctx = lookup_task_ctx(p);
 	if (!tctx)
 		return;
+	/*
+	 * Only a wakeup is latency-critical: a task queued again after its slice is not. A task
+	 * that ops.cpu_release sends back (SCX_ENQ_REENQ: a real-time or deadline task took its
+	 * CPU, a stop task to migrate another) keeps what it was, or it would wait a whole round
+	 * of the fair queue for having been interrupted.
+	 */
+	if (!(enq_flags & (SCX_ENQ_WAKEUP | SCX_ENQ_REENQ)))
+		tctx->lat_crit = 0;
+	lat = tctx->lat_crit;
+	follow_llc(tctx, llc_of(cpu));
 	dl = task_deadline(p, tctx, cpu);
 	/* One clock read for both stamps (each call is dear under emulation). */
 	tctx->queued_at = bpf_ktime_get_ns();
@@ -431,30 +517,30 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 		idle = cpu;
 
 	/*
-	 * A short task may preempt a hog when it wakes, and when ops.cpu_release sends it back
-	 * here (SCX_ENQ_REENQ) because a real-time task took its CPU: it was running or about to,
-	 * and would otherwise wait for a slice to end elsewhere.
+	 * A latency-critical wakeup may preempt any task that is not latency-critical itself; a
+	 * short task that ops.cpu_release sends back here (SCX_ENQ_REENQ) because a real-time
+	 * task took its CPU may preempt a hog: it was running or about to, and would otherwise
+	 * wait for a slice to end elsewhere. No preemption for a synchronous wakeup (pipes,
+	 * sockets): the waker is about to sleep, so a CPU frees up at once; preempting a third
+	 * task would only add an IPI and a context switch per message.
 	 */
 	if ((enq_flags & (SCX_ENQ_WAKEUP | SCX_ENQ_REENQ)) && task_is_short(tctx)) {
 		bool reenq = enq_flags & SCX_ENQ_REENQ;
 
 		if (!reenq)
 			COUNT(nr_short_wakeups);
-		/*
-		 * No preemption for a synchronous wakeup (pipes, sockets): the waker is about to
-		 * sleep, so a CPU frees up at once; preempting a third task would only add an IPI
-		 * and a context switch per message. (sync_wakeup is the last wakeup's: a re-enqueue
-		 * is not one.)
-		 */
-		if (idle < 0 && tun.wakeup_preempt && (reenq || !tctx->sync_wakeup)) {
-			victim = pick_victim(p, dl, llc_of(cpu));
+		if (lat)
+			COUNT(nr_lat_wakeups);
+		if (idle < 0 && tun.wakeup_preempt && (reenq || lat)) {
+			victim = pick_victim(p, dl, llc_of(cpu), lat);
 			if (victim >= 0) {
-				/* To the front of the victim's local queue; its task is preempted.
-				 */
+				/* To the front of the victim's local queue; its task is preempted. */
 				scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | victim,
 						   task_slice(tctx, victim),
 						   enq_flags | SCX_ENQ_PREEMPT);
 				COUNT(nr_preempts);
+				if (lat)
+					COUNT(nr_lat_preempts);
 				return;
 			}
 			COUNT(nr_preempt_none);
@@ -462,20 +548,36 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 	}
 
 	if (pinned) {
-		scx_bpf_dsq_insert_vtime(p, cpu_dsq(cpu), task_slice(tctx, cpu), dl, enq_flags);
+		/* A latency-critical one first in its CPU's queue, before the LLC's fair queue. */
+		scx_bpf_dsq_insert_vtime(p, cpu_dsq(cpu), task_slice(tctx, cpu), lat ? 0 : dl,
+					 enq_flags);
 		COUNT(nr_queued_pinned);
 	} else {
 		/* Queue where the idle CPU takes it, if any, else where it was. */
 		if (idle >= 0)
 			cpu = idle;
-		scx_bpf_dsq_insert_vtime(p, llc_dsq(llc_of(cpu)), task_slice(tctx, cpu), dl,
-					 enq_flags);
+		scx_bpf_dsq_insert_vtime(p, lat ? lat_dsq(llc_of(cpu)) : llc_dsq(llc_of(cpu)),
+					 task_slice(tctx, cpu), dl, enq_flags);
 		COUNT(nr_queued_shared);
 	}
 	if (idle >= 0) {
 		scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
 		COUNT(nr_idle_kicks);
 	}
+}
+
+/*
+ * Whether the first task of the fair queue @dsq_id has waited so long that it goes before the
+ * latency-critical queue (brisk_fair_overdue).
+ */
+static bool fair_head_overdue(u64 dsq_id, u64 now)
+{
+	struct task_struct *p = __COMPAT_scx_bpf_dsq_peek(dsq_id);
+	struct task_ctx *tctx;
+
+	if (!p || !(tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0)))
+		return false;
+	return brisk_fair_overdue(now - tctx->queued_at, BRISK_LAT_DEFER_SLICES * tun.slice_ns);
 }
 
 /* The deadline of the first task on @dsq_id, or ~0 when it is empty. */
@@ -515,6 +617,26 @@ static bool rescue_starving(u64 dsq_id, s32 cpu, u64 now)
 	return false;
 }
 
+/*
+ * One starvation scan from @cpu: its own queues first, then every other LLC's, since an LLC
+ * whose CPUs are all held by real-time tasks dispatches nothing itself, and other LLCs steal
+ * from it only when they have nothing of their own.
+ */
+static bool rescue_any(s32 cpu, u32 own_llc, u64 now)
+{
+	u32 i;
+
+	if (rescue_starving(cpu_dsq(cpu), cpu, now) || rescue_starving(lat_dsq(own_llc), cpu, now) ||
+	    rescue_starving(llc_dsq(own_llc), cpu, now))
+		return true;
+	bpf_for (i, 0, nr_llcs) {
+		if (i != own_llc &&
+		    (rescue_starving(lat_dsq(i), cpu, now) || rescue_starving(llc_dsq(i), cpu, now)))
+			return true;
+	}
+	return false;
+}
+
 void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 {
 	u64 mine = cpu_dsq(cpu), shared = llc_dsq(llc_of(cpu)), first_dl, other_dl, prev_dl;
@@ -526,8 +648,29 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 	tun_gen_seen = tun.gen;
 	if (cctx && now - cctx->last_scan_at >= BRISK_STARVE_SCAN_INTERVAL_NS) {
 		cctx->last_scan_at = now;
-		if (rescue_starving(mine, cpu, now) || rescue_starving(shared, cpu, now))
+		if (rescue_any(cpu, own_llc, now)) {
+			/*
+			 * Found one: scan again at the next dispatch rather than an interval later,
+			 * so that a backlog of starving tasks drains at the rate CPUs dispatch,
+			 * not one task per CPU per interval (200 low-weight tasks past starve_ns
+			 * on 2 CPUs would otherwise take 10 s, past the kernel's 5 s watchdog).
+			 */
+			cctx->last_scan_at = now - BRISK_STARVE_SCAN_INTERVAL_NS;
 			return;
+		}
+	}
+
+	/*
+	 * Latency-critical wakeups first, even before the previous task's next slice, unless the
+	 * fair queue's head is overdue.
+	 */
+	if (scx_bpf_dsq_nr_queued(lat_dsq(own_llc))) {
+		if (fair_head_overdue(shared, now)) {
+			COUNT(nr_lat_deferred);
+		} else if (scx_bpf_dsq_move_to_local(lat_dsq(own_llc), 0)) {
+			COUNT(nr_dispatched);
+			return;
+		}
 	}
 
 	/*
@@ -551,11 +694,15 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 	if (prev && (prev->scx.flags & SCX_TASK_QUEUED) &&
 	    (tctx = bpf_task_storage_get(&task_ctxs, prev, 0, 0)) &&
 	    (prev_dl = running_deadline(prev, tctx, cpu)) < first_dl) {
-		prev->scx.slice = task_slice(tctx, cpu);
+		/* compat.bpf.h: the kfunc (6.19+), else a plain store */
+		scx_bpf_task_set_slice(prev, task_slice(tctx, cpu));
+		/* A new slice is no wakeup: whatever it ran, it runs on in the fair order. */
+		tctx->lat_crit = 0;
 		/* No ops.running() follows: refresh what preempting wakers see (and any claim). */
 		if (cctx) {
 			cctx->running_dl = prev_dl;
 			cctx->running_short = task_is_short(tctx);
+			cctx->running_lat = 0;
 		}
 		COUNT(nr_keep_running);
 		return;
@@ -570,7 +717,8 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 	bpf_for (i, 0, nr_llcs) {
 		if (i == own_llc)
 			continue;
-		if (scx_bpf_dsq_move_to_local(llc_dsq(i), 0)) {
+		if (scx_bpf_dsq_move_to_local(lat_dsq(i), 0) ||
+		    scx_bpf_dsq_move_to_local(llc_dsq(i), 0)) {
 			COUNT(nr_dispatched);
 			COUNT(nr_stolen);
 			return;
@@ -580,13 +728,32 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 
 void BPF_STRUCT_OPS(brisk_runnable, struct task_struct *p, u64 enq_flags)
 {
-	struct task_ctx *tctx = lookup_task_ctx(p);
+	struct task_ctx *tctx;
+	u64 now, clock;
 
+	/* Also called when a change of nice, affinity or cgroup re-queues a runnable task. */
+	if (!(enq_flags & SCX_ENQ_WAKEUP))
+		return;
+	tctx = lookup_task_ctx(p);
 	if (!tctx)
 		return;
+	now = scx_bpf_now();
+	if (tctx->last_woke_at)
+		tctx->avg_period_ns = brisk_period_avg(tctx->avg_period_ns, now - tctx->last_woke_at);
+	tctx->last_woke_at = now;
 	/* A new burst starts; what it banked while asleep is bounded by sleep_credit_ns. */
 	tctx->cur_burst_ns = 0;
-	tctx->vruntime = brisk_wake_vruntime(tctx->vruntime, vtime_now, tun.sleep_credit_ns);
+	tctx->lat_crit = brisk_is_lat_crit(task_is_short(tctx), tctx->sync_wakeup,
+					   tctx->avg_burst_ns, tctx->avg_period_ns,
+					   tun.lat_duty_max_pct);
+	/* The clock of the LLC it wakes in (ops.select_cpu has placed it by now). */
+	follow_llc(tctx, llc_of(scx_bpf_task_cpu(p)));
+	clock = clock_of(tctx->llc);
+	if (tctx->lat_crit)
+		tctx->vruntime =
+			brisk_lat_wake_vruntime(tctx->vruntime, clock, tun.sleep_credit_ns);
+	else
+		tctx->vruntime = brisk_wake_vruntime(tctx->vruntime, clock, tun.sleep_credit_ns);
 }
 
 void BPF_STRUCT_OPS(brisk_running, struct task_struct *p)
@@ -598,11 +765,17 @@ void BPF_STRUCT_OPS(brisk_running, struct task_struct *p)
 	if (!tctx)
 		return;
 	tctx->started_at = scx_bpf_now();
-	if (tctx->vruntime > vtime_now)
-		vtime_now = tctx->vruntime;
+	/* Only a task started in its own LLC's fair order moves that LLC's clock. */
+	if (!tctx->lat_crit && tctx->llc == llc_of(cpu)) {
+		u64 *clock = llc_clock(tctx->llc);
+
+		if (clock && tctx->vruntime > *clock)
+			*clock = tctx->vruntime;
+	}
 	if (cctx) {
 		cctx->running_dl = task_deadline(p, tctx, cpu);
 		cctx->running_short = task_is_short(tctx);
+		cctx->running_lat = tctx->lat_crit;
 	}
 }
 
@@ -627,14 +800,17 @@ void BPF_STRUCT_OPS(brisk_stopping, struct task_struct *p, bool runnable)
 			c->hog_run_ns += delta;
 		}
 	}
-	/* Going to sleep: the burst is complete. */
-	if (!runnable)
+	/* Going to sleep: the burst is complete, and the next wakeup says if it is synchronous. */
+	if (!runnable) {
 		tctx->avg_burst_ns = brisk_burst_avg(
 			tctx->avg_burst_ns, tctx->cur_burst_ns, tun.burst_ewma_shift,
 			brisk_burst_sample_cap(tun.burst_cap_ns, tun.short_burst_ns));
+		tctx->sync_wakeup = 0;
+	}
 	if (cctx) {
 		cctx->running_dl = 0;
 		cctx->running_short = 0;
+		cctx->running_lat = 0;
 	}
 }
 
@@ -658,7 +834,8 @@ void BPF_STRUCT_OPS(brisk_enable, struct task_struct *p)
 	if (!tctx)
 		return;
 	tctx->ours = 1;
-	tctx->vruntime = vtime_now;
+	tctx->llc = llc_of(scx_bpf_task_cpu(p));
+	tctx->vruntime = clock_of(tctx->llc);
 	/* New tasks start on the border: neither short nor a hog until they show which. */
 	tctx->avg_burst_ns = tun.short_burst_ns;
 	tctx->cur_burst_ns = 0;
@@ -701,8 +878,10 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(brisk_init)
 	}
 	bpf_for (i, 0, nr_llcs) {
 		ret = scx_bpf_create_dsq(llc_dsq(i), -1);
+		if (!ret)
+			ret = scx_bpf_create_dsq(lat_dsq(i), -1);
 		if (ret) {
-			scx_bpf_error("failed to create DSQ for LLC %u: %d", i, ret);
+			scx_bpf_error("failed to create DSQs for LLC %u: %d", i, ret);
 			return ret;
 		}
 	}

@@ -141,6 +141,61 @@ static inline u64 brisk_task_slice(u64 slice_ns, int is_short, u64 short_burst_n
 	return is_short && slice_ns < short_burst_ns ? short_burst_ns : slice_ns;
 }
 
+/*
+ * Average time between a task's wakeups: moves a quarter of the way to each new interval,
+ * which counts at most 1 s (a task that slept for minutes is judged by its recent rhythm).
+ */
+static inline u64 brisk_period_avg(u64 avg_ns, u64 sample_ns)
+{
+	const u64 cap_ns = 1000000000ULL;
+
+	if (sample_ns > cap_ns)
+		sample_ns = cap_ns;
+	if (!avg_ns)
+		return sample_ns;
+	if (sample_ns >= avg_ns)
+		return avg_ns + ((sample_ns - avg_ns) >> 2);
+	return avg_ns - ((avg_ns - sample_ns) >> 2);
+}
+
+/*
+ * A latency-critical wakeup: a short task that was not woken synchronously (a timer, an
+ * interrupt, a futex or signal from another task: not a pipe or socket partner that is about to
+ * sleep), and whose bursts take at most @duty_max_pct of the time between its wakeups. Such a
+ * wakeup is served before the fair queue; the duty bound is what keeps that from being a way
+ * around fairness: a task can take at most that share of a CPU out of turn. 0 turns it off, and
+ * a task needs two wakeups (one interval) before it can qualify.
+ */
+static inline int brisk_is_lat_crit(int is_short, int sync_wakeup, u64 avg_burst_ns,
+				    u64 avg_period_ns, u32 duty_max_pct)
+{
+	if (!is_short || sync_wakeup || !duty_max_pct || !avg_period_ns)
+		return 0;
+	return avg_burst_ns * 100 <= (u64)duty_max_pct * avg_period_ns;
+}
+
+/*
+ * vruntime of a latency-critical task as it wakes: the sleep credit bounds it from below as for
+ * any task, and the clock bounds it from above. It ran out of turn, outside the fair queue, so
+ * what it ran is not held against it there: should it stop qualifying, it queues as a task
+ * that just woke, not behind everything it overtook.
+ */
+static inline u64 brisk_lat_wake_vruntime(u64 vruntime, u64 vtime_now, u64 credit_ns)
+{
+	u64 v = brisk_wake_vruntime(vruntime, vtime_now, credit_ns);
+
+	return v > vtime_now ? vtime_now : v;
+}
+
+/*
+ * The fair queue's first task has waited @waited_ns: past @limit_ns it goes before the
+ * latency-critical queue, so that however many such tasks there are, the fair queue moves.
+ */
+static inline int brisk_fair_overdue(u64 waited_ns, u64 limit_ns)
+{
+	return waited_ns > limit_ns;
+}
+
 /* Whether a waker with deadline @waker_dl should preempt a task running with @victim_dl. */
 static inline int brisk_should_preempt(u64 waker_dl, u64 victim_dl, u64 margin_ns)
 {

@@ -78,3 +78,23 @@ u64 brisk_host_lat_take(u64 *since, u64 now)
 {
 	return brisk_lat_take(since, now);
 }
+
+u64 brisk_host_period_avg(u64 avg, u64 sample)
+{
+	return brisk_period_avg(avg, sample);
+}
+
+int brisk_host_is_lat_crit(int is_short, int sync, u64 burst, u64 period, u32 duty_max_pct)
+{
+	return brisk_is_lat_crit(is_short, sync, burst, period, duty_max_pct);
+}
+
+u64 brisk_host_lat_wake_vruntime(u64 v, u64 now, u64 credit)
+{
+	return brisk_lat_wake_vruntime(v, now, credit);
+}
+
+int brisk_host_fair_overdue(u64 waited, u64 limit)
+{
+	return brisk_fair_overdue(waited, limit);
+}

@@ -54,6 +54,14 @@ fn summary(label: &str, p: &workloads::Periodic) {
         p.lateness_ns.len(),
         p.missed
     );
+    if !p.queue_wait_ns.is_empty() {
+        let w = |x| workloads::quantile(&p.queue_wait_ns, x) as f64 / 1000.0;
+        println!(
+            "{label}: of which waiting runnable (the scheduler's part) p50 {:.0} us, p99 {:.0} us",
+            w(0.5),
+            w(0.99)
+        );
+    }
 }
 
 pub fn run(secs: u64, args: &[String]) -> Result<i32> {
