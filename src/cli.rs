@@ -116,10 +116,11 @@ pub struct Opts {
 
     /// Largest duty cycle of a latency-critical task, in percent (0: no latency-critical lane).
     ///
-    /// A short task woken by a timer, an interrupt or a futex (not by a pipe or socket partner),
-    /// whose bursts fill at most this share of the time between its wakeups, skips the fair
-    /// queue and may preempt any other task. Higher lets busier tasks (a request worker at high
-    /// load) jump the queue, at the expense of hogs and crowds of message-passing tasks.
+    /// A task woken by a timer, an interrupt or a futex (not by a pipe or socket partner),
+    /// whose average burst fits in one --slice-us and fills at most this share of the time
+    /// between its wakeups, skips the fair queue and may preempt any other task. At 100 the
+    /// burst bound alone decides; lower values also refuse busy tasks (a request worker that
+    /// has fallen behind), which then wait in the fair queue.
     #[arg(long, default_value_t = tunables::LAT_DUTY_MAX_PCT.default)]
     pub lat_duty_max_pct: u64,
 

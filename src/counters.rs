@@ -30,7 +30,7 @@ impl Counters {
         Ok(total)
     }
 
-    pub fn fields(&self) -> [(&'static str, u64); 20] {
+    pub fn fields(&self) -> [(&'static str, u64); 22] {
         let c = &self.0;
         [
             ("nr_direct_idle", c.nr_direct_idle),
@@ -51,6 +51,8 @@ impl Counters {
             ("nr_lat_wakeups", c.nr_lat_wakeups),
             ("nr_lat_preempts", c.nr_lat_preempts),
             ("nr_lat_deferred", c.nr_lat_deferred),
+            ("nr_lat_no_burst", c.nr_lat_no_burst),
+            ("nr_lat_no_duty", c.nr_lat_no_duty),
             ("nr_hog_stints", c.nr_hog_stints),
             ("hog_run_ns", c.hog_run_ns),
         ]
@@ -76,6 +78,8 @@ impl Counters {
         c.nr_lat_wakeups += o.nr_lat_wakeups;
         c.nr_lat_preempts += o.nr_lat_preempts;
         c.nr_lat_deferred += o.nr_lat_deferred;
+        c.nr_lat_no_burst += o.nr_lat_no_burst;
+        c.nr_lat_no_duty += o.nr_lat_no_duty;
         c.nr_hog_stints += o.nr_hog_stints;
         c.hog_run_ns += o.hog_run_ns;
     }

@@ -26,10 +26,10 @@ mod tests {
         fn brisk_host_task_slice(slice: u64, is_short: i32, short_burst: u64) -> u64;
         fn brisk_host_period_avg(avg: u64, sample: u64) -> u64;
         fn brisk_host_is_lat_crit(
-            is_short: i32,
             sync: i32,
             burst: u64,
             period: u64,
+            max_burst: u64,
             duty_max_pct: u32,
         ) -> i32;
         fn brisk_host_lat_wake_vruntime(v: u64, now: u64, credit: u64) -> u64;
@@ -71,27 +71,31 @@ mod tests {
         }
     }
 
-    /// Who is latency-critical: the periodic task (1 ms every 10 ms) and a request worker at
-    /// half load (1 ms every 2 ms) are; a pipe partner (synchronous wakeup), a task past the
-    /// duty bound, a hog-classed task and any task with the lane off are not.
+    /// Who is latency-critical: the periodic task (1 ms every 10 ms), a request worker at
+    /// half load (1 ms every 2 ms) and a 60 Hz frame loop (4 ms every 16.7 ms) are; a pipe
+    /// partner (synchronous wakeup), a task past the duty bound, one whose bursts are longer
+    /// than a slice and any task with the lane off are not.
     #[test]
-    fn latency_critical_needs_short_bursts_a_non_sync_wakeup_and_a_low_duty_cycle() {
+    fn latency_critical_needs_a_non_sync_wakeup_a_burst_within_a_slice_and_a_low_duty() {
+        const SLICE: u64 = 5 * MS;
         unsafe {
-            let lc = |short, sync, burst, period, pct| {
-                brisk_host_is_lat_crit(short, sync, burst, period, pct) != 0
+            let lc = |sync, burst, period, pct| {
+                brisk_host_is_lat_crit(sync, burst, period, SLICE, pct) != 0
             };
-            assert!(lc(1, 0, MS, 10 * MS, 60));
-            assert!(lc(1, 0, MS, 2 * MS, 60));
-            assert!(!lc(1, 1, MS, 10 * MS, 60), "a synchronous wakeup");
-            assert!(!lc(0, 0, MS, 10 * MS, 60), "not short");
-            assert!(!lc(1, 0, 19 * MS / 10, 2 * MS, 60), "95% duty");
-            assert!(!lc(1, 0, MS, 10 * MS, 0), "lane off");
-            assert!(!lc(1, 0, MS, 0, 60), "no interval known yet");
+            assert!(lc(0, MS, 10 * MS, 60));
+            assert!(lc(0, MS, 2 * MS, 60));
+            assert!(lc(0, 4 * MS, 16_667_000, 60));
+            assert!(!lc(1, MS, 10 * MS, 60), "a synchronous wakeup");
+            assert!(!lc(0, 6 * MS, 100 * MS, 60), "bursts longer than a slice");
+            assert!(lc(0, SLICE, 100 * MS, 60), "a burst of exactly a slice");
+            assert!(!lc(0, 19 * MS / 10, 2 * MS, 60), "95% duty");
+            assert!(!lc(0, MS, 10 * MS, 0), "lane off");
+            assert!(!lc(0, MS, 0, 60), "no interval known yet");
             // the bound is inclusive: exactly 60% qualifies, just above does not
-            assert!(lc(1, 0, 6 * MS / 10, MS, 60));
-            assert!(!lc(1, 0, 6 * MS / 10 + 1, MS, 60));
-            // at 100% every short non-sync wakeup qualifies
-            assert!(lc(1, 0, MS, MS, 100));
+            assert!(lc(0, 6 * MS / 10, MS, 60));
+            assert!(!lc(0, 6 * MS / 10 + 1, MS, 60));
+            // at 100% every non-sync wakeup with slice-sized bursts qualifies
+            assert!(lc(0, MS, MS, 100));
         }
     }
 

@@ -13,11 +13,11 @@
  * its LLC's shared deadline-ordered DSQ (tasks that may run on one CPU only use that CPU's own
  * DSQ).
  *
- * Latency-critical wakeups (policy.h, brisk_is_lat_crit: short tasks woken by a timer, an
- * interrupt or a futex rather than by a pipe partner, within a duty-cycle bound) skip the fair
- * queue: they preempt a CPU running anything else, or wait in their LLC's latency queue, which
- * CPUs serve first unless the fair queue's head is overdue. A crowd of short message passers
- * therefore cannot stand between a timer-driven task and its CPU.
+ * Latency-critical wakeups (policy.h, brisk_is_lat_crit: tasks woken by a timer, an interrupt
+ * or a futex rather than by a pipe partner, whose bursts fit in a slice) skip the fair queue:
+ * they preempt a CPU running anything else, or wait in their LLC's latency queue, which CPUs
+ * serve first unless the fair queue's head is overdue. A crowd of short message passers
+ * therefore cannot stand between a timer-driven task and its CPU (docs/design.md).
  */
 #include <scx/common.bpf.h>
 #include <bpf_experimental.h>
@@ -131,7 +131,7 @@ struct cpu_ctx {
 	u64 running_dl;	   /* deadline of the current task, 0 when idle or not ours */
 	u32 running_short; /* current task is short: no victim for a preempting short hog-waker */
 	u32 running_lat;   /* current task is latency-critical: no victim for anyone */
-	u64 last_scan_at; /* last starvation scan of this CPU's queues */
+	u64 last_scan_at;  /* last starvation scan of this CPU's queues */
 };
 
 struct {
@@ -230,6 +230,13 @@ static bool task_is_short(const struct task_ctx *tctx)
 	return brisk_is_short(task_burst(tctx), tun.short_burst_ns);
 }
 
+/* Whether a wakeup of @tctx's task (synchronous or not) is latency-critical. */
+static bool wakes_lat_crit(const struct task_ctx *tctx, bool sync)
+{
+	return brisk_is_lat_crit(sync, tctx->avg_burst_ns, tctx->avg_period_ns, tun.slice_ns,
+				 tun.lat_duty_max_pct);
+}
+
 /* How many tasks wait in @cpu's LLC (as last seen) and how many CPUs it has. */
 static void llc_load(s32 cpu, u64 *nr_waiting, u64 *nr_cpus)
 {
@@ -288,6 +295,18 @@ static u64 task_slice(const struct task_ctx *tctx, s32 cpu)
 	if (cpu >= 0)
 		waiting += scx_bpf_dsq_nr_queued(cpu_dsq(cpu));
 	return task_slice_waiting(tctx, cpu, waiting);
+}
+
+/*
+ * A latency-critical task's slice: the base slice, not shrunk by the queue, so that it
+ * finishes the burst it qualified with rather than being cut at a tick and queued again as a
+ * fair task behind the crowd.
+ */
+static u64 lat_slice(const struct task_ctx *tctx, s32 cpu, bool lat)
+{
+	u64 slice = task_slice(tctx, cpu);
+
+	return lat && slice < tun.slice_ns ? tun.slice_ns : slice;
 }
 
 static bool is_pinned(const struct task_struct *p)
@@ -386,9 +405,17 @@ s32 BPF_STRUCT_OPS(brisk_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 		 * else waits, hand the CPU over as for a synchronous wakeup. The CPU the waker
 		 * leaves then runs the wakee without ops.enqueue and ops.dispatch (under emulation
 		 * about 30 us per wakeup, most of a futex hand-off's cost over the kernel's own).
+		 * A latency-critical wakee is handed over even when fair tasks wait (not when
+		 * latency-critical ones do, which a chain of hand-offs would hold back): it runs
+		 * next, as soon as the waker sleeps, instead of preempting another CPU while the
+		 * waker runs on. A request worker handed a request this way sleeps before the next
+		 * one comes, where beside a waker running on it would take one request after
+		 * another without sleeping, turn into a hog and queue behind the crowd.
 		 */
 		if (cpu == bpf_get_smp_processor_id() && waker_is_short() &&
-		    nothing_waits_here(cpu)) {
+		    ((tctx && wakes_lat_crit(tctx, false) &&
+		      !scx_bpf_dsq_nr_queued(lat_dsq(llc_of(cpu)))) ||
+		     nothing_waits_here(cpu))) {
 			if (tctx)
 				tctx->lat.enq_at = probe_stamp();
 			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, task_slice_waiting(tctx, cpu, 0), 0);
@@ -517,26 +544,22 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 		idle = cpu;
 
 	/*
-	 * A latency-critical wakeup may preempt any task that is not latency-critical itself; a
-	 * short task that ops.cpu_release sends back here (SCX_ENQ_REENQ) because a real-time
-	 * task took its CPU may preempt a hog: it was running or about to, and would otherwise
-	 * wait for a slice to end elsewhere. No preemption for a synchronous wakeup (pipes,
-	 * sockets): the waker is about to sleep, so a CPU frees up at once; preempting a third
-	 * task would only add an IPI and a context switch per message.
+	 * A latency-critical wakeup may preempt any task that is not latency-critical itself.
+	 * A short task woken otherwise (the lane off, or past its duty bound), or sent back by
+	 * ops.cpu_release (SCX_ENQ_REENQ: a real-time task took its CPU while it ran or was about
+	 * to), may preempt a hog whose deadline is later by preempt_margin_ns. No preemption for
+	 * a synchronous wakeup (pipes, sockets): the waker is about to sleep, so a CPU frees up at
+	 * once; preempting a third task would only add an IPI and a context switch per message.
 	 */
-	if ((enq_flags & (SCX_ENQ_WAKEUP | SCX_ENQ_REENQ)) && task_is_short(tctx)) {
-		bool reenq = enq_flags & SCX_ENQ_REENQ;
-
-		if (!reenq)
-			COUNT(nr_short_wakeups);
-		if (lat)
-			COUNT(nr_lat_wakeups);
-		if (idle < 0 && tun.wakeup_preempt && (reenq || lat)) {
+	if (lat || ((enq_flags & SCX_ENQ_REENQ) && task_is_short(tctx)) ||
+	    ((enq_flags & SCX_ENQ_WAKEUP) && !tctx->sync_wakeup && task_is_short(tctx))) {
+		if (idle < 0 && tun.wakeup_preempt) {
 			victim = pick_victim(p, dl, llc_of(cpu), lat);
 			if (victim >= 0) {
-				/* To the front of the victim's local queue; its task is preempted. */
+				/* To the front of the victim's local queue; its task is preempted.
+				 */
 				scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | victim,
-						   task_slice(tctx, victim),
+						   lat_slice(tctx, victim, lat),
 						   enq_flags | SCX_ENQ_PREEMPT);
 				COUNT(nr_preempts);
 				if (lat)
@@ -549,7 +572,7 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 
 	if (pinned) {
 		/* A latency-critical one first in its CPU's queue, before the LLC's fair queue. */
-		scx_bpf_dsq_insert_vtime(p, cpu_dsq(cpu), task_slice(tctx, cpu), lat ? 0 : dl,
+		scx_bpf_dsq_insert_vtime(p, cpu_dsq(cpu), lat_slice(tctx, cpu, lat), lat ? 0 : dl,
 					 enq_flags);
 		COUNT(nr_queued_pinned);
 	} else {
@@ -557,7 +580,7 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 		if (idle >= 0)
 			cpu = idle;
 		scx_bpf_dsq_insert_vtime(p, lat ? lat_dsq(llc_of(cpu)) : llc_dsq(llc_of(cpu)),
-					 task_slice(tctx, cpu), dl, enq_flags);
+					 lat_slice(tctx, cpu, lat), dl, enq_flags);
 		COUNT(nr_queued_shared);
 	}
 	if (idle >= 0) {
@@ -626,12 +649,13 @@ static bool rescue_any(s32 cpu, u32 own_llc, u64 now)
 {
 	u32 i;
 
-	if (rescue_starving(cpu_dsq(cpu), cpu, now) || rescue_starving(lat_dsq(own_llc), cpu, now) ||
+	if (rescue_starving(cpu_dsq(cpu), cpu, now) ||
+	    rescue_starving(lat_dsq(own_llc), cpu, now) ||
 	    rescue_starving(llc_dsq(own_llc), cpu, now))
 		return true;
 	bpf_for (i, 0, nr_llcs) {
-		if (i != own_llc &&
-		    (rescue_starving(lat_dsq(i), cpu, now) || rescue_starving(llc_dsq(i), cpu, now)))
+		if (i != own_llc && (rescue_starving(lat_dsq(i), cpu, now) ||
+				     rescue_starving(llc_dsq(i), cpu, now)))
 			return true;
 	}
 	return false;
@@ -739,13 +763,18 @@ void BPF_STRUCT_OPS(brisk_runnable, struct task_struct *p, u64 enq_flags)
 		return;
 	now = scx_bpf_now();
 	if (tctx->last_woke_at)
-		tctx->avg_period_ns = brisk_period_avg(tctx->avg_period_ns, now - tctx->last_woke_at);
+		tctx->avg_period_ns =
+			brisk_period_avg(tctx->avg_period_ns, now - tctx->last_woke_at);
 	tctx->last_woke_at = now;
 	/* A new burst starts; what it banked while asleep is bounded by sleep_credit_ns. */
 	tctx->cur_burst_ns = 0;
-	tctx->lat_crit = brisk_is_lat_crit(task_is_short(tctx), tctx->sync_wakeup,
-					   tctx->avg_burst_ns, tctx->avg_period_ns,
-					   tun.lat_duty_max_pct);
+	tctx->lat_crit = wakes_lat_crit(tctx, tctx->sync_wakeup);
+	if (!tctx->lat_crit && !tctx->sync_wakeup && tctx->avg_period_ns && tun.lat_duty_max_pct) {
+		if (tctx->avg_burst_ns > tun.slice_ns)
+			COUNT(nr_lat_no_burst);
+		else
+			COUNT(nr_lat_no_duty);
+	}
 	/* The clock of the LLC it wakes in (ops.select_cpu has placed it by now). */
 	follow_llc(tctx, llc_of(scx_bpf_task_cpu(p)));
 	clock = clock_of(tctx->llc);

@@ -159,17 +159,19 @@ static inline u64 brisk_period_avg(u64 avg_ns, u64 sample_ns)
 }
 
 /*
- * A latency-critical wakeup: a short task that was not woken synchronously (a timer, an
- * interrupt, a futex or signal from another task: not a pipe or socket partner that is about to
- * sleep), and whose bursts take at most @duty_max_pct of the time between its wakeups. Such a
- * wakeup is served before the fair queue; the duty bound is what keeps that from being a way
- * around fairness: a task can take at most that share of a CPU out of turn. 0 turns it off, and
- * a task needs two wakeups (one interval) before it can qualify.
+ * A latency-critical wakeup: a task that was not woken synchronously (a timer, an interrupt, a
+ * futex or signal from another task: not a pipe or socket partner that is about to sleep),
+ * whose average burst is at most @max_burst_ns (the base slice: it finishes its work within
+ * one) and takes at most @duty_max_pct of the time between its wakeups. Such a wakeup is
+ * served before the fair queue; the duty bound is what keeps that from being a way around
+ * fairness: a task can take at most that share of a CPU out of turn, and a task that runs
+ * without sleeping never qualifies. 0 turns it off, and a task needs two wakeups (one
+ * interval) before it can qualify.
  */
-static inline int brisk_is_lat_crit(int is_short, int sync_wakeup, u64 avg_burst_ns,
-				    u64 avg_period_ns, u32 duty_max_pct)
+static inline int brisk_is_lat_crit(int sync_wakeup, u64 avg_burst_ns, u64 avg_period_ns,
+				    u64 max_burst_ns, u32 duty_max_pct)
 {
-	if (!is_short || sync_wakeup || !duty_max_pct || !avg_period_ns)
+	if (sync_wakeup || !duty_max_pct || !avg_period_ns || avg_burst_ns > max_burst_ns)
 		return 0;
 	return avg_burst_ns * 100 <= (u64)duty_max_pct * avg_period_ns;
 }

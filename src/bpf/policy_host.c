@@ -84,9 +84,9 @@ u64 brisk_host_period_avg(u64 avg, u64 sample)
 	return brisk_period_avg(avg, sample);
 }
 
-int brisk_host_is_lat_crit(int is_short, int sync, u64 burst, u64 period, u32 duty_max_pct)
+int brisk_host_is_lat_crit(int sync, u64 burst, u64 period, u64 max_burst, u32 duty_max_pct)
 {
-	return brisk_is_lat_crit(is_short, sync, burst, period, duty_max_pct);
+	return brisk_is_lat_crit(sync, burst, period, max_burst, duty_max_pct);
 }
 
 u64 brisk_host_lat_wake_vruntime(u64 v, u64 now, u64 credit)

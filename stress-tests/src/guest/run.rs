@@ -1,67 +1,37 @@
 //! `brisk-guest run`: scx_brisk under a mixed load, its output shown live, for a newcomer to
 //! see it work.
 
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::sys::{self, Brisk, Procs};
-use super::workloads;
+use super::bench::scenarios::{self, Outcome};
+use super::sys::{self, Brisk};
 
-/// Periodic task (10 ms period, 1 ms work) beside one hog per CPU and a hackbench loop.
-fn mixed_load(secs: u64) -> Result<workloads::Periodic> {
-    let hogs = Procs::hogs(sys::nr_cpus(), &[])?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let hackbench = std::thread::spawn(move || {
-        let mut runs = 0;
-        while !flag.load(Ordering::Relaxed) {
-            let ok = Command::new("hackbench")
-                .args(["-g", "2", "-l", "50"])
-                .stdout(Stdio::null())
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-            runs += ok as u32;
-        }
-        runs
-    });
-    let res = workloads::periodic(
-        Duration::from_millis(10),
-        Duration::from_millis(1),
-        secs as usize * 100,
-    );
-    stop.store(true, Ordering::Relaxed);
-    let runs = hackbench.join().unwrap_or(0);
-    drop(hogs);
-    println!(
-        "    ({} hogs, {runs} hackbench runs alongside)",
-        sys::nr_cpus()
-    );
-    Ok(res)
+/// The bench's mixed scenario (one hog per CPU, the periodic task, request pairs at 50% load,
+/// a hackbench loop) for `secs` seconds.
+fn mixed_load(secs: u64) -> Result<Outcome> {
+    scenarios::mixed_for(secs as f64)
 }
 
-fn summary(label: &str, p: &workloads::Periodic) {
-    let q = |x| workloads::quantile(&p.lateness_ns, x) as f64 / 1000.0;
+fn summary(label: &str, o: &Outcome) {
+    let m = |k: &str| o.metrics.get(k).copied().unwrap_or(f64::NAN);
     println!(
-        "{label}: periodic task wakeup lateness p50 {:.0} us, p99 {:.0} us, max {:.0} us ({} wakeups, {} overruns)",
-        q(0.5),
-        q(0.99),
-        q(1.0),
-        p.lateness_ns.len(),
-        p.missed
+        "{label}: periodic task (10 ms period, 1 ms of work) lateness p50 {:.0} us, p99 {:.0} us; \
+         of which waiting runnable (the scheduler's part) p99 {:.0} us",
+        m("periodic_p50_us"),
+        m("periodic_p99_us"),
+        m("periodic_queue_wait_p99_us"),
     );
-    if !p.queue_wait_ns.is_empty() {
-        let w = |x| workloads::quantile(&p.queue_wait_ns, x) as f64 / 1000.0;
-        println!(
-            "{label}: of which waiting runnable (the scheduler's part) p50 {:.0} us, p99 {:.0} us",
-            w(0.5),
-            w(0.99)
-        );
-    }
+    println!(
+        "{label}: request workers woken in p50 {:.0} us, p99 {:.0} us, {:.0} requests/s; \
+         hog work {:.0}/s; hackbench {:.2} s",
+        m("wakeup_p50_us"),
+        m("wakeup_p99_us"),
+        m("requests_per_s"),
+        m("hogs_work_per_s"),
+        m("hackbench_time_s"),
+    );
 }
 
 pub fn run(secs: u64, args: &[String]) -> Result<i32> {
