@@ -543,6 +543,13 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 	else if (scx_bpf_test_and_clear_cpu_idle(cpu))
 		idle = cpu;
 
+	if (enq_flags & SCX_ENQ_WAKEUP) {
+		if (task_is_short(tctx))
+			COUNT(nr_short_wakeups);
+		if (lat)
+			COUNT(nr_lat_wakeups);
+	}
+
 	/*
 	 * A latency-critical wakeup may preempt any task that is not latency-critical itself.
 	 * A short task woken otherwise (the lane off, or past its duty bound), or sent back by
