@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 
 use clap::parser::ValueSource;
-use clap::{ArgMatches, Parser, Subcommand};
+use clap::{Arg, ArgAction, ArgMatches, Parser, Subcommand};
 
-use crate::settings;
-use crate::tunables::{self, Value};
+use crate::control::settings;
+use crate::control::tunables::{self, Spec, Unit, Value};
 
 /// scx_brisk: a sched_ext scheduler with weighted virtual runtime that favours short-running
 /// tasks.
@@ -49,87 +49,9 @@ pub struct Opts {
     #[arg(long, value_name = "US", default_value_t = settings::TARGET_P99_US.default)]
     pub target_p99_us: u64,
 
-    /// Base time slice, in microseconds.
-    ///
-    /// A task runs at most this long before the next waiting task gets the CPU; the slice is
-    /// shared out (down to --slice-min-us) as more tasks wait than there are CPUs. Longer
-    /// slices give hogs fewer context switches and better cache use; shorter ones bound the
-    /// wait of tasks that could not preempt.
-    #[arg(long, default_value_t = tunables::SLICE_US.default)]
-    pub slice_us: u64,
-
-    /// Smallest time slice, in microseconds.
-    ///
-    /// The floor under the shared-out slice: below it, switching costs more than it buys. A
-    /// slice shorter than the kernel's tick (4 ms at HZ=250) ends at the next tick anyway;
-    /// short tasks do not need it, since they preempt hogs when they wake.
-    #[arg(long, default_value_t = tunables::SLICE_MIN_US.default)]
-    pub slice_min_us: u64,
-
-    /// Average burst under which a task counts as short, in microseconds.
-    ///
-    /// A burst is the CPU time a task uses between sleeps. Short tasks are queued first, may
-    /// preempt hogs on wakeup and are never preempted for another task. Raising it lets
-    /// heavier tasks be treated as interactive, at the cost of more preemption of hogs.
-    #[arg(long, default_value_t = tunables::SHORT_BURST_US.default)]
-    pub short_burst_us: u64,
-
-    /// Cap on the burst added to a task's deadline, in microseconds.
-    ///
-    /// Tasks run in order of vruntime + burst, so a hog waits at most this much (weighted)
-    /// longer than a short task of equal vruntime; while more tasks wait than there are CPUs,
-    /// the burst is scaled down by that share. Larger favours short tasks more; a hog's
-    /// vruntime still catches up, so it keeps its weighted share and is never starved.
-    #[arg(long, default_value_t = tunables::BURST_CAP_US.default)]
-    pub burst_cap_us: u64,
-
-    /// Most CPU time credit a sleeping task can bank, in microseconds.
-    ///
-    /// On wakeup a task's vruntime is raised to at least the scheduler's clock minus this.
-    /// Larger rewards sleepers for longer; 0 is strict fairness between sleepers and hogs.
-    #[arg(long, default_value_t = tunables::SLEEP_CREDIT_US.default)]
-    pub sleep_credit_us: u64,
-
-    /// Deadline lead a waking short task needs to preempt a hog, in microseconds.
-    ///
-    /// Smaller preempts more eagerly: lower wakeup latency for interactive tasks, more
-    /// context switches for hogs.
-    #[arg(long, default_value_t = tunables::PREEMPT_MARGIN_US.default)]
-    pub preempt_margin_us: u64,
-
-    /// Longest a queued task waits before it is run out of order, in microseconds.
-    ///
-    /// The starvation guard: strict weighted fairness can leave a low-weight task waiting for
-    /// seconds behind many hogs, and the kernel ejects a scheduler whose task waits 5 s. Lower
-    /// values bound every wait tighter; weights are honoured less exactly under overload.
-    #[arg(long, default_value_t = tunables::STARVE_US.default)]
-    pub starve_us: u64,
-
-    /// Smoothing of the per-task burst average (new = old + (burst - old) / 2^shift).
-    ///
-    /// The average falls twice as fast as it rises, so a task that turns short regains its
-    /// privileges within a few bursts. Larger values remember a task's past longer, so a few long
-    /// bursts do not demote an interactive task; smaller values react faster when a task changes
-    /// behaviour.
-    #[arg(long, default_value_t = tunables::BURST_EWMA_SHIFT.default)]
-    pub burst_ewma_shift: u64,
-
-    /// Largest duty cycle of a latency-critical task, in percent (0: no latency-critical lane).
-    ///
-    /// A task woken by a timer, an interrupt or a futex (not by a pipe or socket partner),
-    /// whose average burst fits in one --slice-us and fills at most this share of the time
-    /// between its wakeups, skips the fair queue and may preempt any other task. At 100 the
-    /// burst bound alone decides; lower values also refuse busy tasks (a request worker that
-    /// has fallen behind), which then wait in the fair queue.
-    #[arg(long, default_value_t = tunables::LAT_DUTY_MAX_PCT.default)]
-    pub lat_duty_max_pct: u64,
-
-    /// Never preempt a running task on wakeup.
-    ///
-    /// Waking short tasks then wait for the running task's slice to end (at the next tick):
-    /// better for throughput-only machines, worse for interactive latency.
-    #[arg(long)]
-    pub no_wakeup_preempt: bool,
+    /// The policy's tunables (src/tunables.rs): one option per entry of its table.
+    #[command(flatten)]
+    pub tunables: TunableArgs,
 
     /// Print stats every SECS seconds (0: only the counters, at exit).
     ///
@@ -163,7 +85,7 @@ pub struct Opts {
     /// Reads them over the root-only control socket; the format follows --stats-json.
     /// Stops when the scheduler does. Loads nothing, so it takes none of the scheduler's
     /// options (change a running scx_brisk with `scx_brisk ctl`).
-    #[arg(long, value_name = "SECS", conflicts_with_all = SCHEDULER_ONLY)]
+    #[arg(long, value_name = "SECS", conflicts_with_all = scheduler_only())]
     pub monitor: Option<u64>,
 
     /// Reload up to N times after the kernel ejects scx_brisk for an error (0: exit at once).
@@ -175,6 +97,12 @@ pub struct Opts {
           value_parser = clap::value_parser!(u32).range(0..=100))]
     pub restart_on_error: u32,
 
+    /// Experimental: let the kernel queue a wakeup on the target CPU's wake list (an IPI)
+    /// instead of locking that CPU's runqueue from the waker (SCX_OPS_ALLOW_QUEUED_WAKEUP,
+    /// Linux 6.15+). Off by default: it has not been shown to help (docs/design.md).
+    #[arg(long, hide = true)]
+    pub queued_wakeup: bool,
+
     /// Testing only: park every hog where it never runs, so the watchdog ejects scx_brisk.
     #[arg(long, hide = true)]
     pub debug_stall_hogs: bool,
@@ -185,27 +113,27 @@ pub struct Opts {
 }
 
 /// The options that configure the scheduler this process loads: meaningless for `--monitor`,
-/// which loads nothing and only reads the running one's stats.
-const SCHEDULER_ONLY: [&str; 18] = [
+/// which loads nothing and only reads the running one's stats. The tunables' options are added
+/// from their table.
+const SCHEDULER_ONLY: [&str; 9] = [
     "policy",
     "auto",
     "target_p99_us",
-    "slice_us",
-    "slice_min_us",
-    "short_burst_us",
-    "burst_cap_us",
-    "sleep_credit_us",
-    "preempt_margin_us",
-    "starve_us",
-    "burst_ewma_shift",
-    "lat_duty_max_pct",
-    "no_wakeup_preempt",
     "stats",
     "no_latency_probes",
     "exit_dump_len",
     "restart_on_error",
     "debug_stall_hogs",
+    "queued_wakeup",
 ];
+
+fn scheduler_only() -> Vec<&'static str> {
+    SCHEDULER_ONLY
+        .iter()
+        .copied()
+        .chain(tunables::keys())
+        .collect()
+}
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -234,9 +162,8 @@ pub struct ProbeOpts {
     #[arg(long)]
     pub stats_json: bool,
     /// Average burst under which a task counts as short, in microseconds (as scx_brisk's).
-    #[arg(long, default_value_t = tunables::SHORT_BURST_US.default,
-          value_parser = clap::value_parser!(u64)
-              .range(tunables::SHORT_BURST_US.min..=tunables::SHORT_BURST_US.max))]
+    #[arg(long, default_value_t = short_burst().default,
+          value_parser = clap::value_parser!(u64).range(short_burst().min..=short_burst().max))]
     pub short_burst_us: u64,
 }
 
@@ -273,25 +200,100 @@ impl Opts {
     }
 }
 
+fn short_burst() -> &'static Spec {
+    tunables::spec("short_burst_us").expect("short_burst_us is in the table")
+}
+
+/// The tunables' options, one per entry of `tunables::TABLE`: `--slice-us US` for a number,
+/// `--no-wakeup-preempt` for a boolean that is on by default (`--KEY` for one that is off).
+/// Only the options given on the command line count (as changes over the defaults or the
+/// policy file), so their defaults are shown in the help rather than set in clap.
+#[derive(Debug, Clone, Default)]
+pub struct TunableArgs {
+    /// The tunables given on the command line, in the table's order.
+    pub given: Vec<(String, Value)>,
+}
+
+fn tunable_arg(spec: &'static Spec) -> Arg {
+    let help = format!("{} [default: {}]", spec.summary(), spec.show(spec.default));
+    // Paragraphs as clap makes them of doc comments: lines joined, a blank line between.
+    let paragraphs: Vec<String> = spec
+        .help
+        .split("\n\n")
+        .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|p| !p.is_empty())
+        .collect();
+    let long_help = format!(
+        "{}\n\n[allowed: {}] [default: {}]",
+        paragraphs.join("\n\n"),
+        spec.allowed(),
+        spec.show(spec.default)
+    );
+    let arg = Arg::new(spec.key).help(help).long_help(long_help);
+    match (spec.unit, spec.default) {
+        (Unit::Bool, 0) => arg
+            .long(spec.key.replace('_', "-"))
+            .action(ArgAction::SetTrue),
+        (Unit::Bool, _) => arg
+            .long(format!("no-{}", spec.key.replace('_', "-")))
+            .action(ArgAction::SetFalse),
+        _ => arg
+            .long(spec.key.replace('_', "-"))
+            .value_name(spec.unit.value_name())
+            .value_parser(clap::value_parser!(u64)),
+    }
+}
+
+impl clap::FromArgMatches for TunableArgs {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut given = Vec::new();
+        for spec in tunables::TABLE {
+            if m.value_source(spec.key) != Some(ValueSource::CommandLine) {
+                continue;
+            }
+            let v = match spec.unit {
+                Unit::Bool => Value::Bool(m.get_flag(spec.key)),
+                _ => Value::Str(
+                    m.get_one::<u64>(spec.key)
+                        .copied()
+                        .unwrap_or_default()
+                        .to_string(),
+                ),
+            };
+            given.push((spec.key.to_string(), v));
+        }
+        Ok(Self { given })
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for TunableArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        cmd.next_help_heading("Tunables (also the keys of policy files and `scx_brisk ctl set`)")
+            .args(tunables::TABLE.iter().map(tunable_arg))
+            .next_help_heading(None::<&'static str>)
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
 /// The settings given explicitly on the command line (not defaults), as changes to apply on
 /// top of the defaults or policy file.
-pub fn cli_changes(m: &ArgMatches) -> Vec<(String, Value)> {
-    let given = |id: &str| m.value_source(id) == Some(ValueSource::CommandLine);
-    let mut out = Vec::new();
-    for key in tunables::NUMERIC
-        .iter()
-        .map(|s| s.key)
-        .chain([settings::TARGET_P99_US.key])
-    {
-        if given(key) {
-            let v = m.get_one::<u64>(key).copied().unwrap_or_default();
-            out.push((key.to_string(), Value::Str(v.to_string())));
-        }
+pub fn cli_changes(opts: &Opts, m: &ArgMatches) -> Vec<(String, Value)> {
+    let mut out = opts.tunables.given.clone();
+    if m.value_source(settings::TARGET_P99_US.key) == Some(ValueSource::CommandLine) {
+        out.push((
+            settings::TARGET_P99_US.key.to_string(),
+            Value::Str(opts.target_p99_us.to_string()),
+        ));
     }
-    if m.get_flag("no_wakeup_preempt") {
-        out.push((tunables::WAKEUP_PREEMPT.to_string(), Value::Bool(false)));
-    }
-    if m.get_flag("auto") {
+    if opts.auto {
         out.push((settings::MODE.to_string(), Value::Str("auto".into())));
     }
     out
@@ -304,8 +306,8 @@ mod tests {
 
     fn changes(args: &[&str]) -> Vec<(String, Value)> {
         let m = Opts::command().try_get_matches_from(args).unwrap();
-        Opts::from_arg_matches(&m).unwrap();
-        cli_changes(&m)
+        let o = Opts::from_arg_matches(&m).unwrap();
+        cli_changes(&o, &m)
     }
 
     #[test]
@@ -334,8 +336,8 @@ mod tests {
             vec![
                 ("slice_us".to_string(), s("5000")),
                 ("short_burst_us".to_string(), s("300")),
-                ("target_p99_us".to_string(), s("900")),
                 ("wakeup_preempt".to_string(), Value::Bool(false)),
+                ("target_p99_us".to_string(), s("900")),
                 ("mode".to_string(), s("auto")),
             ]
         );
@@ -365,6 +367,7 @@ mod tests {
             &["--auto"],
             &["--target-p99-us", "900"],
             &["--no-wakeup-preempt"],
+            &["--lat-duty-max-pct", "50"],
             &["--stats", "2"],
             &["--restart-on-error", "3"],
         ] {
@@ -378,7 +381,7 @@ mod tests {
             assert!(e.to_string().contains("cannot be used with"), "{e}");
         }
         // every listed id is an argument (debug_assert checks conflicts_with names too)
-        for id in SCHEDULER_ONLY {
+        for id in scheduler_only() {
             assert!(
                 Opts::command().get_arguments().any(|a| a.get_id() == id),
                 "{id}"
@@ -389,8 +392,7 @@ mod tests {
     #[test]
     fn probe_short_burst_is_range_checked() {
         let parse = |v: &str| Opts::try_parse_from(["scx_brisk", "probe", "--short-burst-us", v]);
-        let min = tunables::SHORT_BURST_US.min;
-        let max = tunables::SHORT_BURST_US.max;
+        let (min, max) = (short_burst().min, short_burst().max);
         assert!(parse(&min.to_string()).is_ok());
         assert!(parse(&max.to_string()).is_ok());
         for bad in [
@@ -401,6 +403,33 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    /// Every entry of the table is an option, with its help, range and default in `--help`.
+    #[test]
+    fn every_tunable_is_an_option_with_its_help() {
+        let help = Opts::command().render_long_help().to_string();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        for spec in tunables::TABLE {
+            let long = spec.key.replace('_', "-");
+            assert!(help.contains(&long), "{} missing from --help", spec.key);
+            assert!(help.contains(spec.summary()), "{}", spec.key);
+            assert!(help.contains(&spec.allowed()), "{}", spec.key);
+        }
+        let c = changes(&[
+            "scx_brisk",
+            "--lat-duty-max-pct",
+            "0",
+            "--burst-ewma-shift",
+            "3",
+        ]);
+        assert_eq!(
+            c,
+            vec![
+                ("burst_ewma_shift".to_string(), Value::Str("3".into())),
+                ("lat_duty_max_pct".to_string(), Value::Str("0".into())),
+            ]
+        );
     }
 
     #[test]

@@ -10,9 +10,10 @@ use clap::{CommandFactory, FromArgMatches};
 use log::{info, warn};
 
 use scx_brisk::cli::{self, Command, Opts};
-use scx_brisk::controller::Controller;
+use scx_brisk::control::client;
+use scx_brisk::control::controller::Controller;
 use scx_brisk::scheduler::Scheduler;
-use scx_brisk::{client, preflight, probe};
+use scx_brisk::{preflight, probe};
 
 fn main() -> ExitCode {
     let matches = Opts::command().get_matches();
@@ -62,7 +63,7 @@ fn run(opts: Opts, matches: &clap::ArgMatches) -> Result<()> {
         return client::monitor(secs, opts.stats_json, &shutdown);
     }
 
-    let cli = cli::cli_changes(matches);
+    let cli = cli::cli_changes(&opts, matches);
     let probes = !opts.no_latency_probes;
     let settings = Controller::settings_at_start(opts.policy.as_ref(), &cli, probes)?;
     preflight::check_environment()?;

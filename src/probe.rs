@@ -12,10 +12,11 @@ use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 
 use crate::cli::ProbeOpts;
-use crate::latency::Hist;
-use crate::overhead;
+use crate::control::tunables::Tunables;
 use crate::probe_skel::{ProbeSkel, ProbeSkelBuilder};
-use crate::stats::{self, Report, Snapshot};
+use crate::report::latency::Hist;
+use crate::report::overhead;
+use crate::report::stats::{self, Lines, Reporter, Snapshot};
 
 fn snapshot(skel: &ProbeSkel, bpf_stats: bool) -> Result<Snapshot> {
     Ok(Snapshot {
@@ -30,14 +31,6 @@ fn snapshot(skel: &ProbeSkel, bpf_stats: bool) -> Result<Snapshot> {
         nr_runnable: stats::nr_runnable(),
         settings: None,
     })
-}
-
-fn print(report: &Report, json: bool, label: &str) {
-    if json {
-        println!("{}", report.to_json());
-    } else {
-        println!("{label}{}", report.to_line());
-    }
 }
 
 pub fn run(opts: &ProbeOpts, verbose: bool, shutdown: &Arc<AtomicBool>) -> Result<()> {
@@ -58,6 +51,9 @@ pub fn run(opts: &ProbeOpts, verbose: bool, shutdown: &Arc<AtomicBool>) -> Resul
         .short_burst_us
         .checked_mul(1000)
         .context("--short-burst-us is too large to count in nanoseconds")?;
+    let dfl = Tunables::default().to_bpf(0);
+    rodata.burst_cap_ns = dfl.burst_cap_ns;
+    rodata.burst_ewma_shift = dfl.burst_ewma_shift as u32;
     let mut skel = open.load().context(
         "failed to load the probes (they need BTF, /sys/kernel/btf/vmlinux, and tp_btf support)",
     )?;
@@ -76,22 +72,11 @@ pub fn run(opts: &ProbeOpts, verbose: bool, shutdown: &Arc<AtomicBool>) -> Resul
         opts.short_burst_us
     );
 
-    let first = snapshot(&skel, bpf_stats.is_some())?;
-    let mut last = first.clone();
-    let start = Instant::now();
     let interval = Duration::from_secs(opts.stats);
-    let mut due = start + interval;
-    let end = (opts.duration_s > 0).then(|| start + Duration::from_secs(opts.duration_s));
-    while !shutdown.load(Ordering::Relaxed) && end.is_none_or(|e| Instant::now() < e) {
-        std::thread::sleep(Duration::from_millis(50));
-        if Instant::now() >= due {
-            let now = snapshot(&skel, bpf_stats.is_some())?;
-            print(&Report::between(&last, &now), opts.stats_json, "");
-            last = now;
-            due += interval;
-        }
-    }
-    let total = snapshot(&skel, bpf_stats.is_some())?;
-    print(&Report::between(&first, &total), opts.stats_json, "total: ");
+    let mut reporter = Reporter::new(interval, opts.stats_json, Lines::Stdout);
+    let end = (opts.duration_s > 0).then(|| Instant::now() + Duration::from_secs(opts.duration_s));
+    let stop = || shutdown.load(Ordering::Relaxed) || end.is_some_and(|e| Instant::now() >= e);
+    reporter.run(stop, || snapshot(&skel, bpf_stats.is_some()))?;
+    reporter.total(&snapshot(&skel, bpf_stats.is_some())?);
     Ok(())
 }

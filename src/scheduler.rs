@@ -3,7 +3,7 @@
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::{MapCore, MapFlags, OpenObject};
@@ -16,13 +16,13 @@ use libbpf_rs::skel::Skel;
 use crate::bpf_intf;
 use crate::bpf_skel::{BpfSkel, BpfSkelBuilder};
 use crate::cli::Opts;
-use crate::controller::Controller;
-use crate::counters::Counters;
-use crate::latency::Hist;
-use crate::overhead;
-use crate::settings::View;
-use crate::stats::{self, Report, Snapshot};
-use crate::tunables::Tunables;
+use crate::control::controller::{BpfSide, Controller};
+use crate::control::settings::View;
+use crate::control::tunables::Tunables;
+use crate::report::counters::Counters;
+use crate::report::latency::Hist;
+use crate::report::overhead;
+use crate::report::stats::{self, Lines, Reporter, Snapshot};
 
 pub struct Scheduler<'a> {
     skel: BpfSkel<'a>,
@@ -53,6 +53,11 @@ impl<'a> Scheduler<'a> {
             .context("failed to open the BPF scheduler")?;
 
         skel.struct_ops.brisk_ops_mut().exit_dump_len = opts.exit_dump_len;
+        if opts.queued_wakeup {
+            let flag = scx_utils::compat::read_enum("scx_ops_flags", "SCX_OPS_ALLOW_QUEUED_WAKEUP")
+                .context("--queued-wakeup needs SCX_OPS_ALLOW_QUEUED_WAKEUP (Linux 6.15+)")?;
+            skel.struct_ops.brisk_ops_mut().flags |= flag;
+        }
         skel.maps.rodata_data.as_mut().unwrap().debug_stall_hogs = opts.debug_stall_hogs;
         if opts.no_latency_probes {
             skel.maps.rodata_data.as_mut().unwrap().probes_on = false;
@@ -67,6 +72,10 @@ impl<'a> Scheduler<'a> {
 
         let mut skel = scx_ops_load!(skel, brisk_ops, uei)
             .context("failed to load the BPF scheduler into the kernel")?;
+        info!(
+            "verifier: {}",
+            overhead::verified_line(&overhead::verified_insns(skel.object()))
+        );
         let struct_ops =
             scx_ops_attach!(skel, brisk_ops).context("failed to attach the BPF scheduler")?;
 
@@ -90,46 +99,6 @@ impl<'a> Scheduler<'a> {
         })
     }
 
-    /// Publishes new tunables to the running BPF scheduler: writes the copy it is not using,
-    /// then flips `tun_active`, so it switches to the complete new set at once (main.bpf.c).
-    pub fn write_tunables(&mut self, tunables: &Tunables, gen: u64) {
-        let maps = &mut self.skel.maps;
-        let (data, bss) = (
-            maps.data_data.as_mut().unwrap(),
-            maps.bss_data.as_mut().unwrap(),
-        );
-        // SAFETY: `data` and `bss` are the mmaps of the BPF .data and .bss maps. Volatile,
-        // since the BPF side reads these fields concurrently; it never writes them.
-        unsafe {
-            let next = (std::ptr::read_volatile(&bss.tun_active) & 1) ^ 1;
-            std::ptr::write_volatile(&mut data.tun_slots[next as usize], tunables.to_bpf(gen));
-            std::sync::atomic::fence(Ordering::SeqCst);
-            std::ptr::write_volatile(&mut bss.tun_active, next);
-        }
-    }
-
-    /// The tunables generation the BPF side last made a decision with.
-    pub fn gen_seen(&self) -> u64 {
-        self.skel
-            .maps
-            .bss_data
-            .as_ref()
-            // SAFETY: a plain u64 in the mmapped .bss, written by the BPF side.
-            .map_or(0, |b| unsafe { std::ptr::read_volatile(&b.tun_gen_seen) })
-    }
-
-    /// Turns BPF run-time statistics on for the per-program costs (off again when we exit).
-    pub fn enable_bpf_stats(&mut self) {
-        if self.bpf_stats_tried {
-            return;
-        }
-        self.bpf_stats_tried = true;
-        match overhead::StatsEnabled::enable() {
-            Ok(guard) => self.bpf_stats = Some(guard),
-            Err(e) => warn!("per-program BPF cost unavailable: {e:#}"),
-        }
-    }
-
     pub fn counters(&self) -> Result<Counters> {
         let values = self
             .skel
@@ -149,8 +118,67 @@ impl<'a> Scheduler<'a> {
         Hist::read_all(&self.skel.maps.lat_hists).map(Some)
     }
 
+    /// Per-program run time and count, if the kernel keeps them.
+    fn prog_stats(&self) -> Option<overhead::Snapshot> {
+        self.bpf_stats.as_ref()?;
+        overhead::snapshot(self.skel.object()).ok()
+    }
+
+    /// Runs until `shutdown` is set or the kernel ejects the scheduler, with `ctl` answering
+    /// control requests and running the auto-tuner meanwhile (`Controller::run`); then
+    /// detaches and returns the exit info (an error exit is returned as Err, after its dump is
+    /// printed).
+    pub fn run(
+        &mut self,
+        shutdown: &Arc<AtomicBool>,
+        ctl: &mut Controller,
+    ) -> Result<UserExitInfo> {
+        let reporter = self
+            .stats_interval
+            .map(|d| Reporter::new(d, self.stats_json, Lines::Log));
+        ctl.run(self, || shutdown.load(Ordering::Relaxed), reporter);
+
+        // Detach: the kernel hands every task back to the default scheduler.
+        self.struct_ops.take();
+        match self.counters() {
+            Ok(c) => info!("counters: {c}"),
+            Err(e) => warn!("could not read the final counters: {e:#}"),
+        }
+        uei_report!(&self.skel, uei)
+    }
+}
+
+impl BpfSide for Scheduler<'_> {
+    /// Publishes new tunables to the running BPF scheduler: writes the copy it is not using,
+    /// then flips `tun_active`, so it switches to the complete new set at once (main.bpf.c).
+    fn write_tunables(&mut self, tunables: &Tunables, gen: u64) {
+        let maps = &mut self.skel.maps;
+        let (data, bss) = (
+            maps.data_data.as_mut().unwrap(),
+            maps.bss_data.as_mut().unwrap(),
+        );
+        // SAFETY: `data` and `bss` are the mmaps of the BPF .data and .bss maps. Volatile,
+        // since the BPF side reads these fields concurrently; it never writes them.
+        unsafe {
+            let next = (std::ptr::read_volatile(&bss.tun_active) & 1) ^ 1;
+            std::ptr::write_volatile(&mut data.tun_slots[next as usize], tunables.to_bpf(gen));
+            std::sync::atomic::fence(Ordering::SeqCst);
+            std::ptr::write_volatile(&mut bss.tun_active, next);
+        }
+    }
+
+    /// The tunables generation the BPF side last made a decision with.
+    fn gen_seen(&self) -> u64 {
+        self.skel
+            .maps
+            .bss_data
+            .as_ref()
+            // SAFETY: a plain u64 in the mmapped .bss, written by the BPF side.
+            .map_or(0, |b| unsafe { std::ptr::read_volatile(&b.tun_gen_seen) })
+    }
+
     /// Everything cumulative, for a stats report, the auto-tuner or a monitor.
-    pub fn snapshot(&self, settings: View) -> Result<Snapshot> {
+    fn snapshot(&self, settings: View) -> Result<Snapshot> {
         let settings = Some(settings);
         Ok(Snapshot {
             at_ns: stats::monotonic_ns(),
@@ -169,74 +197,20 @@ impl<'a> Scheduler<'a> {
         })
     }
 
-    /// Per-program run time and count, if the kernel keeps them.
-    fn prog_stats(&self) -> Option<overhead::Snapshot> {
-        self.bpf_stats.as_ref()?;
-        overhead::snapshot(self.skel.object()).ok()
+    /// Turns BPF run-time statistics on for the per-program costs (off again when we exit).
+    fn enable_bpf_stats(&mut self) {
+        if self.bpf_stats_tried {
+            return;
+        }
+        self.bpf_stats_tried = true;
+        match overhead::StatsEnabled::enable() {
+            Ok(guard) => self.bpf_stats = Some(guard),
+            Err(e) => warn!("per-program BPF cost unavailable: {e:#}"),
+        }
     }
 
-    /// Runs until `shutdown` is set or the kernel ejects the scheduler, answering control
-    /// requests and running the auto-tuner meanwhile; then detaches and returns the exit info
-    /// (an error exit is returned as Err, after its dump is printed).
-    pub fn run(
-        &mut self,
-        shutdown: &Arc<AtomicBool>,
-        ctl: &mut Controller,
-    ) -> Result<UserExitInfo> {
-        if self.stats_interval.is_some() {
-            self.enable_bpf_stats();
-        }
-        // A failure on this side (reading a map for the stats or the auto-tuner) is logged
-        // and the scheduler keeps running: only the kernel's exit, or a signal, ends the run.
-        let mut last = self
-            .snapshot(ctl.view())
-            .map_err(|e| warn!("stats: could not read the counters: {e:#}"))
-            .ok();
-        let mut next_stats = self.stats_interval.map(|d| Instant::now() + d);
-        let mut next_tune = Instant::now() + Duration::from_secs(1);
-        let mut tune_errors = 0u64;
-        while !shutdown.load(Ordering::Relaxed) && !uei_exited!(&self.skel, uei) {
-            ctl.poll(self, Duration::from_millis(100));
-            if Instant::now() >= next_tune {
-                if let Err(e) = ctl.tune(self) {
-                    // Once, then every minute while it lasts.
-                    if tune_errors.is_multiple_of(60) {
-                        warn!("auto-tuner step failed ({} so far): {e:#}", tune_errors + 1);
-                    }
-                    tune_errors += 1;
-                }
-                next_tune += Duration::from_secs(1);
-            }
-            if let (Some(due), Some(interval)) = (next_stats, self.stats_interval) {
-                if Instant::now() >= due {
-                    next_stats = Some(due + interval);
-                    let now = match self.snapshot(ctl.view()) {
-                        Ok(now) => now,
-                        Err(e) => {
-                            warn!("stats: could not read the counters, interval skipped: {e:#}");
-                            continue;
-                        }
-                    };
-                    if let Some(last) = &last {
-                        let report = Report::between(last, &now);
-                        if self.stats_json {
-                            println!("{}", report.to_json());
-                        } else {
-                            info!("{}", report.to_line());
-                        }
-                    }
-                    last = Some(now);
-                }
-            }
-        }
-
-        // Detach: the kernel hands every task back to the default scheduler.
-        self.struct_ops.take();
-        match self.counters() {
-            Ok(c) => info!("counters: {c}"),
-            Err(e) => warn!("could not read the final counters: {e:#}"),
-        }
-        uei_report!(&self.skel, uei)
+    fn exited(&self) -> bool {
+        uei_exited!(&self.skel, uei)
     }
 }
 

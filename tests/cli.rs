@@ -136,9 +136,7 @@ fn probe_measures_the_running_scheduler_without_sched_ext() {
         .is_some());
     assert!(total["settings"].is_null());
     assert!(
-        total["bpf"]["ns_per_call"]["probe_switch"]
-            .as_f64()
-            .is_some(),
+        total["bpf"]["ns_per_call"]["tp_switch"].as_f64().is_some(),
         "{total}"
     );
 }

@@ -5,10 +5,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use scx_brisk::ctl::{read_request, Request};
-use scx_brisk::policy_file::PolicyFile;
-use scx_brisk::settings::{Settings, Source};
-use scx_brisk::tunables::Value;
+use scx_brisk::control::socket::{read_request, Request};
+use scx_brisk::control::policy_file::PolicyFile;
+use scx_brisk::control::settings::{Settings, Source};
+use scx_brisk::control::tunables::Value;
 
 mod oracle;
 

@@ -3,7 +3,7 @@
 //! wrongly accepts must fail this.
 
 use scx_brisk::bpf_intf;
-use scx_brisk::tunables::Tunables;
+use scx_brisk::control::tunables::Tunables;
 
 pub fn assert_bpf_safe(t: &Tunables) {
     let b = t.to_bpf(1);

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use scx_brisk::policy_file::PolicyFile;
+use scx_brisk::control::policy_file::PolicyFile;
 
 mod oracle;
 

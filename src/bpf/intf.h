@@ -2,9 +2,8 @@
 /*
  * scx_brisk: what the BPF scheduler and its Rust loader share.
  *
- * Everything that shapes the policy is a field of struct brisk_tunables; the defaults live
- * here (BRISK_DFL_*) and in the Rust `Tunables` struct, which validates user input against
- * the ranges documented there before anything is loaded.
+ * Everything that shapes the policy is a field of struct brisk_tunables, filled by the loader
+ * from the table of tunables in src/tunables.rs.
  */
 #ifndef __BRISK_INTF_H
 #define __BRISK_INTF_H
@@ -71,86 +70,23 @@ struct brisk_lat_hist {
 	u64 buckets[BRISK_LAT_NR_BUCKETS];
 };
 
-/* Defaults of the tunables, in ns (see struct brisk_tunables for what each trades off). */
-#define BRISK_DFL_SLICE_NS	    5000000ULL
-#define BRISK_DFL_SLICE_MIN_NS	    4000000ULL
-#define BRISK_DFL_SHORT_BURST_NS    2000000ULL
-#define BRISK_DFL_BURST_CAP_NS	    20000000ULL
-#define BRISK_DFL_SLEEP_CREDIT_NS   5000000ULL
-#define BRISK_DFL_PREEMPT_MARGIN_NS 1000000ULL
-#define BRISK_DFL_STARVE_NS	    1000000000ULL
-#define BRISK_DFL_BURST_EWMA_SHIFT  2
-#define BRISK_DFL_WAKEUP_PREEMPT    1
-#define BRISK_DFL_LAT_DUTY_MAX_PCT  100
-
+/*
+ * The policy's tunables as the BPF side reads them. Their one definition (unit, range,
+ * default, what each trades off) is the table in src/tunables.rs; the loader fills this struct
+ * from it (`Tunables::to_bpf`, which names every field, so the two cannot drift apart). Times
+ * are in ns, booleans 0 or 1; every field is a u64.
+ */
 struct brisk_tunables {
-	/*
-	 * Base time slice. A task runs at most this long before the next waiting task gets the
-	 * CPU; the slice shrinks as more tasks wait (down to slice_min_ns). Longer slices mean
-	 * fewer context switches and better cache use for hogs; shorter ones bound how long a
-	 * waiting task that could not preempt sits behind a hog.
-	 */
 	u64 slice_ns;
-	/*
-	 * Floor of the dynamic slice: below it the switch overhead dominates. The slice is
-	 * enforced at the scheduler tick (4 ms at HZ=250), so a shorter one ends at the next tick,
-	 * anywhere up to a tick later, at the price of a switch: a 0.5 ms floor doubled
-	 * hackbench's context switches (and its time) against 4 ms, while short tasks, which
-	 * preempt hogs on wakeup, did not wait less.
-	 */
 	u64 slice_min_ns;
-	/*
-	 * A task whose average burst (CPU time between sleeps) is below this is "short": it is
-	 * classified as interactive, may preempt hogs on wakeup and is never preempted for another.
-	 * Higher values let heavier tasks count as interactive.
-	 */
 	u64 short_burst_ns;
-	/*
-	 * The deadline is vruntime + burst (weighted), with the burst capped here, then scaled by
-	 * nr_cpus / (nr_cpus + nr_waiting) (policy.h). It is how far behind a short task a hog of
-	 * equal vruntime is queued: larger favours short tasks more, and lengthens the time a hog
-	 * can wait behind a stream of short tasks (its vruntime still catches up, so it is never
-	 * starved).
-	 */
 	u64 burst_cap_ns;
-	/*
-	 * Most vruntime a sleeping task can bank: on wakeup its vruntime is raised to at least
-	 * (vtime_now - sleep_credit_ns). Larger rewards sleepers longer; smaller is closer to
-	 * strict fairness.
-	 */
 	u64 sleep_credit_ns;
-	/*
-	 * A waking short task preempts a running hog only if the hog's deadline is later than the
-	 * waker's by more than this. Smaller preempts more eagerly (lower latency, more context
-	 * switches for hogs).
-	 */
 	u64 preempt_margin_ns;
-	/*
-	 * Starvation guard: a task queued longer than this is run next, whatever its deadline.
-	 * Strict weighted fairness can make a low-weight task wait for seconds behind many hogs
-	 * (and the kernel's watchdog ejects the scheduler at BRISK_TIMEOUT_MS); lower values bound
-	 * every wait tighter, at the cost of honouring weights less exactly under heavy overload.
-	 */
 	u64 starve_ns;
-	/*
-	 * Burst average: avg += (sample - avg) >> shift toward a longer burst, twice that toward a
-	 * shorter one (policy.h, brisk_burst_avg). Larger reacts slower to a changed task.
-	 */
-	u32 burst_ewma_shift;
-	/* 1: short tasks waking with no idle CPU may preempt a hog; 0: they wait in the queue. */
-	u32 wakeup_preempt;
-	/*
-	 * Latency-critical wakeups (policy.h, brisk_is_lat_crit): a task woken by a timer, an
-	 * interrupt or a non-synchronous wake, whose average burst fits in slice_ns and fills at
-	 * most this percentage of the time between its wakeups, is queued ahead of the fair queue
-	 * and may preempt any task that is not latency-critical itself. At 100 (the default) the
-	 * burst bound alone decides; lower values also refuse busy tasks, but a request worker
-	 * that falls behind then flips between the lanes (refused while it catches up, it waits a
-	 * round of the fair queue, falls further behind): in the mixed bench 60 and 90 served
-	 * fewer requests than the default scheduler, 100 served 3.5x. 0 turns the lane off.
-	 */
-	u32 lat_duty_max_pct;
-	u32 pad;
+	u64 burst_ewma_shift;
+	u64 lat_duty_max_pct;
+	u64 wakeup_preempt;
 	/*
 	 * Generation of this set of values: the loader bumps it with every change it writes, and
 	 * the BPF side copies the generation it runs with into tun_gen_seen (see main.bpf.c).

@@ -54,28 +54,15 @@ static u64 probe_stamp(void)
 	return probes_on ? bpf_ktime_get_ns() : 0;
 }
 
-#define BRISK_DFL_TUNABLES                                        \
-	{                                                         \
-		.slice_ns = BRISK_DFL_SLICE_NS,                   \
-		.slice_min_ns = BRISK_DFL_SLICE_MIN_NS,           \
-		.short_burst_ns = BRISK_DFL_SHORT_BURST_NS,       \
-		.burst_cap_ns = BRISK_DFL_BURST_CAP_NS,           \
-		.sleep_credit_ns = BRISK_DFL_SLEEP_CREDIT_NS,     \
-		.preempt_margin_ns = BRISK_DFL_PREEMPT_MARGIN_NS, \
-		.starve_ns = BRISK_DFL_STARVE_NS,                 \
-		.burst_ewma_shift = BRISK_DFL_BURST_EWMA_SHIFT,   \
-		.wakeup_preempt = BRISK_DFL_WAKEUP_PREEMPT,       \
-		.lat_duty_max_pct = BRISK_DFL_LAT_DUTY_MAX_PCT,   \
-	}
-
 /*
  * The policy's tunables (see intf.h), read on every decision and changed while the scheduler
- * runs (scx_brisk ctl, policy files, the auto-tuner). Two copies: the loader writes the one not
+ * runs (scx_brisk ctl, policy files, the auto-tuner); the loader fills slot 0 before loading
+ * (src/tunables.rs has the defaults). Two copies: the loader writes the one not
  * in use and then flips tun_active, so a change of several keys takes effect together and no
  * field is ever read half-written (only a decision running across the flip itself may read
  * some fields from each set). The loader never writes the active copy.
  */
-struct brisk_tunables tun_slots[2] = {BRISK_DFL_TUNABLES, BRISK_DFL_TUNABLES};
+struct brisk_tunables tun_slots[2] SEC(".data");
 volatile u32 tun_active;
 #define tun (tun_slots[tun_active & 1])
 
@@ -98,10 +85,8 @@ u64 llc_nr_waiting[BRISK_MAX_LLCS];
 
 struct task_ctx {
 	u64 vruntime;
-	u64 avg_burst_ns; /* EWMA of CPU time between sleeps */
-	u64 cur_burst_ns; /* CPU time since the task last woke */
-	u64 started_at;	  /* when it last got a CPU */
-	u64 queued_at;	  /* when it was last put on one of our DSQs (bpf_ktime_get_ns) */
+	struct brisk_burst burst; /* CPU time between sleeps: average and current (policy.h) */
+	u64 queued_at;		  /* when it was last put on one of our DSQs (bpf_ktime_get_ns) */
 	/* Latency probes' timestamps (bpf_ktime_get_ns), 0 when not pending. */
 	struct brisk_lat_stamps lat;
 	u64 last_woke_at;  /* when it last woke (scx_bpf_now), 0 before its first wakeup */
@@ -222,7 +207,7 @@ static void follow_llc(struct task_ctx *tctx, u32 llc)
 
 static u64 task_burst(const struct task_ctx *tctx)
 {
-	return brisk_effective_burst(tctx->avg_burst_ns, tctx->cur_burst_ns);
+	return brisk_burst_now(&tctx->burst);
 }
 
 static bool task_is_short(const struct task_ctx *tctx)
@@ -233,7 +218,7 @@ static bool task_is_short(const struct task_ctx *tctx)
 /* Whether a wakeup of @tctx's task (synchronous or not) is latency-critical. */
 static bool wakes_lat_crit(const struct task_ctx *tctx, bool sync)
 {
-	return brisk_is_lat_crit(sync, tctx->avg_burst_ns, tctx->avg_period_ns, tun.slice_ns,
+	return brisk_is_lat_crit(sync, tctx->burst.avg_ns, tctx->avg_period_ns, tun.slice_ns,
 				 tun.lat_duty_max_pct);
 }
 
@@ -265,8 +250,8 @@ static u64 task_deadline(const struct task_struct *p, const struct task_ctx *tct
 /* Deadline of the task running now, counting the runtime of its current run. */
 static u64 running_deadline(const struct task_struct *p, const struct task_ctx *tctx, s32 cpu)
 {
-	u64 ran = scx_bpf_now() - tctx->started_at;
-	u64 burst = brisk_effective_burst(tctx->avg_burst_ns, tctx->cur_burst_ns + ran);
+	u64 ran = scx_bpf_now() - tctx->burst.started_at;
+	u64 burst = brisk_effective_burst(tctx->burst.avg_ns, tctx->burst.cur_ns + ran);
 
 	return deadline_at(p, tctx->vruntime + brisk_scale_inverse(ran, p->scx.weight), burst, cpu);
 }
@@ -774,10 +759,10 @@ void BPF_STRUCT_OPS(brisk_runnable, struct task_struct *p, u64 enq_flags)
 			brisk_period_avg(tctx->avg_period_ns, now - tctx->last_woke_at);
 	tctx->last_woke_at = now;
 	/* A new burst starts; what it banked while asleep is bounded by sleep_credit_ns. */
-	tctx->cur_burst_ns = 0;
+	brisk_burst_wake(&tctx->burst);
 	tctx->lat_crit = wakes_lat_crit(tctx, tctx->sync_wakeup);
 	if (!tctx->lat_crit && !tctx->sync_wakeup && tctx->avg_period_ns && tun.lat_duty_max_pct) {
-		if (tctx->avg_burst_ns > tun.slice_ns)
+		if (tctx->burst.avg_ns > tun.slice_ns)
 			COUNT(nr_lat_no_burst);
 		else
 			COUNT(nr_lat_no_duty);
@@ -800,7 +785,7 @@ void BPF_STRUCT_OPS(brisk_running, struct task_struct *p)
 
 	if (!tctx)
 		return;
-	tctx->started_at = scx_bpf_now();
+	brisk_burst_start(&tctx->burst, scx_bpf_now());
 	/* Only a task started in its own LLC's fair order moves that LLC's clock. */
 	if (!tctx->lat_crit && tctx->llc == llc_of(cpu)) {
 		u64 *clock = llc_clock(tctx->llc);
@@ -823,9 +808,8 @@ void BPF_STRUCT_OPS(brisk_stopping, struct task_struct *p, bool runnable)
 
 	if (!tctx)
 		return;
-	delta = now > tctx->started_at ? now - tctx->started_at : 0;
+	delta = brisk_burst_stop(&tctx->burst, now);
 	tctx->vruntime += brisk_scale_inverse(delta, p->scx.weight);
-	tctx->cur_burst_ns += delta;
 	/* What hogs get per stint on a CPU: shows the effective slice in the stats. */
 	if (!task_is_short(tctx)) {
 		u32 zero = 0;
@@ -838,9 +822,8 @@ void BPF_STRUCT_OPS(brisk_stopping, struct task_struct *p, bool runnable)
 	}
 	/* Going to sleep: the burst is complete, and the next wakeup says if it is synchronous. */
 	if (!runnable) {
-		tctx->avg_burst_ns = brisk_burst_avg(
-			tctx->avg_burst_ns, tctx->cur_burst_ns, tun.burst_ewma_shift,
-			brisk_burst_sample_cap(tun.burst_cap_ns, tun.short_burst_ns));
+		brisk_burst_sleep(&tctx->burst, tun.burst_ewma_shift,
+				  brisk_burst_sample_cap(tun.burst_cap_ns, tun.short_burst_ns));
 		tctx->sync_wakeup = 0;
 	}
 	if (cctx) {
@@ -873,8 +856,8 @@ void BPF_STRUCT_OPS(brisk_enable, struct task_struct *p)
 	tctx->llc = llc_of(scx_bpf_task_cpu(p));
 	tctx->vruntime = clock_of(tctx->llc);
 	/* New tasks start on the border: neither short nor a hog until they show which. */
-	tctx->avg_burst_ns = tun.short_burst_ns;
-	tctx->cur_burst_ns = 0;
+	tctx->burst.avg_ns = tun.short_burst_ns;
+	tctx->burst.cur_ns = 0;
 }
 
 /* The task leaves scx_brisk (another class, or the scheduler goes): the probes let it be. */
@@ -924,6 +907,23 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(brisk_init)
 	return 0;
 }
 
+/* probes.bpf.h: the tasks scx_brisk runs are measured, with the policy's own bursts. */
+static __always_inline bool probed_task(struct task_struct *p, struct brisk_lat_stamps **lat,
+					struct brisk_burst **burst)
+{
+	struct task_ctx *tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
+
+	if (!tctx || !tctx->ours)
+		return false;
+	*lat = &tctx->lat;
+	*burst = &tctx->burst;
+	return true;
+}
+
+#define PROBES_TRACK_BURSTS   0
+#define probes_short_burst_ns tun.short_burst_ns
+#define probes_burst_shift    tun.burst_ewma_shift
+#define probes_burst_cap_ns   brisk_burst_sample_cap(tun.burst_cap_ns, tun.short_burst_ns)
 #include "probes.bpf.h"
 
 void BPF_STRUCT_OPS(brisk_exit, struct scx_exit_info *ei)

@@ -86,6 +86,57 @@ static inline int brisk_is_short(u64 burst_ns, u64 short_burst_ns)
 }
 
 /*
+ * A task's bursts, the one tracker the policy (ops.running/ops.stopping) and the standalone
+ * probe (sched_switch) share: the average of completed bursts, the burst in progress, and when
+ * the task last got a CPU.
+ */
+struct brisk_burst {
+	u64 avg_ns;	/* average of completed bursts (brisk_burst_avg) */
+	u64 cur_ns;	/* CPU time since the task last woke */
+	u64 started_at; /* when it last got a CPU; 0 before it first did */
+};
+
+/* The task wakes: a new burst starts. */
+static inline void brisk_burst_wake(struct brisk_burst *b)
+{
+	b->cur_ns = 0;
+}
+
+/* The task gets a CPU at @now. */
+static inline void brisk_burst_start(struct brisk_burst *b, u64 now)
+{
+	b->started_at = now;
+}
+
+/*
+ * The task leaves its CPU at @now: adds this stint to the burst in progress and returns it (0
+ * for a task never seen starting).
+ */
+static inline u64 brisk_burst_stop(struct brisk_burst *b, u64 now)
+{
+	u64 ran = b->started_at && now > b->started_at ? now - b->started_at : 0;
+
+	b->cur_ns += ran;
+	return ran;
+}
+
+/*
+ * The task goes to sleep: its burst is complete and moves the average (brisk_burst_avg with
+ * @shift and @cap_ns). The burst in progress is kept until the next wakeup (brisk_burst_wake),
+ * so that the wakeup is still classified by it (brisk_effective_burst).
+ */
+static inline void brisk_burst_sleep(struct brisk_burst *b, u32 shift, u64 cap_ns)
+{
+	b->avg_ns = brisk_burst_avg(b->avg_ns, b->cur_ns, shift, cap_ns);
+}
+
+/* The burst that classifies the task now: brisk_effective_burst of its average and current. */
+static inline u64 brisk_burst_now(const struct brisk_burst *b)
+{
+	return brisk_effective_burst(b->avg_ns, b->cur_ns);
+}
+
+/*
  * Deadline = vruntime + burst (weighted, then capped). Tasks are picked in deadline order:
  * among tasks of equal vruntime the one that will release the CPU soonest goes first, and no
  * task, whatever its weight, is queued more than @cap_ns behind its fair position. (Capping

@@ -98,3 +98,29 @@ int brisk_host_fair_overdue(u64 waited, u64 limit)
 {
 	return brisk_fair_overdue(waited, limit);
 }
+
+/* The burst tracker through a sequence: start at @t0, stop at @t1 (sleeping or not), wake,
+ * start at @t2, stop at @t3 sleeping; returns the average, and the two stints in @ran. */
+u64 brisk_host_burst_sequence(u64 avg0, u64 t0, u64 t1, int sleep1, u64 t2, u64 t3, u32 shift,
+			      u64 cap, u64 *ran1, u64 *ran2, u64 *cur_after1)
+{
+	struct brisk_burst b = {.avg_ns = avg0};
+
+	brisk_burst_start(&b, t0);
+	*ran1 = brisk_burst_stop(&b, t1);
+	*cur_after1 = b.cur_ns;
+	if (sleep1) {
+		brisk_burst_sleep(&b, shift, cap);
+		brisk_burst_wake(&b);
+	}
+	brisk_burst_start(&b, t2);
+	*ran2 = brisk_burst_stop(&b, t3);
+	brisk_burst_sleep(&b, shift, cap);
+	return b.avg_ns;
+}
+u64 brisk_host_burst_stop_unstarted(u64 now)
+{
+	struct brisk_burst b = {.avg_ns = 7};
+
+	return brisk_burst_stop(&b, now) + b.cur_ns;
+}

@@ -1,25 +1,38 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * scx_brisk: latency probes. Included by main.bpf.c so that they share the policy's task
- * storage (timestamps and the short/hog classification); the loader leaves them unloaded with
- * --no-latency-probes.
+ * scx_brisk: the latency probes, one implementation for both BPF objects: the scheduler
+ * (main.bpf.c, where they use the policy's own task storage, burst tracking and
+ * classification; the loader leaves them unloaded with --no-latency-probes) and the standalone
+ * probe (probe.bpf.c, `scx_brisk probe`, which measures whatever scheduler runs).
  *
- * Three delays are measured for every task scx_brisk runs (between ops.enable and ops.disable;
- * RT and other classes' tasks are left out), per class, into log-linear
- * per-CPU histograms (lat_hist.h) that userspace reads and differences:
+ * Three delays are measured per task class into log-linear per-CPU histograms (lat_hist.h)
+ * that userspace reads and differences:
  * - wakeup: sched_waking / sched_wakeup_new -> the task is switched in;
  * - preempted: switched out while still runnable -> switched in again;
- * - dispatch: scx_brisk put it on a DSQ (any path) -> switched in.
+ * - dispatch: scx_brisk put it on a DSQ (any path) -> switched in (empty in the standalone
+ *   probe, which sees no queues).
  * Timestamps never outlive a run of the task (lat_stamps.h).
+ *
+ * The object that includes this defines, before it:
+ * - probed_task(p, &lat, &burst): false for a task it does not measure, else true with the
+ *   task's timestamps and burst tracker (policy.h);
+ * - PROBES_TRACK_BURSTS: 1 when the probes track bursts at each context switch (the standalone
+ *   object), 0 when the policy does in ops.running/ops.stopping;
+ * - probes_short_burst_ns, probes_burst_shift, probes_burst_cap_ns: the classification's
+ *   border, and the average's smoothing and sample cap (brisk_burst_sleep).
  */
+#ifndef __BRISK_PROBES_BPF_H
+#define __BRISK_PROBES_BPF_H
+
 #include "lat_record.bpf.h"
 
-static int mark_woken(struct task_struct *p)
+static __always_inline int probes_mark_woken(struct task_struct *p)
 {
-	struct task_ctx *tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
+	struct brisk_lat_stamps *lat;
+	struct brisk_burst *burst;
 
-	if (tctx && tctx->ours)
-		tctx->lat.wake_at = bpf_ktime_get_ns();
+	if (probed_task(p, &lat, &burst))
+		lat->wake_at = bpf_ktime_get_ns();
 	return 0;
 }
 
@@ -30,34 +43,45 @@ static int mark_woken(struct task_struct *p)
 SEC("tp_btf/sched_waking")
 int BPF_PROG(brisk_tp_wakeup, struct task_struct *p)
 {
-	return mark_woken(p);
+	return probes_mark_woken(p);
 }
 
 SEC("tp_btf/sched_wakeup_new")
 int BPF_PROG(brisk_tp_wakeup_new, struct task_struct *p)
 {
-	return mark_woken(p);
+	return probes_mark_woken(p);
 }
 
 SEC("tp_btf/sched_switch")
 int BPF_PROG(brisk_tp_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
 	     unsigned int prev_state)
 {
+	bool runnable = preempt || prev_state == 0 /* TASK_RUNNING */, is_short;
 	u64 now = bpf_ktime_get_ns();
-	struct task_ctx *tctx;
-	bool is_short;
+	struct brisk_lat_stamps *lat;
+	struct brisk_burst *burst;
 
-	tctx = bpf_task_storage_get(&task_ctxs, prev, 0, 0);
-	if (tctx && tctx->ours)
-		brisk_lat_switched_out(&tctx->lat, preempt || prev_state == 0 /* TASK_RUNNING */,
-				       now);
+	if (probed_task(prev, &lat, &burst)) {
+		brisk_lat_switched_out(lat, runnable, now);
+		if (PROBES_TRACK_BURSTS) {
+			brisk_burst_stop(burst, now);
+			/* Going to sleep: the burst is complete. */
+			if (!runnable) {
+				brisk_burst_sleep(burst, probes_burst_shift, probes_burst_cap_ns);
+				brisk_burst_wake(burst);
+			}
+		}
+	}
 
-	tctx = bpf_task_storage_get(&task_ctxs, next, 0, 0);
-	if (tctx && tctx->ours) {
-		is_short = task_is_short(tctx);
-		lat_record(BRISK_LAT_WAKEUP, is_short, &tctx->lat.wake_at, now);
-		lat_record(BRISK_LAT_PREEMPTED, is_short, &tctx->lat.preempt_at, now);
-		lat_record(BRISK_LAT_DISPATCH, is_short, &tctx->lat.enq_at, now);
+	if (probed_task(next, &lat, &burst)) {
+		if (PROBES_TRACK_BURSTS)
+			brisk_burst_start(burst, now);
+		is_short = brisk_is_short(brisk_burst_now(burst), probes_short_burst_ns);
+		lat_record(BRISK_LAT_WAKEUP, is_short, &lat->wake_at, now);
+		lat_record(BRISK_LAT_PREEMPTED, is_short, &lat->preempt_at, now);
+		lat_record(BRISK_LAT_DISPATCH, is_short, &lat->enq_at, now);
 	}
 	return 0;
 }
+
+#endif /* __BRISK_PROBES_BPF_H */

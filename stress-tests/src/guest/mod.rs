@@ -6,6 +6,7 @@ pub mod reliability;
 pub mod run;
 pub mod sys;
 pub mod tests;
+pub mod topology;
 pub mod workloads;
 
 use clap::{Parser, Subcommand};
@@ -32,12 +33,16 @@ pub enum Cmd {
     /// Run the integration tests (all, or those named).
     Test {
         /// Test names (attach, no-stall, fairness, weights, short-first, bad-input, hotplug, latency,
-        /// control, auto, probe; with --reliability: upstream-stress, churn, rt-hog, cycles,
+        /// control, auto, probe, verifier; with --reliability: upstream-stress, churn, rt-hog, cycles,
         /// kill-restart, stall, soak, masks).
         names: Vec<String>,
         /// Run the reliability tests instead.
         #[arg(long)]
         reliability: bool,
+        /// Run the topology tests instead (llc-placement, llc-steal, smt-cores, llc-fairness,
+        /// llc-offline; they need a guest of several LLCs).
+        #[arg(long, conflicts_with = "reliability")]
+        topology_tests: bool,
         /// How long the reliability soak runs, in seconds.
         #[arg(long, default_value_t = 120)]
         soak_s: u64,
@@ -65,16 +70,24 @@ pub enum Cmd {
 }
 
 pub fn main(cli: Cli) -> anyhow::Result<i32> {
+    if matches!(cli.cmd, Cmd::Run { .. } | Cmd::Test { .. } | Cmd::Bench(_)) {
+        if let Some(shape) = sys::check_topology()? {
+            println!("guest topology as asked: {shape}");
+        }
+    }
     match cli.cmd {
         Cmd::Run { duration_s, args } => run::run(duration_s, &args),
         Cmd::Test {
             names,
             reliability,
+            topology_tests,
             soak_s,
         } => {
             reliability::SOAK_S.store(soak_s, std::sync::atomic::Ordering::Relaxed);
             let set = if reliability {
                 reliability::TESTS
+            } else if topology_tests {
+                topology::TESTS
             } else {
                 tests::TESTS
             };

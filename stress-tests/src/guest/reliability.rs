@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 
 use super::bench::scenarios;
-use super::sys::{self, Brisk, Procs};
+use super::sys::{self, set_affinity, Brisk, Procs};
 use super::tests::{Skip, TestFn};
 
 pub const TESTS: &[(&str, TestFn)] = &[
@@ -77,16 +77,6 @@ fn upstream_stress() -> Result<String> {
         "stress-ng -t 31 --aggressive -M -c {n} -f {n} --affinity 1 --affinity-delay 1 \
          --affinity-pin: exit 0; attached 45 s, enable_seq {seq} throughout, 0 ejections; exit 0"
     ))
-}
-
-fn set_affinity(pid: u32, cpus: &[usize]) {
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for &c in cpus {
-            libc::CPU_SET(c, &mut set);
-        }
-        libc::sched_setaffinity(pid as i32, std::mem::size_of_val(&set), &set);
-    }
 }
 
 /// Churn for 20 s: a fork/exit storm, tasks pinned to CPU 0 beside unpinned hogs, and hogs

@@ -239,3 +239,139 @@ impl Drop for Procs {
         }
     }
 }
+
+/// A CPU list as sysfs writes it ("0-3,8,10-11") as CPU numbers.
+pub fn parse_cpu_list(s: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    for part in s.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                if let (Ok(a), Ok(b)) = (a.parse::<usize>(), b.parse::<usize>()) {
+                    out.extend(a..=b);
+                }
+            }
+            None => out.extend(part.parse::<usize>().ok()),
+        }
+    }
+    out
+}
+
+/// The guest's CPU topology as sysfs shows it (what scx_utils::Topology reads too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shape {
+    pub cpus: usize,
+    /// The online CPUs of each LLC (distinct L3 sharing lists; one LLC if there is no L3).
+    pub llcs: Vec<Vec<usize>>,
+    /// Hardware threads per core (the largest sibling list).
+    pub threads: usize,
+    /// NUMA nodes with CPUs.
+    pub nodes: Vec<Vec<usize>>,
+}
+
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} CPUs, {} LLCs, {} thread(s) per core, {} NUMA node(s)",
+            self.cpus,
+            self.llcs.len(),
+            self.threads,
+            self.nodes.len()
+        )
+    }
+}
+
+/// Reads the online CPUs' topology from sysfs.
+pub fn shape() -> Shape {
+    let online = parse_cpu_list(&read_trim("/sys/devices/system/cpu/online"));
+    let cpu = |c: usize, f: &str| read_trim(format!("/sys/devices/system/cpu/cpu{c}/{f}"));
+    let mut llcs: Vec<Vec<usize>> = Vec::new();
+    let mut threads = 1;
+    for &c in &online {
+        let mut l3: Vec<usize> = parse_cpu_list(&cpu(c, "cache/index3/shared_cpu_list"));
+        l3.retain(|x| online.contains(x));
+        if l3.is_empty() {
+            l3 = online.clone();
+        }
+        if !llcs.contains(&l3) {
+            llcs.push(l3);
+        }
+        threads = threads.max(parse_cpu_list(&cpu(c, "topology/thread_siblings_list")).len());
+    }
+    let mut nodes = Vec::new();
+    for n in 0..64 {
+        let dir = format!("/sys/devices/system/node/node{n}");
+        if !Path::new(&dir).exists() {
+            continue;
+        }
+        let cpus = parse_cpu_list(&read_trim(format!("{dir}/cpulist")));
+        if !cpus.is_empty() {
+            nodes.push(cpus);
+        }
+    }
+    if nodes.is_empty() {
+        nodes.push(online.clone());
+    }
+    Shape {
+        cpus: online.len(),
+        llcs,
+        threads,
+        nodes,
+    }
+}
+
+/// The topology the harness asked for (`brisk_topology=SxCxT[,numa]` on the kernel command
+/// line): sockets, cores, threads and whether each socket is a NUMA node.
+pub fn asked_topology() -> Option<(usize, usize, usize, bool)> {
+    let cmdline = read_trim("/proc/cmdline");
+    let spec = cmdline
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("brisk_topology="))?;
+    let (shape, numa) = match spec.split_once(',') {
+        Some((s, flag)) => (s, flag == "numa"),
+        None => (spec, false),
+    };
+    let n: Vec<usize> = shape.split('x').filter_map(|p| p.parse().ok()).collect();
+    match n[..] {
+        [s, c, t] => Some((s, c, t, numa)),
+        _ => None,
+    }
+}
+
+/// Checks that the guest came out in the topology the harness asked for (if it asked): CPU
+/// count, one LLC per socket, SMT siblings, one NUMA node per socket with `numa`. A guest of
+/// another shape would test something else than it claims, so this is an error.
+pub fn check_topology() -> Result<Option<Shape>> {
+    let Some((sockets, cores, threads, numa)) = asked_topology() else {
+        return Ok(None);
+    };
+    let got = shape();
+    let want_nodes = if numa { sockets } else { 1 };
+    if got.cpus != sockets * cores * threads
+        || got.llcs.len() != sockets
+        || got.threads != threads
+        || got.nodes.len() != want_nodes
+    {
+        bail!(
+            "the guest came out as {got} (LLCs {:?}, nodes {:?}), not the {sockets}x{cores}x{threads}{} \
+             asked for: {} CPUs, {sockets} LLCs, {threads} thread(s) per core, {want_nodes} node(s)",
+            got.llcs,
+            got.nodes,
+            if numa { " with NUMA" } else { "" },
+            sockets * cores * threads
+        );
+    }
+    Ok(Some(got))
+}
+
+/// Restricts thread `pid` (0: the calling thread) to `cpus`.
+pub fn set_affinity(pid: u32, cpus: &[usize]) {
+    // SAFETY: a zeroed cpu_set_t filled with CPU_SET, passed with its size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cpus {
+            libc::CPU_SET(c, &mut set);
+        }
+        libc::sched_setaffinity(pid as i32, std::mem::size_of_val(&set), &set);
+    }
+}

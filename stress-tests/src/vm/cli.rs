@@ -43,6 +43,11 @@ pub enum Command {
         /// provoked ejection) instead of the integration tests
         #[arg(long)]
         reliability: bool,
+        /// Run the topology tests (placement in the LLC, stealing between LLCs, SMT cores,
+        /// fairness and nice across LLCs, an LLC offline) instead; they need a guest of
+        /// several LLCs, e.g. --topology 2x2x2 --numa
+        #[arg(long, conflicts_with = "reliability")]
+        topology_tests: bool,
         /// Arguments passed on to `brisk-guest test` in the guest
         #[arg(last = true, value_name = "GUEST_TEST_ARGS")]
         guest_args: Vec<String>,
@@ -110,6 +115,14 @@ pub struct VmOpts {
     #[arg(long, value_name = "N", default_value_t = 2,
           value_parser = clap::value_parser!(u32).range(1..=256))]
     pub cpus: u32,
+    /// Guest CPU topology instead of --cpus: SOCKETSxCORES[xTHREADS], e.g. 2x4 (8 vCPUs in
+    /// two sockets, each its own LLC) or 2x2x2 (the same with SMT pairs). The guest checks
+    /// from sysfs that it came out so (LLCs, SMT siblings, NUMA nodes) and fails otherwise
+    #[arg(long, value_name = "SxC[xT]", conflicts_with = "cpus")]
+    pub topology: Option<super::qemu::Topology>,
+    /// With --topology: one NUMA node per socket, the memory split evenly between them
+    #[arg(long, requires = "topology")]
+    pub numa: bool,
     /// Guest memory in MiB
     #[arg(long, value_name = "N", default_value_t = 2048,
           value_parser = clap::value_parser!(u32).range(256..))]

@@ -109,11 +109,15 @@ pub fn run(cli: Cli) -> Result<i32> {
             vm,
             timeout_s,
             reliability,
+            topology_tests,
             guest_args,
         } => {
             let mut argv = vec!["test".to_string()];
             if reliability {
                 argv.push("--reliability".to_string());
+            }
+            if topology_tests {
+                argv.push("--topology-tests".to_string());
             }
             argv.extend(guest_args);
             (vm, timeout_s, argv)
@@ -233,19 +237,28 @@ fn boot(
     let vm = qemu::Vm {
         vmlinuz: kernel.vmlinuz.clone(),
         initramfs: initramfs_path,
-        cpus: opts.cpus,
+        cpus: opts.topology.map_or(opts.cpus, |t| t.cpus()),
         mem_mb: opts.mem_mb,
         timeout_s,
         console_log: paths.vm.join("console.log"),
         result_log: paths.vm.join("result.log"),
         kernel_args: opts.kernel_args.clone(),
         icount: opts.timing == cli::Timing::Icount,
+        topology: opts.topology.map(|t| (t, opts.numa)),
     };
     let what = format!(
-        "booting {} ({}, {} vCPUs, {} MiB, limit {} s): brisk-guest {}",
+        "booting {} ({}, {} vCPUs{}, {} MiB, limit {} s): brisk-guest {}",
         qemu::version().map_or_else(|| "qemu".to_string(), |v| format!("qemu {v}")),
         if vm.icount { "TCG, icount" } else { "TCG" },
         vm.cpus,
+        vm.topology.map_or(String::new(), |(t, numa)| format!(
+            " as {t}{}",
+            if numa {
+                " with a NUMA node per socket"
+            } else {
+                ""
+            }
+        )),
         vm.mem_mb,
         vm.timeout_s,
         guest_argv

@@ -33,19 +33,122 @@ pub struct Vm {
     pub kernel_args: String,
     /// Instruction-counted guest time (`--timing icount`) instead of multi-threaded TCG.
     pub icount: bool,
+    /// Sockets, cores and threads instead of `cpus` flat vCPUs (`--topology`), and whether
+    /// each socket is a NUMA node (`--numa`).
+    pub topology: Option<(Topology, bool)>,
+}
+
+/// A guest CPU topology: `sockets` x `cores` x `threads` (`--topology 2x2x2`). qemu gives each
+/// socket its own L3, so sockets are LLCs to the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Topology {
+    pub sockets: u32,
+    pub cores: u32,
+    pub threads: u32,
+}
+
+impl Topology {
+    pub fn cpus(&self) -> u32 {
+        self.sockets * self.cores * self.threads
+    }
+}
+
+impl std::fmt::Display for Topology {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}x{}", self.sockets, self.cores, self.threads)
+    }
+}
+
+impl std::str::FromStr for Topology {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parts: Vec<u32> = s
+            .split('x')
+            .map(|p| p.trim().parse::<u32>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| format!("{s:?} is not SOCKETSxCORES[xTHREADS] (e.g. 2x4 or 2x2x2)"))?;
+        let t = match parts[..] {
+            [sockets, cores] => Topology {
+                sockets,
+                cores,
+                threads: 1,
+            },
+            [sockets, cores, threads] => Topology {
+                sockets,
+                cores,
+                threads,
+            },
+            _ => {
+                return Err(format!(
+                    "{s:?} is not SOCKETSxCORES[xTHREADS] (e.g. 2x4 or 2x2x2)"
+                ))
+            }
+        };
+        if t.sockets == 0 || t.cores == 0 || !(1..=2).contains(&t.threads) || t.cpus() > 256 {
+            return Err(format!(
+                "{s:?}: sockets and cores at least 1, threads 1 or 2, at most 256 vCPUs in all"
+            ));
+        }
+        Ok(t)
+    }
+}
+
+/// The qemu arguments of a topology: `-smp` with its shape, and with `numa` one memory
+/// backend and node per socket.
+fn topology_args(t: &Topology, numa: bool, mem_mb: u32) -> Vec<String> {
+    let mut out = vec![
+        "-smp".to_string(),
+        format!(
+            "{},sockets={},cores={},threads={}",
+            t.cpus(),
+            t.sockets,
+            t.cores,
+            t.threads
+        ),
+    ];
+    if numa {
+        let per_cpus = t.cores * t.threads;
+        let per_mb = mem_mb / t.sockets;
+        for n in 0..t.sockets {
+            out.push("-object".into());
+            out.push(format!("memory-backend-ram,id=mem{n},size={per_mb}M"));
+            out.push("-numa".into());
+            out.push(format!(
+                "node,nodeid={n},cpus={}-{},memdev=mem{n}",
+                n * per_cpus,
+                (n + 1) * per_cpus - 1
+            ));
+        }
+    }
+    out
+}
+
+/// The guest's memory: with one NUMA node per socket, rounded down to split evenly.
+pub fn guest_mem_mb(vm: &Vm) -> u32 {
+    match vm.topology {
+        Some((t, true)) => vm.mem_mb / t.sockets * t.sockets,
+        _ => vm.mem_mb,
+    }
 }
 
 /// The guest kernel's command line: the harness's own, then the user's extra arguments.
-fn cmdline(extra: &str, icount: bool) -> String {
-    // The marker is for the guest's /proc/cmdline, which the bench report shows: the kernel
-    // ignores a parameter it does not know.
-    let base = if icount {
-        "console=ttyS0 panic=-1 quiet loglevel=4 brisk_timing=icount"
-    } else {
-        "console=ttyS0 panic=-1 quiet loglevel=4"
-    };
+fn cmdline(extra: &str, icount: bool, topology: Option<(Topology, bool)>) -> String {
+    // The markers are for the guest's /proc/cmdline, which the bench report shows and from
+    // which the guest learns the topology to check: the kernel ignores a parameter it does
+    // not know.
+    let mut base = "console=ttyS0 panic=-1 quiet loglevel=4".to_string();
+    if icount {
+        base.push_str(" brisk_timing=icount");
+    }
+    if let Some((t, numa)) = topology {
+        base.push_str(&format!(
+            " brisk_topology={t}{}",
+            if numa { ",numa" } else { "" }
+        ));
+    }
     match extra.trim() {
-        "" => base.to_string(),
+        "" => base,
         extra => format!("{base} {extra}"),
     }
 }
@@ -121,7 +224,17 @@ pub fn qemu_args(vm: &Vm) -> Vec<String> {
     } else {
         ("tcg", &[])
     };
-    [
+    let smp = match &vm.topology {
+        Some((t, numa)) => topology_args(t, *numa, guest_mem_mb(vm)),
+        None => vec!["-smp".to_string(), vm.cpus.to_string()],
+    };
+    let cpu = if vm.topology.is_some_and(|(t, _)| t.threads > 1) {
+        // SMT siblings on the max CPU model (AMD-like under TCG) need its topology extension.
+        "max,topoext=on"
+    } else {
+        "max"
+    };
+    let head = [
         "-nodefaults",
         // Name qemu's threads ("CPU 0/TCG", ...) so the harness can find the vCPU threads.
         "-name",
@@ -131,31 +244,27 @@ pub fn qemu_args(vm: &Vm) -> Vec<String> {
     ]
     .into_iter()
     .chain(icount.iter().copied())
-    .chain([
-        "-cpu",
-        "max",
-        "-smp",
-        &vm.cpus.to_string(),
-        "-m",
-        &format!("{}M", vm.mem_mb),
-        "-kernel",
-        &vm.vmlinuz.display().to_string(),
-        "-initrd",
-        &vm.initramfs.display().to_string(),
-        "-append",
-        &cmdline(&vm.kernel_args, vm.icount),
-        "-display",
-        "none",
-        "-no-reboot",
-        "-monitor",
-        "none",
-        "-serial",
-        &serial(&vm.console_log),
-        "-serial",
-        &serial(&vm.result_log),
-    ])
-    .map(|s| s.to_string())
-    .collect()
+    .chain(["-cpu", cpu]);
+    let tail = [
+        "-m".to_string(),
+        format!("{}M", guest_mem_mb(vm)),
+        "-kernel".into(),
+        vm.vmlinuz.display().to_string(),
+        "-initrd".into(),
+        vm.initramfs.display().to_string(),
+        "-append".into(),
+        cmdline(&vm.kernel_args, vm.icount, vm.topology),
+        "-display".into(),
+        "none".into(),
+        "-no-reboot".into(),
+        "-monitor".into(),
+        "none".into(),
+        "-serial".into(),
+        serial(&vm.console_log),
+        "-serial".into(),
+        serial(&vm.result_log),
+    ];
+    head.map(String::from).chain(smp).chain(tail).collect()
 }
 
 /// Boots the guest, printing each line it writes to the result port as it arrives.
@@ -497,6 +606,7 @@ mod tests {
             result_log: "/r.log".into(),
             kernel_args: String::new(),
             icount: false,
+            topology: None,
         };
         let args = qemu_args(&vm).join(" ");
         assert!(args.contains("-accel tcg"));
@@ -518,5 +628,38 @@ mod tests {
         let args = qemu_args(&vm).join(" ");
         assert!(args.contains("-accel tcg,thread=single -icount shift=1,sleep=off -cpu max"));
         assert!(args.contains("loglevel=4 brisk_timing=icount mitigations=off"));
+        // A topology: its shape in -smp, SMT's CPU flag, a node per socket, and the marker
+        // the guest checks the shape against.
+        let t: Topology = "2x2x2".parse().unwrap();
+        let vm = Vm {
+            topology: Some((t, true)),
+            mem_mb: 2049,
+            icount: false,
+            ..vm
+        };
+        let args = qemu_args(&vm).join(" ");
+        assert!(args.contains("-cpu max,topoext=on -smp 8,sockets=2,cores=2,threads=2"));
+        assert!(args.contains("-object memory-backend-ram,id=mem0,size=1024M -numa node,nodeid=0,cpus=0-3,memdev=mem0"));
+        assert!(args.contains("-numa node,nodeid=1,cpus=4-7,memdev=mem1 -m 2048M"));
+        assert!(args.contains("brisk_topology=2x2x2,numa mitigations=off"));
+        let vm = Vm {
+            topology: Some(("2x4".parse().unwrap(), false)),
+            ..vm
+        };
+        let args = qemu_args(&vm).join(" ");
+        assert!(args.contains("-cpu max -smp 8,sockets=2,cores=4,threads=1 -m 2049M"));
+        assert!(!args.contains("-numa"));
+    }
+
+    #[test]
+    fn topology_parsing() {
+        let t: Topology = "2x4".parse().unwrap();
+        assert_eq!((t.sockets, t.cores, t.threads, t.cpus()), (2, 4, 1, 8));
+        assert_eq!("4x4x2".parse::<Topology>().unwrap().cpus(), 32);
+        for bad in [
+            "", "8", "2x", "x4", "2x0", "0x4", "2x2x3", "2x2x2x2", "axb", "16x16x2",
+        ] {
+            assert!(bad.parse::<Topology>().is_err(), "{bad:?} accepted");
+        }
     }
 }

@@ -4,12 +4,13 @@
 //! the scheduler itself or, for `--monitor`, sent over the control socket.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::latency::{Hist, Summary, CLASSES, KINDS};
-use crate::overhead::{self, Overhead};
-use crate::settings::View;
+use crate::control::settings::View;
+use crate::report::latency::{Hist, Summary, CLASSES, KINDS};
+use crate::report::overhead::{self, Overhead};
 
 /// Everything cumulative the scheduler knows at one moment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -188,6 +189,103 @@ impl Report {
     }
 }
 
+/// Where a reporter's text lines go (JSON always goes to stdout, one object per line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lines {
+    /// The log (stderr), beside the scheduler's other messages.
+    Log,
+    /// Stdout, for `--monitor` and `scx_brisk probe`.
+    Stdout,
+}
+
+/// The one "snapshot every interval, diff, print" behind `--stats`, `--monitor` and
+/// `scx_brisk probe`: give it a snapshot when `due()`, or let `run` drive it.
+pub struct Reporter {
+    interval: Duration,
+    json: bool,
+    lines: Lines,
+    due: Instant,
+    first: Option<Snapshot>,
+    last: Option<Snapshot>,
+}
+
+impl Reporter {
+    pub fn new(interval: Duration, json: bool, lines: Lines) -> Self {
+        Self {
+            interval,
+            json,
+            lines,
+            due: Instant::now() + interval,
+            first: None,
+            last: None,
+        }
+    }
+
+    /// Whether the next interval's report is due.
+    pub fn due(&self) -> bool {
+        Instant::now() >= self.due
+    }
+
+    /// Takes `now` as the end of the current interval: prints the interval's report (none
+    /// for the first snapshot, which only starts the first interval) and starts the next.
+    pub fn record(&mut self, now: Snapshot) {
+        if let Some(last) = &self.last {
+            self.print(&Report::between(last, &now), "");
+        }
+        if self.first.is_none() {
+            self.first = Some(now.clone());
+        }
+        self.last = Some(now);
+        self.next_interval();
+    }
+
+    /// No snapshot this time (it could not be read): the next one ends a longer interval.
+    pub fn skip(&mut self) {
+        self.next_interval();
+    }
+
+    fn next_interval(&mut self) {
+        while self.due <= Instant::now() {
+            self.due += self.interval;
+        }
+    }
+
+    /// Prints the report from the first snapshot to `now`, labelled "total: ".
+    pub fn total(&self, now: &Snapshot) {
+        if let Some(first) = &self.first {
+            self.print(&Report::between(first, now), "total: ");
+        }
+    }
+
+    fn print(&self, report: &Report, label: &str) {
+        match (self.json, self.lines) {
+            (true, _) => println!("{}", report.to_json()),
+            (false, Lines::Log) => log::info!("{label}{}", report.to_line()),
+            (false, Lines::Stdout) => println!("{label}{}", report.to_line()),
+        }
+    }
+
+    /// Reports every interval until `stop` says so, starting with a first snapshot unless one
+    /// was recorded already; a snapshot that fails ends the run with its error (`--monitor`:
+    /// the scheduler is gone; `probe`: the maps cannot be read).
+    pub fn run(
+        &mut self,
+        mut stop: impl FnMut() -> bool,
+        mut snapshot: impl FnMut() -> anyhow::Result<Snapshot>,
+    ) -> anyhow::Result<()> {
+        if self.last.is_none() {
+            self.record(snapshot()?);
+        }
+        while !stop() {
+            std::thread::sleep(Duration::from_millis(50));
+            if self.due() {
+                self.record(snapshot()?);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Runnable tasks right now, from /proc/stat.
 pub fn nr_runnable() -> u64 {
     std::fs::read_to_string("/proc/stat")
@@ -203,7 +301,7 @@ pub fn nr_runnable() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::Settings;
+    use crate::control::settings::Settings;
 
     fn snapshot(at_s: u64, scale: u64, with_latency: bool) -> Snapshot {
         let counters = [
@@ -328,7 +426,7 @@ mod tests {
         );
         assert!(line.contains("runnable 3 "), "{line}");
         let tun = &line[line.find(" | tun ").expect("tunables in the line")..];
-        for k in crate::settings::keys() {
+        for k in crate::control::settings::keys() {
             assert!(tun.contains(&format!(" {k}=")), "{k} missing: {line}");
         }
         assert!(
@@ -342,8 +440,8 @@ mod tests {
     /// Where the last change came from shows in the line and the JSON, for every source.
     #[test]
     fn stats_name_the_source_of_the_last_change() {
-        use crate::settings::Source;
-        use crate::tunables::Value;
+        use crate::control::settings::Source;
+        use crate::control::tunables::Value;
         for (source, shown) in [
             (Source::Cli, "cli"),
             (Source::Policy("/etc/p.toml".into()), "policy /etc/p.toml"),

@@ -7,7 +7,45 @@ use crate::bpf_intf::brisk_counters;
 // SAFETY: brisk_counters is a plain C struct of u64 fields: any bytes are a valid value.
 unsafe impl plain::Plain for brisk_counters {}
 
-/// Names and values of the counters, in the order of `intf.h`.
+/// Each field of `struct brisk_counters`, in its order: the one list of the counters' names.
+/// `names_match_the_struct` proves each name is the field at its place.
+macro_rules! counter_names {
+    ($($f:ident),+ $(,)?) => {
+        pub const COUNTER_NAMES: &[&str] = &[$(stringify!($f)),+];
+
+        #[cfg(test)]
+        fn field_offsets() -> Vec<usize> {
+            vec![$(std::mem::offset_of!(brisk_counters, $f)),+]
+        }
+    };
+}
+
+counter_names!(
+    nr_direct_idle,
+    nr_queued_shared,
+    nr_queued_pinned,
+    nr_idle_kicks,
+    nr_short_wakeups,
+    nr_preempts,
+    nr_preempt_none,
+    nr_dispatched,
+    nr_stolen,
+    nr_keep_running,
+    nr_starve_rescues,
+    nr_sync_affine,
+    nr_sync_handoff,
+    nr_wake_handoff,
+    nr_cpu_released,
+    nr_lat_wakeups,
+    nr_lat_preempts,
+    nr_lat_deferred,
+    nr_lat_no_burst,
+    nr_lat_no_duty,
+    nr_hog_stints,
+    hog_run_ns,
+);
+
+/// The counters, summed over CPUs.
 #[derive(Debug, Clone, Copy)]
 pub struct Counters(pub brisk_counters);
 
@@ -30,58 +68,28 @@ impl Counters {
         Ok(total)
     }
 
-    pub fn fields(&self) -> [(&'static str, u64); 22] {
-        let c = &self.0;
-        [
-            ("nr_direct_idle", c.nr_direct_idle),
-            ("nr_queued_shared", c.nr_queued_shared),
-            ("nr_queued_pinned", c.nr_queued_pinned),
-            ("nr_idle_kicks", c.nr_idle_kicks),
-            ("nr_short_wakeups", c.nr_short_wakeups),
-            ("nr_preempts", c.nr_preempts),
-            ("nr_preempt_none", c.nr_preempt_none),
-            ("nr_dispatched", c.nr_dispatched),
-            ("nr_stolen", c.nr_stolen),
-            ("nr_keep_running", c.nr_keep_running),
-            ("nr_starve_rescues", c.nr_starve_rescues),
-            ("nr_sync_affine", c.nr_sync_affine),
-            ("nr_sync_handoff", c.nr_sync_handoff),
-            ("nr_wake_handoff", c.nr_wake_handoff),
-            ("nr_cpu_released", c.nr_cpu_released),
-            ("nr_lat_wakeups", c.nr_lat_wakeups),
-            ("nr_lat_preempts", c.nr_lat_preempts),
-            ("nr_lat_deferred", c.nr_lat_deferred),
-            ("nr_lat_no_burst", c.nr_lat_no_burst),
-            ("nr_lat_no_duty", c.nr_lat_no_duty),
-            ("nr_hog_stints", c.nr_hog_stints),
-            ("hog_run_ns", c.hog_run_ns),
-        ]
+    /// The counters as (name, value), in the order of `intf.h` (`COUNTER_NAMES`).
+    pub fn fields(&self) -> Vec<(&'static str, u64)> {
+        COUNTER_NAMES.iter().copied().zip(self.words()).collect()
+    }
+
+    /// The struct as its u64 words, in field order.
+    fn words(&self) -> Vec<u64> {
+        // SAFETY: brisk_counters is a plain C struct of u64 fields.
+        unsafe { plain::as_bytes(&self.0) }
+            .chunks_exact(8)
+            .map(|w| u64::from_ne_bytes(w.try_into().unwrap()))
+            .collect()
     }
 
     fn add(&mut self, o: &brisk_counters) {
-        let c = &mut self.0;
-        c.nr_direct_idle += o.nr_direct_idle;
-        c.nr_queued_shared += o.nr_queued_shared;
-        c.nr_queued_pinned += o.nr_queued_pinned;
-        c.nr_idle_kicks += o.nr_idle_kicks;
-        c.nr_short_wakeups += o.nr_short_wakeups;
-        c.nr_preempts += o.nr_preempts;
-        c.nr_preempt_none += o.nr_preempt_none;
-        c.nr_dispatched += o.nr_dispatched;
-        c.nr_stolen += o.nr_stolen;
-        c.nr_keep_running += o.nr_keep_running;
-        c.nr_starve_rescues += o.nr_starve_rescues;
-        c.nr_sync_affine += o.nr_sync_affine;
-        c.nr_sync_handoff += o.nr_sync_handoff;
-        c.nr_wake_handoff += o.nr_wake_handoff;
-        c.nr_cpu_released += o.nr_cpu_released;
-        c.nr_lat_wakeups += o.nr_lat_wakeups;
-        c.nr_lat_preempts += o.nr_lat_preempts;
-        c.nr_lat_deferred += o.nr_lat_deferred;
-        c.nr_lat_no_burst += o.nr_lat_no_burst;
-        c.nr_lat_no_duty += o.nr_lat_no_duty;
-        c.nr_hog_stints += o.nr_hog_stints;
-        c.hog_run_ns += o.hog_run_ns;
+        let sum: Vec<u8> = self
+            .words()
+            .iter()
+            .zip(Counters(*o).words())
+            .flat_map(|(a, b)| a.wrapping_add(b).to_ne_bytes())
+            .collect();
+        plain::copy_from_bytes(&mut self.0, &sum).expect("the struct's own size");
     }
 
     /// The counters by name, for a stats snapshot.
@@ -136,6 +144,20 @@ mod tests {
             std::mem::size_of::<brisk_counters>() / 8
         );
         assert_eq!(total.to_map()["nr_keep_running"], 7);
+    }
+
+    /// The names are the struct's fields in order, and cover all of it.
+    #[test]
+    fn names_match_the_struct() {
+        let offsets = field_offsets();
+        assert_eq!(
+            offsets,
+            (0..offsets.len()).map(|i| i * 8).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            COUNTER_NAMES.len() * 8,
+            std::mem::size_of::<brisk_counters>()
+        );
     }
 
     #[test]

@@ -3,17 +3,17 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
 use crate::cli::CtlAction;
-use crate::ctl::{self, Request};
-use crate::policy_file::{self, PolicyFile};
-use crate::stats::Report;
+use crate::control::policy_file::{self, PolicyFile};
+use crate::control::socket::{self, Request};
+use crate::report::stats::{Lines, Reporter};
 
 fn socket() -> &'static Path {
-    Path::new(ctl::SOCKET)
+    Path::new(socket::SOCKET)
 }
 
 /// `scx_brisk ctl show|set|apply`.
@@ -46,7 +46,7 @@ pub fn ctl(action: &CtlAction) -> Result<()> {
             }
         }
     };
-    let resp = ctl::request(socket(), &req)?;
+    let resp = socket::request(socket(), &req)?;
     if let Some(msg) = &resp.message {
         println!("{msg}");
     }
@@ -64,34 +64,16 @@ pub fn monitor(interval_s: u64, json: bool, shutdown: &Arc<AtomicBool>) -> Resul
         bail!("--monitor needs an interval of at least 1 second");
     }
     let snap = || -> Result<_> {
-        ctl::request(socket(), &Request::Snapshot)?
+        socket::request(socket(), &Request::Snapshot)?
             .snapshot
             .context("scx_brisk sent no snapshot")
+            .map(|s| *s)
     };
-    let mut last = snap()?;
-    let interval = Duration::from_secs(interval_s);
-    let mut due = Instant::now() + interval;
-    while !shutdown.load(Ordering::Relaxed) {
-        let now = Instant::now();
-        if now < due {
-            std::thread::sleep((due - now).min(Duration::from_millis(100)));
-            continue;
-        }
-        due += interval;
-        let next = match snap() {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("scx_brisk is gone ({e:#}); monitor stops");
-                return Ok(());
-            }
-        };
-        let report = Report::between(&last, &next);
-        if json {
-            println!("{}", report.to_json());
-        } else {
-            println!("{}", report.to_line());
-        }
-        last = next;
+    let mut reporter = Reporter::new(Duration::from_secs(interval_s), json, Lines::Stdout);
+    // The first snapshot must come: it is how a missing scheduler is reported.
+    reporter.record(snap()?);
+    if let Err(e) = reporter.run(|| shutdown.load(Ordering::Relaxed), snap) {
+        eprintln!("scx_brisk is gone ({e:#}); monitor stops");
     }
     Ok(())
 }

@@ -16,8 +16,8 @@ use anyhow::{bail, Context, Result};
 use log::warn;
 use serde::{Deserialize, Serialize};
 
-use crate::settings::View;
-use crate::stats::Snapshot;
+use crate::control::settings::View;
+use crate::report::stats::Snapshot;
 
 pub const SOCKET: &str = "/run/scx_brisk/ctl.sock";
 /// Longest request accepted: a policy file (64 KiB) escaped into JSON fits comfortably.

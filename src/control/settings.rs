@@ -8,7 +8,7 @@ use std::fmt;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::tunables::{self, Tunables, Value};
+use crate::control::tunables::{self, Tunables, Value};
 
 /// Where a value came from. In JSON it is its display text: "default", "cli",
 /// "policy PATH", "ctl" or "auto".
@@ -73,10 +73,11 @@ pub const MODE: &str = "mode";
 /// The auto-tuner's target for the short class's p99 wakeup latency.
 pub const TARGET_P99_US: tunables::Spec = tunables::Spec {
     key: "target_p99_us",
-    unit: "us",
+    unit: tunables::Unit::Us,
     min: 50,
     max: 1_000_000,
     default: 2000,
+    help: "The auto-tuner's target for the short class's p99 wakeup latency, in microseconds.",
 };
 
 /// Every key a policy file or `ctl set` accepts.
@@ -127,26 +128,7 @@ impl Settings {
                     _ => bail!("mode must be a string: \"fixed\" or \"auto\""),
                 }
             }
-            k if k == TARGET_P99_US.key => {
-                let spec = TARGET_P99_US;
-                let v = match value {
-                    Value::Int(i) => Some(*i),
-                    Value::Str(s) => s.trim().parse::<i64>().ok(),
-                    _ => None,
-                };
-                match v {
-                    Some(v) if (spec.min as i64..=spec.max as i64).contains(&v) => {
-                        self.target_p99_us = v as u64
-                    }
-                    _ => bail!(
-                        "{} = {} is not allowed: a whole number of microseconds in {}..={}",
-                        spec.key,
-                        value,
-                        spec.min,
-                        spec.max
-                    ),
-                }
-            }
+            k if k == TARGET_P99_US.key => self.target_p99_us = TARGET_P99_US.parse(value)?,
             k => self.tunables.set(k, value)?,
         }
         self.sources.insert(k, source.clone());
@@ -316,8 +298,11 @@ mod tests {
                 .to_string();
             assert!(err.contains(k), "{err}");
             if k == "target_p99_us" {
-                // The value as the user wrote it, and what is allowed.
-                assert!(err.contains(&format!("{k} = {v} ")), "{err}");
+                // The value as the user wrote it (a wrong type: its type), and what is allowed.
+                match &v {
+                    Value::Str(t) => assert!(err.contains(t.as_str()), "{err}"),
+                    _ => assert!(err.contains("not a boolean"), "{err}"),
+                }
                 assert!(err.contains("50..=1000000"), "{err}");
             }
         }

@@ -15,7 +15,7 @@
 //! slice ever more rarely instead of oscillating. A violation that no relax caused (the load
 //! changed) resets patience, so the tuner reacts afresh.
 
-use crate::tunables::Tunables;
+use crate::control::tunables::Tunables;
 
 pub const MAX_LEVEL: u32 = 8;
 /// Fewer short-class wakeups than this in an interval say nothing about its p99.

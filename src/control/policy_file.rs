@@ -9,8 +9,8 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::settings::{self, Settings, Source};
-use crate::tunables::Value;
+use crate::control::settings::{self, Settings, Source};
+use crate::control::tunables::Value;
 
 /// Policy files are a few hundred bytes; anything much larger is a mistake.
 pub const MAX_BYTES: u64 = 64 * 1024;
@@ -146,7 +146,7 @@ impl PolicyFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::Mode;
+    use crate::control::settings::Mode;
 
     fn shipped() -> Vec<std::path::PathBuf> {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scheduler-policies");
@@ -186,7 +186,7 @@ mod tests {
     fn every_shipped_policy_sets_and_comments_every_key() {
         for f in shipped() {
             let text = std::fs::read_to_string(&f).unwrap();
-            let mut keys = crate::tunables::keys();
+            let mut keys = crate::control::tunables::keys();
             keys.push("mode");
             if text.contains("mode = \"auto\"") {
                 keys.push("target_p99_us");
@@ -217,7 +217,7 @@ mod tests {
         assert_eq!(p.entries[0], ("slice_us".into(), Value::Int(6000), 3));
         let s = p.settings().unwrap();
         assert_eq!(s.tunables.slice_us, 6000);
-        assert!(!s.tunables.wakeup_preempt);
+        assert_eq!(s.tunables.wakeup_preempt, 0);
         assert_eq!((s.mode, s.target_p99_us), (Mode::Auto, 900));
         assert_eq!(s.sources["slice_us"], Source::Policy("t.toml".into()));
         assert_eq!(s.sources["burst_cap_us"], Source::Default);

@@ -8,6 +8,20 @@ mod tests {
         fn brisk_host_scale_inverse(delta: u64, weight: u64) -> u64;
         fn brisk_host_wake_vruntime(v: u64, now: u64, credit: u64) -> u64;
         fn brisk_host_burst_avg(avg: u64, sample: u64, shift: u32, cap: u64) -> u64;
+        fn brisk_host_burst_sequence(
+            avg0: u64,
+            t0: u64,
+            t1: u64,
+            sleep1: i32,
+            t2: u64,
+            t3: u64,
+            shift: u32,
+            cap: u64,
+            ran1: *mut u64,
+            ran2: *mut u64,
+            cur_after1: *mut u64,
+        ) -> u64;
+        fn brisk_host_burst_stop_unstarted(now: u64) -> u64;
         fn brisk_host_burst_sample_cap(burst_cap: u64, short_burst: u64) -> u64;
         fn brisk_host_effective_burst(avg: u64, cur: u64) -> u64;
         fn brisk_host_is_short(burst: u64, threshold: u64) -> i32;
@@ -142,6 +156,50 @@ mod tests {
             assert_eq!(brisk_host_wake_vruntime(0, 2 * MS, 5 * MS), 0);
             // no credit: strict
             assert_eq!(brisk_host_wake_vruntime(0, 7 * MS, 0), 7 * MS);
+        }
+    }
+
+    /// The burst tracker the policy and the standalone probe share: a preemption adds to the
+    /// burst without completing it; a sleep completes it into the average.
+    #[test]
+    fn burst_tracker_completes_a_burst_only_at_a_sleep() {
+        let (mut r1, mut r2, mut cur) = (0u64, 0u64, 0u64);
+        unsafe {
+            // Preempted after 3 ms, runs 1 ms more, sleeps: one 4 ms burst into the average.
+            let avg = brisk_host_burst_sequence(
+                2 * MS,
+                10 * MS,
+                13 * MS,
+                0,
+                20 * MS,
+                21 * MS,
+                2,
+                100 * MS,
+                &mut r1,
+                &mut r2,
+                &mut cur,
+            );
+            assert_eq!((r1, r2, cur), (3 * MS, MS, 3 * MS));
+            assert_eq!(avg, brisk_host_burst_avg(2 * MS, 4 * MS, 2, 100 * MS));
+            // Sleeps after 3 ms, wakes, runs 1 ms, sleeps: two bursts, 3 ms then 1 ms.
+            let avg = brisk_host_burst_sequence(
+                2 * MS,
+                10 * MS,
+                13 * MS,
+                1,
+                20 * MS,
+                21 * MS,
+                2,
+                100 * MS,
+                &mut r1,
+                &mut r2,
+                &mut cur,
+            );
+            assert_eq!((r1, r2, cur), (3 * MS, MS, 3 * MS));
+            let after_first = brisk_host_burst_avg(2 * MS, 3 * MS, 2, 100 * MS);
+            assert_eq!(avg, brisk_host_burst_avg(after_first, MS, 2, 100 * MS));
+            // A task first seen leaving its CPU counts no time (it was never seen starting).
+            assert_eq!(brisk_host_burst_stop_unstarted(5 * MS), 0);
         }
     }
 

@@ -34,8 +34,8 @@ impl StatsEnabled {
     }
 }
 
-/// Cumulative (run_time_ns, run_cnt) of one loaded program.
-fn prog_stats(fd: impl AsFd) -> Result<(u64, u64)> {
+/// The kernel's information on one loaded program.
+fn prog_info(fd: impl AsFd) -> Result<libbpf_rs::libbpf_sys::bpf_prog_info> {
     // SAFETY: bpf_prog_info is plain data; the kernel fills at most `len` bytes of it.
     let mut info: libbpf_rs::libbpf_sys::bpf_prog_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of_val(&info) as u32;
@@ -48,7 +48,37 @@ fn prog_stats(fd: impl AsFd) -> Result<(u64, u64)> {
             std::io::Error::last_os_error()
         );
     }
+    Ok(info)
+}
+
+/// Cumulative (run_time_ns, run_cnt) of one loaded program.
+fn prog_stats(fd: impl AsFd) -> Result<(u64, u64)> {
+    let info = prog_info(fd)?;
     Ok((info.run_time_ns, info.run_cnt))
+}
+
+/// Instructions the verifier processed to load each program of `obj` (the figure upstream
+/// tracks per scheduler with veristat): a program near the kernel's limit of one million, or
+/// one that grew a lot, is a change to look at. Programs not loaded are left out.
+pub fn verified_insns(obj: &libbpf_rs::Object) -> BTreeMap<String, u32> {
+    obj.progs()
+        .filter_map(|prog| {
+            let name = prog.name().to_string_lossy().to_string();
+            let info = prog_info(prog.as_fd()).ok()?;
+            Some((name, info.verified_insns))
+        })
+        .collect()
+}
+
+/// One log line of `verified_insns`: "N programs, T instructions verified (name n, ...)".
+pub fn verified_line(insns: &BTreeMap<String, u32>) -> String {
+    let total: u64 = insns.values().map(|&n| n as u64).sum();
+    let each: Vec<String> = insns.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    format!(
+        "{} programs, {total} instructions verified ({})",
+        insns.len(),
+        each.join(", ")
+    )
 }
 
 /// Cumulative run time and count per program of the scheduler's object.
@@ -67,15 +97,15 @@ pub fn snapshot(obj: &libbpf_rs::Object) -> Result<Snapshot> {
 }
 
 /// Average ns per run of each program that ran between two snapshots, and the share of all
-/// CPUs' time (percent) the latency probes (`brisk_tp_*`, or `probe_*` of the standalone
-/// probe object) took over `interval_s`.
+/// CPUs' time (percent) the latency probes (`brisk_tp_*`, in the scheduler's object and the
+/// standalone probe's alike) took over `interval_s`.
 pub fn per_call(now: &Snapshot, then: &Snapshot, interval_s: f64, nr_cpus: usize) -> Overhead {
     let mut ns_per_call = BTreeMap::new();
     let mut probes_ns = 0u64;
     for (name, (t1, c1)) in now {
         let (t0, c0) = then.get(name).copied().unwrap_or((0, 0));
         let (dt, dc) = (t1.saturating_sub(t0), c1.saturating_sub(c0));
-        if name.starts_with("brisk_tp_") || name.starts_with("probe_") {
+        if name.starts_with("brisk_tp_") {
             probes_ns += dt;
         }
         if dc > 0 {

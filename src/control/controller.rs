@@ -10,16 +10,31 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use log::{info, warn};
 
-use crate::autotune::Tuner;
-use crate::ctl::{self, Request, Response};
-use crate::policy_file::PolicyFile;
-use crate::scheduler::Scheduler;
-use crate::settings::{Mode, Settings, Source, View};
-use crate::stats::{Report, Snapshot};
-use crate::tunables::{Tunables, Value};
+use crate::control::autotune::Tuner;
+use crate::control::policy_file::PolicyFile;
+use crate::control::settings::{Mode, Settings, Source, View};
+use crate::control::socket::{self, Request, Response};
+use crate::control::tunables::{Tunables, Value};
+use crate::report::stats::{Report, Reporter, Snapshot};
 
 /// How long a change waits for the BPF side to run a decision with it before answering.
 const ACK_WAIT: Duration = Duration::from_millis(500);
+
+/// What the controller needs of the running BPF scheduler. The real one is
+/// `scheduler::Scheduler`; the tests below drive the real loop against a fake.
+pub trait BpfSide {
+    /// Publishes a complete set of tunables as generation `gen` (all of it takes effect at
+    /// once).
+    fn write_tunables(&mut self, tunables: &Tunables, gen: u64);
+    /// The generation the BPF side last made a decision with.
+    fn gen_seen(&self) -> u64;
+    /// Everything cumulative now, with the running `settings` attached.
+    fn snapshot(&self, settings: View) -> Result<Snapshot>;
+    /// Turns on the kernel's per-program cost accounting, for snapshots that report it.
+    fn enable_bpf_stats(&mut self);
+    /// Whether the kernel has ejected or unloaded the scheduler.
+    fn exited(&self) -> bool;
+}
 
 pub struct Controller {
     pub settings: Settings,
@@ -30,7 +45,7 @@ pub struct Controller {
     /// Generation of the tunables written last (intf.h: brisk_tunables.gen).
     gen: u64,
     probes: bool,
-    server: Option<ctl::Server>,
+    server: Option<socket::Server>,
     hup: Arc<AtomicBool>,
     /// The auto-tuner's previous reading.
     tune_last: Option<Snapshot>,
@@ -96,7 +111,7 @@ impl Controller {
 
     /// Opens the root-only control socket (refusing if another scx_brisk answers there).
     pub fn listen(&mut self) -> Result<()> {
-        self.server = Some(ctl::Server::bind(std::path::Path::new(ctl::SOCKET))?);
+        self.server = Some(socket::Server::bind(std::path::Path::new(socket::SOCKET))?);
         Ok(())
     }
 
@@ -118,14 +133,14 @@ impl Controller {
 
     /// Writes the effective tunables as a new generation and waits briefly for the BPF side
     /// to run with them.
-    fn publish(&mut self, sched: &mut Scheduler) -> String {
+    fn publish(&mut self, bpf: &mut dyn BpfSide) -> String {
         self.gen += 1;
-        sched.write_tunables(&self.effective(), self.gen);
+        bpf.write_tunables(&self.effective(), self.gen);
         let start = Instant::now();
-        while sched.gen_seen() < self.gen && start.elapsed() < ACK_WAIT {
+        while bpf.gen_seen() < self.gen && start.elapsed() < ACK_WAIT {
             std::thread::sleep(Duration::from_millis(5));
         }
-        if sched.gen_seen() >= self.gen {
+        if bpf.gen_seen() >= self.gen {
             format!(
                 "applied as generation {}, in use by the BPF scheduler",
                 self.gen
@@ -139,7 +154,7 @@ impl Controller {
     }
 
     /// Makes `next` the running settings (already validated as a whole).
-    fn commit(&mut self, next: Settings, sched: &mut Scheduler) -> Result<String> {
+    fn commit(&mut self, next: Settings, bpf: &mut dyn BpfSide) -> Result<String> {
         require_probes(&next, self.probes)?;
         if next.tunables != self.settings.tunables || next.mode != self.settings.mode {
             // New relaxed end or a new mode: the tuner starts again from it.
@@ -148,7 +163,7 @@ impl Controller {
         }
         let before = self.effective();
         self.settings = next;
-        let msg = self.publish(sched);
+        let msg = self.publish(bpf);
         info!(
             "settings changed by {}: {} ({msg})",
             self.settings.last_change,
@@ -157,12 +172,12 @@ impl Controller {
         Ok(msg)
     }
 
-    fn handle(&mut self, req: Request, sched: &mut Scheduler) -> Response {
+    fn handle(&mut self, req: Request, bpf: &mut dyn BpfSide) -> Response {
         let result = match req {
             Request::Show => Ok(None),
             Request::Snapshot => {
-                sched.enable_bpf_stats();
-                return match sched.snapshot(self.view()) {
+                bpf.enable_bpf_stats();
+                return match bpf.snapshot(self.view()) {
                     Ok(s) => Response {
                         ok: true,
                         snapshot: Some(Box::new(s)),
@@ -176,12 +191,12 @@ impl Controller {
                     pairs.into_iter().map(|(k, v)| (k, Value::Str(v))).collect();
                 self.settings
                     .with(&changes, Source::Ctl)
-                    .and_then(|next| self.commit(next, sched))
+                    .and_then(|next| self.commit(next, bpf))
                     .map(Some)
             }
             Request::Apply { path, text } => PolicyFile::parse(&path, &text)
                 .and_then(|p| p.settings())
-                .and_then(|next| self.commit(next, sched))
+                .and_then(|next| self.commit(next, bpf))
                 .map(Some),
         };
         match result {
@@ -199,13 +214,13 @@ impl Controller {
     }
 
     /// Re-reads the --policy file (SIGHUP); command-line options still apply on top.
-    fn reload(&mut self, sched: &mut Scheduler) {
+    fn reload(&mut self, bpf: &mut dyn BpfSide) {
         let Some(path) = self.policy.clone() else {
             warn!("SIGHUP: no --policy file to re-read; settings unchanged");
             return;
         };
         let res = Self::settings_at_start(Some(&path), &self.cli, self.probes)
-            .and_then(|next| self.commit(next, sched));
+            .and_then(|next| self.commit(next, bpf));
         match res {
             Ok(_) => info!("SIGHUP: re-read {}", path.display()),
             Err(e) => warn!("SIGHUP: {e:#}; settings unchanged"),
@@ -215,9 +230,9 @@ impl Controller {
     /// Answers at most one control request (waiting up to `timeout`) and handles SIGHUP.
     /// `Server::next` hands over only requests still within their deadline: one whose client
     /// was already told it timed out is dropped there (with a warning), never applied.
-    pub fn poll(&mut self, sched: &mut Scheduler, timeout: Duration) {
+    pub fn poll(&mut self, bpf: &mut dyn BpfSide, timeout: Duration) {
         if self.hup.swap(false, Ordering::Relaxed) {
-            self.reload(sched);
+            self.reload(bpf);
         }
         let pending = match &self.server {
             Some(server) => server.next(timeout),
@@ -228,18 +243,18 @@ impl Controller {
         };
         if let Some(p) = pending {
             let req = p.req.clone();
-            p.answer(self.handle(req, sched));
+            p.answer(self.handle(req, bpf));
         }
     }
 
     /// One auto-tuner step (call once per second): in auto mode, reads the short class's p99
     /// over the last interval and moves the slice and margin if the tuner says so.
-    pub fn tune(&mut self, sched: &mut Scheduler) -> Result<()> {
+    pub fn tune(&mut self, bpf: &mut dyn BpfSide) -> Result<()> {
         if self.settings.mode != Mode::Auto {
             self.tune_last = None;
             return Ok(());
         }
-        let now = sched.snapshot(self.view())?;
+        let now = bpf.snapshot(self.view())?;
         let Some(then) = self.tune_last.replace(now.clone()) else {
             return Ok(());
         };
@@ -249,7 +264,7 @@ impl Controller {
         let target = self.settings.target_p99_us as f64;
         let before = self.effective();
         if let Some(change) = self.tuner.observe(target, p99, samples) {
-            let msg = self.publish(sched);
+            let msg = self.publish(bpf);
             self.settings.last_change = Source::Auto;
             info!(
                 "auto-tuner: level {} -> {}: {}; {} ({msg})",
@@ -261,11 +276,56 @@ impl Controller {
         }
         Ok(())
     }
+
+    /// The run loop: until `stop` says so or the BPF side exits, answers control requests and
+    /// SIGHUP, runs the auto-tuner once a second and hands `reporter` (--stats) a snapshot
+    /// when it is due. A failure on this side (reading a map) is logged and the scheduler
+    /// keeps running: only the kernel's exit, or a signal, ends the run.
+    pub fn run(
+        &mut self,
+        bpf: &mut dyn BpfSide,
+        mut stop: impl FnMut() -> bool,
+        mut reporter: Option<Reporter>,
+    ) {
+        if reporter.is_some() {
+            bpf.enable_bpf_stats();
+        }
+        if let Some(r) = &mut reporter {
+            match bpf.snapshot(self.view()) {
+                Ok(s) => r.record(s),
+                Err(e) => warn!("stats: could not read the counters: {e:#}"),
+            }
+        }
+        let mut next_tune = Instant::now() + Duration::from_secs(1);
+        let mut tune_errors = 0u64;
+        while !stop() && !bpf.exited() {
+            self.poll(bpf, Duration::from_millis(100));
+            if Instant::now() >= next_tune {
+                if let Err(e) = self.tune(bpf) {
+                    // Once, then every minute while it lasts.
+                    if tune_errors.is_multiple_of(60) {
+                        warn!("auto-tuner step failed ({} so far): {e:#}", tune_errors + 1);
+                    }
+                    tune_errors += 1;
+                }
+                next_tune += Duration::from_secs(1);
+            }
+            if let Some(r) = reporter.as_mut().filter(|r| r.due()) {
+                match bpf.snapshot(self.view()) {
+                    Ok(now) => r.record(now),
+                    Err(e) => {
+                        warn!("stats: could not read the counters, interval skipped: {e:#}");
+                        r.skip();
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// "key a -> b" for each tunable that differs, or "no tunable changed".
 fn diff(a: &Tunables, b: &Tunables) -> String {
-    let parts: Vec<String> = crate::tunables::keys()
+    let parts: Vec<String> = crate::control::tunables::keys()
         .into_iter()
         .filter_map(|k| {
             let (x, y) = (a.get(k)?, b.get(k)?);
@@ -309,6 +369,160 @@ mod tests {
         let e = Controller::settings_at_start(None, &cli, false).unwrap_err();
         assert!(e.to_string().contains("needs the latency probes"), "{e}");
         assert!(Controller::settings_at_start(None, &cli, true).is_ok());
+    }
+
+    /// A BPF side for host tests: it takes every write at once (as the BPF side does at its
+    /// next decision) and serves a cumulative snapshot in which the short class's wakeups,
+    /// `per_snapshot` more each time, all took `short_wakeup_us`.
+    struct FakeBpf {
+        written: Vec<(Tunables, u64)>,
+        seen: u64,
+        short_wakeup_us: u64,
+        per_snapshot: u64,
+        taken: std::cell::Cell<u64>,
+    }
+
+    impl FakeBpf {
+        fn new(short_wakeup_us: u64) -> Self {
+            Self {
+                written: Vec::new(),
+                seen: 0,
+                short_wakeup_us,
+                per_snapshot: 100,
+                taken: Default::default(),
+            }
+        }
+    }
+
+    impl BpfSide for FakeBpf {
+        fn write_tunables(&mut self, tunables: &Tunables, gen: u64) {
+            self.written.push((*tunables, gen));
+            self.seen = gen;
+        }
+
+        fn gen_seen(&self) -> u64 {
+            self.seen
+        }
+
+        fn snapshot(&self, settings: View) -> Result<Snapshot> {
+            use crate::report::latency::{bucket_lo_ns, Hist, CLASSES, KINDS, NR_BUCKETS};
+            let n = self.taken.get() + 1;
+            self.taken.set(n);
+            let ns = self.short_wakeup_us * 1000;
+            let b = (0..NR_BUCKETS)
+                .rev()
+                .find(|&b| bucket_lo_ns(b) <= ns)
+                .unwrap();
+            let mut short = Hist::default();
+            short.count = n * self.per_snapshot;
+            short.sum_ns = short.count * ns;
+            short.max_ns = ns;
+            short.buckets[b] = short.count;
+            let mut hists = vec![Hist::default(); KINDS.len() * CLASSES.len()];
+            hists[0] = short.clone(); // wakeup, short
+            hists[2] = short; // wakeup, all
+            Ok(Snapshot {
+                at_ns: n * 1_000_000_000,
+                counters: Default::default(),
+                hists: Some(hists),
+                progs: None,
+                nr_cpus: 2,
+                slice_ns: 0,
+                nr_runnable: 0,
+                settings: Some(settings),
+            })
+        }
+
+        fn enable_bpf_stats(&mut self) {}
+
+        fn exited(&self) -> bool {
+            false
+        }
+    }
+
+    fn controller(settings: Settings) -> Controller {
+        Controller::new(settings, Vec::new(), None, true).unwrap()
+    }
+
+    /// The real run loop, in auto mode, against a BPF side whose short wakeups take 5x the
+    /// target: within its first two tuning steps the tuner tightens, and what reaches the BPF
+    /// side is the tightened set, as a new generation.
+    #[test]
+    fn the_run_loop_tunes_through_the_bpf_side() {
+        let settings = Settings::default()
+            .with(
+                &[
+                    ("mode".to_string(), Value::Str("auto".into())),
+                    ("target_p99_us".to_string(), Value::Str("2000".into())),
+                ],
+                Source::Cli,
+            )
+            .unwrap();
+        let mut ctl = controller(settings);
+        let mut bpf = FakeBpf::new(10_000);
+        let start = Instant::now();
+        ctl.run(
+            &mut bpf,
+            || start.elapsed() > Duration::from_millis(2600),
+            None,
+        );
+        let (t, gen) = *bpf.written.last().expect("the tuner wrote nothing");
+        let base = Tunables::default();
+        assert!(
+            t.slice_us < base.slice_us && t.preempt_margin_us < base.preempt_margin_us,
+            "{t}"
+        );
+        assert_eq!(t, ctl.effective());
+        assert!(gen > 1 && gen == ctl.gen(), "gen {gen}");
+        assert_eq!(ctl.settings.last_change, Source::Auto);
+        // The settings asked for are unchanged: the tuner moves only what runs.
+        assert_eq!(ctl.settings.tunables, base);
+    }
+
+    /// Calm wakeups in fixed mode: the loop writes nothing.
+    #[test]
+    fn the_run_loop_leaves_fixed_settings_alone() {
+        let mut ctl = controller(Settings::default());
+        let mut bpf = FakeBpf::new(10_000);
+        let start = Instant::now();
+        ctl.run(
+            &mut bpf,
+            || start.elapsed() > Duration::from_millis(1200),
+            None,
+        );
+        assert!(bpf.written.is_empty());
+    }
+
+    /// Control requests as the socket hands them over: a good change reaches the BPF side
+    /// whole and is confirmed; a change with one bad key reaches it not at all.
+    #[test]
+    fn control_requests_reach_the_bpf_side_whole_or_not_at_all() {
+        let mut ctl = controller(Settings::default());
+        let mut bpf = FakeBpf::new(100);
+        let set = |pairs: &[(&str, &str)]| Request::Set {
+            pairs: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let r = ctl.handle(
+            set(&[("slice_us", "3000"), ("slice_min_us", "1000")]),
+            &mut bpf,
+        );
+        assert!(r.ok, "{r:?}");
+        assert!(r.message.unwrap().contains("in use by the BPF scheduler"));
+        let (t, _) = bpf.written.last().unwrap();
+        assert_eq!((t.slice_us, t.slice_min_us), (3000, 1000));
+        let n = bpf.written.len();
+        let r = ctl.handle(
+            set(&[("slice_us", "4000"), ("burst_cap_us", "0")]),
+            &mut bpf,
+        );
+        assert!(!r.ok);
+        assert_eq!(bpf.written.len(), n, "a refused change was written");
+        assert_eq!(ctl.effective().slice_us, 3000);
+        let r = ctl.handle(Request::Snapshot, &mut bpf);
+        assert!(r.ok && r.snapshot.is_some());
     }
 
     #[test]

@@ -1,0 +1,361 @@
+//! The topology tests (`brisk-guest test --topology-tests`): what only matters on a machine
+//! of several LLCs, SMT siblings and NUMA nodes. Run them in a guest of that shape
+//! (`stress-tests/vm test --topology-tests --topology 2x2x2 --numa`); on a guest of one LLC
+//! they SKIP.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+
+use super::sys::{self, set_affinity, Brisk, Procs, Shape};
+use super::tests::{Skip, TestFn};
+
+pub const TESTS: &[(&str, TestFn)] = &[
+    ("llc-placement", llc_placement),
+    ("llc-steal", llc_steal),
+    ("smt-cores", smt_cores),
+    ("llc-fairness", llc_fairness),
+    ("llc-offline", llc_offline),
+];
+
+/// The guest's shape, or Skip when it has a single LLC.
+fn multi_llc() -> Result<Shape> {
+    let shape = sys::shape();
+    if shape.llcs.len() < 2 || shape.llcs.iter().any(|l| l.len() < 2) {
+        return Err(Skip(format!(
+            "needs 2 LLCs of 2 CPUs or more ({shape} here; run the VM with --topology 2x2x2)"
+        ))
+        .into());
+    }
+    Ok(shape)
+}
+
+/// The CPU `pid` last ran on (field 39 of /proc/PID/stat).
+fn last_cpu(pid: u32) -> Option<usize> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    rest.split_whitespace().nth(36)?.parse().ok()
+}
+
+/// Hogs pinned one per CPU of `cpus`.
+fn pinned_hogs(cpus: &[usize]) -> Result<Procs> {
+    let mut all = Procs(Vec::new());
+    for &c in cpus {
+        let mut h = Procs::hogs(1, &["--cpu", &c.to_string()])?;
+        all.0.append(&mut h.0);
+    }
+    Ok(all)
+}
+
+/// A thread of this process that sleeps 5 ms `n` times, starting on `start_cpu` and free to run
+/// anywhere after; returns the CPU of each wakeup.
+fn wakeup_cpus(start_cpu: usize, n: usize) -> Vec<usize> {
+    std::thread::spawn(move || {
+        set_affinity(0, &[start_cpu]);
+        std::thread::sleep(Duration::from_millis(10));
+        set_affinity(0, &(0..sys::nr_cpus()).collect::<Vec<_>>());
+        (0..n)
+            .map(|_| {
+                std::thread::sleep(Duration::from_millis(5));
+                // SAFETY: plain libc call.
+                unsafe { libc::sched_getcpu() }.max(0) as usize
+            })
+            .collect()
+    })
+    .join()
+    .unwrap_or_default()
+}
+
+fn share_in(cpus: &[usize], of: &[usize]) -> f64 {
+    of.iter().filter(|c| cpus.contains(c)).count() as f64 / of.len().max(1) as f64
+}
+
+/// 1. Cache-hot placement: a task that wakes while its LLC has an idle CPU stays in that LLC
+///    (and its NUMA node); when its LLC has none, it wakes on another LLC's idle CPU.
+fn llc_placement() -> Result<String> {
+    let shape = multi_llc()?;
+    let (own, other) = (&shape.llcs[0], &shape.llcs[1]);
+    let (mut b, _) = Brisk::start(&[])?;
+    // One CPU of its LLC left idle.
+    let idle = *own.last().unwrap();
+    let busy: Vec<usize> = own.iter().copied().filter(|&c| c != idle).collect();
+    let hogs = pinned_hogs(&busy)?;
+    std::thread::sleep(Duration::from_millis(300));
+    let stay = wakeup_cpus(idle, 200);
+    let node = shape
+        .nodes
+        .iter()
+        .find(|n| n.contains(&idle))
+        .cloned()
+        .unwrap_or_default();
+    let stay_share = share_in(own, &stay);
+    let node_share = share_in(&node, &stay);
+    // Its whole LLC busy.
+    let hog_idle = pinned_hogs(&[idle])?;
+    std::thread::sleep(Duration::from_millis(300));
+    let moved = wakeup_cpus(idle, 200);
+    let away_share = 1.0 - share_in(own, &moved);
+    let other_share = share_in(other, &moved);
+    drop((hogs, hog_idle));
+    let code = b.stop();
+    ensure!(code == Some(0), "scx_brisk exit {code:?}:\n{}", b.output());
+    ensure!(
+        stay_share >= 0.9 && node_share >= 0.9,
+        "with an idle CPU in its LLC, {:.0}% of wakeups stayed in it and {:.0}% in its node \
+         (want 90%): {stay:?}",
+        stay_share * 100.0,
+        node_share * 100.0
+    );
+    ensure!(
+        away_share >= 0.9,
+        "with its LLC full, only {:.0}% of wakeups went to another LLC (want 90%): {moved:?}",
+        away_share * 100.0
+    );
+    Ok(format!(
+        "idle CPU in its LLC: {:.0}% of 200 wakeups stayed in the LLC, {:.0}% in the node; \
+         LLC full: {:.0}% went elsewhere ({:.0}% to LLC 1)",
+        stay_share * 100.0,
+        node_share * 100.0,
+        away_share * 100.0,
+        other_share * 100.0
+    ))
+}
+
+/// Idle and busy jiffies of each CPU (cpuN lines of /proc/stat).
+fn cpu_times() -> Vec<(u64, u64)> {
+    std::fs::read_to_string("/proc/stat")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
+        .map(|l| {
+            let v: Vec<u64> = l
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+            (idle, v.iter().sum::<u64>() - idle)
+        })
+        .collect()
+}
+
+/// 2. An idle LLC takes work from a loaded one: twice as many hogs as CPUs, all started in
+///    one LLC, then free to run anywhere. Over 5 s no CPU idles more than 10% of the time
+///    while they wait.
+fn llc_steal() -> Result<String> {
+    let shape = multi_llc()?;
+    let (mut b, _) = Brisk::start(&[])?;
+    let own = &shape.llcs[0];
+    let hogs = Procs::hogs(2 * shape.cpus, &[])?;
+    for (i, h) in hogs.0.iter().enumerate() {
+        set_affinity(h.id(), &[own[i % own.len()]]);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    for h in &hogs.0 {
+        set_affinity(h.id(), &(0..shape.cpus).collect::<Vec<_>>());
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let t0 = cpu_times();
+    std::thread::sleep(Duration::from_secs(5));
+    let t1 = cpu_times();
+    drop(hogs);
+    let code = b.stop();
+    ensure!(code == Some(0), "scx_brisk exit {code:?}:\n{}", b.output());
+    let idle_pct: Vec<f64> = t1
+        .iter()
+        .zip(&t0)
+        .map(|(a, b)| {
+            let (idle, busy) = (a.0 - b.0, a.1 - b.1);
+            idle as f64 * 100.0 / (idle + busy).max(1) as f64
+        })
+        .collect();
+    let worst = idle_pct.iter().cloned().fold(0.0, f64::max);
+    ensure!(
+        worst <= 10.0,
+        "a CPU idled {worst:.0}% of 5 s while {} hogs waited: idle % per CPU {idle_pct:.0?}",
+        2 * shape.cpus
+    );
+    Ok(format!(
+        "{} hogs started in LLC 0: most idle CPU {worst:.1}% idle over 5 s",
+        2 * shape.cpus
+    ))
+}
+
+/// The core of each CPU: the first CPU of its sibling list.
+fn core_of(cpu: usize) -> usize {
+    sys::parse_cpu_list(&sys::read_trim(format!(
+        "/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list"
+    )))
+    .first()
+    .copied()
+    .unwrap_or(cpu)
+}
+
+/// 3. SMT: with half as many hogs as cores, each hog gets a whole core: in at most 5% of the
+///    samples (every 50 ms for 5 s) do two hogs share a core while another core is idle.
+fn smt_cores() -> Result<String> {
+    let shape = multi_llc()?;
+    if shape.threads < 2 {
+        return Err(Skip(format!(
+            "needs SMT ({shape}); run the VM with --topology 2x2x2"
+        ))
+        .into());
+    }
+    let cores = shape.cpus / shape.threads;
+    let n = (cores / 2).max(2);
+    let (mut b, _) = Brisk::start(&[])?;
+    let hogs = Procs::hogs(n, &[])?;
+    std::thread::sleep(Duration::from_secs(1));
+    let (mut shared, mut samples) = (0, 0);
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        let mut used: Vec<usize> = hogs
+            .0
+            .iter()
+            .filter_map(|h| last_cpu(h.id()))
+            .map(core_of)
+            .collect();
+        let n_used = used.len();
+        used.sort_unstable();
+        used.dedup();
+        if used.len() < n_used {
+            shared += 1;
+        }
+        samples += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(hogs);
+    let code = b.stop();
+    ensure!(code == Some(0), "scx_brisk exit {code:?}:\n{}", b.output());
+    let pct = shared as f64 * 100.0 / samples.max(1) as f64;
+    ensure!(
+        pct <= 5.0,
+        "{n} hogs on {cores} cores: two shared a core in {shared} of {samples} samples ({pct:.0}%)"
+    );
+    Ok(format!(
+        "{n} hogs on {cores} cores: siblings shared in {shared} of {samples} samples"
+    ))
+}
+
+/// 4. Fairness across LLCs: one and a half hogs per CPU, three quarters of them started in
+///    LLC 0, get CPU shares within 10% of each other over 10 s; and nice holds across LLCs:
+///    nice-0 hogs in one LLC and nice-5 hogs in the other get about their weights' ratio
+///    (1024:335, within 25%) once all may run anywhere.
+fn llc_fairness() -> Result<String> {
+    let shape = multi_llc()?;
+    let (mut b, _) = Brisk::start(&[])?;
+    let all: Vec<usize> = (0..shape.cpus).collect();
+    let n = shape.cpus * 3 / 2;
+    let hogs = Procs::hogs(n, &[])?;
+    for (i, h) in hogs.0.iter().enumerate() {
+        let llc = if i < n * 3 / 4 {
+            &shape.llcs[0]
+        } else {
+            &shape.llcs[1]
+        };
+        set_affinity(h.id(), &[llc[i % llc.len()]]);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for h in &hogs.0 {
+        set_affinity(h.id(), &all);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let r0 = hogs.runtimes()?;
+    std::thread::sleep(Duration::from_secs(10));
+    let r1 = hogs.runtimes()?;
+    drop(hogs);
+    let ran: Vec<f64> = r1
+        .iter()
+        .zip(&r0)
+        .map(|(a, b)| (a - b) as f64 / 1e6)
+        .collect();
+    let (min, max) = (
+        ran.iter().cloned().fold(f64::MAX, f64::min),
+        ran.iter().cloned().fold(0.0, f64::max),
+    );
+
+    // Weights: as many nice-0 hogs as CPUs started in LLC 0, as many nice-5 hogs in LLC 1,
+    // then free to run anywhere: twice as many hogs as CPUs, so the weights decide.
+    let nice0 = Procs::hogs(shape.cpus, &[])?;
+    let nice5 = Procs::hogs(shape.cpus, &["--nice", "5"])?;
+    for (group, llc) in [(&nice0, &shape.llcs[0]), (&nice5, &shape.llcs[1])] {
+        for (i, h) in group.0.iter().enumerate() {
+            set_affinity(h.id(), &[llc[i % llc.len()]]);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for h in nice0.0.iter().chain(&nice5.0) {
+        set_affinity(h.id(), &all);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let (a0, c0) = (nice0.runtimes()?, nice5.runtimes()?);
+    std::thread::sleep(Duration::from_secs(10));
+    let (a1, c1) = (nice0.runtimes()?, nice5.runtimes()?);
+    drop((nice0, nice5));
+    let code = b.stop();
+    ensure!(code == Some(0), "scx_brisk exit {code:?}:\n{}", b.output());
+    let sum = |x: &[u64], y: &[u64]| x.iter().zip(y).map(|(a, b)| a - b).sum::<u64>() as f64;
+    let ratio = sum(&a1, &a0) / sum(&c1, &c0).max(1.0);
+    let want = 1024.0 / 335.0;
+    ensure!(
+        min >= 0.9 * max,
+        "{n} hogs started unevenly over the LLCs ran {min:.0}-{max:.0} ms in 10 s (want within \
+         10%): {ran:.0?}"
+    );
+    ensure!(
+        (ratio / want - 1.0).abs() <= 0.25,
+        "nice 0 : nice 5 across LLCs ran {ratio:.2} : 1 (want {want:.2} within 25%)"
+    );
+    Ok(format!(
+        "{n} hogs ran {min:.0}-{max:.0} ms in 10 s; nice 0 : nice 5 started in different LLCs \
+         {ratio:.2} : 1 (weights {want:.2})"
+    ))
+}
+
+/// 5. A whole LLC's CPUs go offline and come back while attached: scx_brisk reloads itself
+///    each time the kernel asks (no ejection for an error), and exits 0 at the end.
+fn llc_offline() -> Result<String> {
+    let shape = multi_llc()?;
+    let llc = shape.llcs[shape.llcs.len() - 1].clone();
+    let (mut b, _) = Brisk::start(&[])?;
+    let hogs = Procs::hogs(shape.cpus, &[])?;
+    let restarts = |b: &Brisk| b.output().matches("asked for a restart").count();
+    let mut fig = Vec::new();
+    for value in ["0", "1"] {
+        let before = restarts(&b);
+        for c in &llc {
+            let path = format!("/sys/devices/system/cpu/cpu{c}/online");
+            std::fs::write(&path, value).with_context(|| format!("writing {value} to {path}"))?;
+        }
+        let t = sys::wait_for(Duration::from_secs(60), || {
+            restarts(&b) > before && sys::brisk_attached()
+        })
+        .with_context(|| {
+            format!(
+                "not reattached after CPUs {llc:?} online={value} (state {}):\n{}",
+                sys::scx_state(),
+                b.output()
+            )
+        })?;
+        fig.push(format!(
+            "CPUs {llc:?} online={value}: reattached in {:.1} s",
+            t.as_secs_f64()
+        ));
+    }
+    // Settle: it may restart more than once while CPUs come and go one by one.
+    std::thread::sleep(Duration::from_secs(2));
+    ensure!(
+        sys::brisk_attached(),
+        "scx_brisk not attached after the LLC came back"
+    );
+    drop(hogs);
+    let code = b.stop();
+    ensure!(code == Some(0), "scx_brisk exit {code:?}:\n{}", b.output());
+    ensure!(
+        !b.output().contains("scx_bpf_error") && !b.output().contains("runnable task stall"),
+        "an error exit during the hotplug:\n{}",
+        b.output()
+    );
+    Ok(fig.join("; "))
+}
