@@ -51,10 +51,12 @@ fn pinned_hogs(cpus: &[usize]) -> Result<Procs> {
 /// A thread of this process that sleeps 5 ms `n` times, starting on `start_cpu` and free to run
 /// anywhere after; returns the CPU of each wakeup.
 fn wakeup_cpus(start_cpu: usize, n: usize) -> Vec<usize> {
+    // All CPUs, counted before the thread pins itself (the count follows the caller's mask).
+    let all: Vec<usize> = (0..sys::shape().cpus).collect();
     std::thread::spawn(move || {
         set_affinity(0, &[start_cpu]);
         std::thread::sleep(Duration::from_millis(10));
-        set_affinity(0, &(0..sys::nr_cpus()).collect::<Vec<_>>());
+        set_affinity(0, &all);
         (0..n)
             .map(|_| {
                 std::thread::sleep(Duration::from_millis(5));

@@ -228,12 +228,6 @@ pub fn qemu_args(vm: &Vm) -> Vec<String> {
         Some((t, numa)) => topology_args(t, *numa, guest_mem_mb(vm)),
         None => vec!["-smp".to_string(), vm.cpus.to_string()],
     };
-    let cpu = if vm.topology.is_some_and(|(t, _)| t.threads > 1) {
-        // SMT siblings on the max CPU model (AMD-like under TCG) need its topology extension.
-        "max,topoext=on"
-    } else {
-        "max"
-    };
     let head = [
         "-nodefaults",
         // Name qemu's threads ("CPU 0/TCG", ...) so the harness can find the vCPU threads.
@@ -244,7 +238,7 @@ pub fn qemu_args(vm: &Vm) -> Vec<String> {
     ]
     .into_iter()
     .chain(icount.iter().copied())
-    .chain(["-cpu", cpu]);
+    .chain(["-cpu", "max"]);
     let tail = [
         "-m".to_string(),
         format!("{}M", guest_mem_mb(vm)),
@@ -628,7 +622,7 @@ mod tests {
         let args = qemu_args(&vm).join(" ");
         assert!(args.contains("-accel tcg,thread=single -icount shift=1,sleep=off -cpu max"));
         assert!(args.contains("loglevel=4 brisk_timing=icount mitigations=off"));
-        // A topology: its shape in -smp, SMT's CPU flag, a node per socket, and the marker
+        // A topology: its shape in -smp, a node per socket, and the marker
         // the guest checks the shape against.
         let t: Topology = "2x2x2".parse().unwrap();
         let vm = Vm {
@@ -638,7 +632,7 @@ mod tests {
             ..vm
         };
         let args = qemu_args(&vm).join(" ");
-        assert!(args.contains("-cpu max,topoext=on -smp 8,sockets=2,cores=2,threads=2"));
+        assert!(args.contains("-cpu max -smp 8,sockets=2,cores=2,threads=2"));
         assert!(args.contains("-object memory-backend-ram,id=mem0,size=1024M -numa node,nodeid=0,cpus=0-3,memdev=mem0"));
         assert!(args.contains("-numa node,nodeid=1,cpus=4-7,memdev=mem1 -m 2048M"));
         assert!(args.contains("brisk_topology=2x2x2,numa mitigations=off"));
