@@ -22,6 +22,17 @@ mod tests {
             cur_after1: *mut u64,
         ) -> u64;
         fn brisk_host_burst_stop_unstarted(now: u64) -> u64;
+        fn brisk_host_burst_segments(
+            avg0: u64,
+            n: u32,
+            seg: u64,
+            tail: u64,
+            sleep: i32,
+            shift: u32,
+            cap: u64,
+            seg_avg: *mut u64,
+            seg_now: *mut u64,
+        ) -> u64;
         fn brisk_host_burst_sample_cap(burst_cap: u64, short_burst: u64) -> u64;
         fn brisk_host_effective_burst(avg: u64, cur: u64) -> u64;
         fn brisk_host_is_short(burst: u64, threshold: u64) -> i32;
@@ -200,6 +211,68 @@ mod tests {
             assert_eq!(avg, brisk_host_burst_avg(after_first, MS, 2, 100 * MS));
             // A task first seen leaving its CPU counts no time (it was never seen starting).
             assert_eq!(brisk_host_burst_stop_unstarted(5 * MS), 0);
+        }
+    }
+
+    /// A request worker that fell behind runs request after request in one burst, waking the
+    /// thread that sends the next one after each: its bursts grow long, its segments stay one
+    /// request long, so it still counts as about to sleep when it wakes that thread
+    /// (waker_is_short). A hog that wakes nobody has one segment per burst.
+    #[test]
+    fn segments_end_at_each_wakeup_the_task_makes() {
+        const SHORT: u64 = 2 * MS;
+        let mut seg_now = 0u64;
+        unsafe {
+            let cap = brisk_host_burst_sample_cap(20 * MS, SHORT);
+            // Four 1 ms requests in one burst, a wakeup after each, preempted once, no sleep:
+            // the burst average is untouched, the segments average toward 1 ms.
+            let mut avg = SHORT;
+            let mut seg_avg = SHORT;
+            let mut seg_avg_before = SHORT;
+            for _ in 0..5 {
+                avg =
+                    brisk_host_burst_segments(avg, 4, MS, 0, 1, 2, cap, &mut seg_avg, &mut seg_now);
+                assert!(seg_avg <= seg_avg_before, "{seg_avg} > {seg_avg_before}");
+                seg_avg_before = seg_avg;
+            }
+            assert!(
+                avg >= 3 * MS,
+                "bursts of 4 requests: a hog by its bursts ({avg})"
+            );
+            assert!(brisk_host_is_short(avg, SHORT) == 0);
+            assert!(seg_avg < SHORT, "its segments: short ({seg_avg})");
+            // The segment in progress counts as soon as it is longer than the average: a
+            // task that wakes one task and then runs 10 ms is not about to sleep.
+            seg_avg = MS / 2;
+            brisk_host_burst_segments(
+                MS / 2,
+                1,
+                MS / 2,
+                10 * MS,
+                0,
+                2,
+                cap,
+                &mut seg_avg,
+                &mut seg_now,
+            );
+            assert_eq!(seg_now, 10 * MS);
+            assert_eq!(seg_avg, brisk_host_burst_avg(MS / 2, MS / 2, 2, cap));
+            // A hog that wakes nobody: its segment is its burst, preemption included.
+            seg_avg = SHORT;
+            let avg = brisk_host_burst_segments(
+                SHORT,
+                0,
+                0,
+                8 * MS,
+                1,
+                2,
+                cap,
+                &mut seg_avg,
+                &mut seg_now,
+            );
+            assert_eq!(seg_now, 8 * MS);
+            assert_eq!(seg_avg, avg);
+            assert_eq!(avg, brisk_host_burst_avg(SHORT, 8 * MS, 2, cap));
         }
     }
 

@@ -77,6 +77,12 @@ u64 tun_gen_seen;
  */
 u64 llc_vtime[BRISK_MAX_LLCS];
 
+/*
+ * When each LLC's CPUs last started a task in fair order (scx_bpf_now): whether its fair queue
+ * moves while latency-critical wakeups are served first (fair_queue_stalled).
+ */
+u64 llc_fair_ran_at[BRISK_MAX_LLCS];
+
 /* The slice most recently handed out, for the stats. */
 u64 last_slice_ns;
 
@@ -132,6 +138,18 @@ struct {
 	__type(key, u32);
 	__type(value, struct brisk_counters);
 } counters SEC(".maps");
+
+/* Each LLC's CPUs, for the idle pick (pick_idle_cpu); built by ops.init when there are two. */
+struct llc_mask {
+	struct bpf_cpumask __kptr *cpus;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, BRISK_MAX_LLCS);
+	__type(key, u32);
+	__type(value, struct llc_mask);
+} llc_masks SEC(".maps");
 
 #define COUNT(field)                                                                  \
 	do {                                                                          \
@@ -328,22 +346,37 @@ static s32 wake_affine_busy(const struct task_struct *p, s32 prev_cpu)
 }
 
 /*
- * Whether the task running here, the waker, is short: about to sleep, as a thread that hands a
- * request to a worker through a futex and waits for the reply is. The kernel marks only pipe
- * and socket wakeups synchronous; this is the same bet for the others, made on the waker's
- * history. If it loses, the wakee waits for the waker's slice on this CPU.
+ * The task running here as it wakes another without SCX_WAKE_SYNC: its context, with this
+ * wakeup ending one of its segments (brisk_burst_woke_other). NULL from an interrupt (a
+ * timer's wakeup: the current task is whatever it interrupted) or for a task not ours.
  */
-static bool waker_is_short(void)
+static struct task_ctx *waker_wakes(u64 now)
 {
-	struct task_struct *cur;
 	struct task_ctx *w;
 
-	/* From an interrupt (a timer's wakeup) the current task is whatever it interrupted. */
 	if (!bpf_in_task())
-		return false;
-	cur = bpf_get_current_task_btf();
-	w = bpf_task_storage_get(&task_ctxs, cur, 0, 0);
-	return w && w->ours && task_is_short(w);
+		return NULL;
+	w = bpf_task_storage_get(&task_ctxs, bpf_get_current_task_btf(), 0, 0);
+	if (!w || !w->ours)
+		return NULL;
+	brisk_burst_woke_other(&w->burst, now, tun.burst_ewma_shift,
+			       brisk_burst_sample_cap(tun.burst_cap_ns, tun.short_burst_ns));
+	return w;
+}
+
+/*
+ * Whether the waker @w is about to sleep, as a thread that hands a request to a worker
+ * through a futex and waits for the reply is. The kernel marks only pipe and socket wakeups
+ * synchronous; this is the same bet for the others, made on how long the waker runs after it
+ * wakes a task (its segments), not on its whole bursts: a request worker that fell behind and
+ * finds the next request posted before it could sleep runs request after request in one long
+ * burst, yet still hands each reply over within a short segment. Handing the reply's wakee
+ * its CPU then makes it sleep before the next request comes. If the bet loses, the wakee
+ * waits for the waker's slice on this CPU.
+ */
+static bool waker_is_short(const struct task_ctx *w, u64 now)
+{
+	return w && brisk_is_short(brisk_burst_segment_now(&w->burst, now), tun.short_burst_ns);
 }
 
 /* Nothing waits to run on @cpu (the CPU this runs on): not locally, nor in its queues. */
@@ -355,15 +388,47 @@ static bool nothing_waits_here(s32 cpu)
 	       !scx_bpf_dsq_nr_queued(llc_dsq(llc)) && !scx_bpf_dsq_nr_queued(cpu_dsq(cpu));
 }
 
+/*
+ * An idle CPU for @p, waking with @prev_cpu, claimed: first in @prev_cpu's LLC, where its
+ * cache is (a whole idle core, then @prev_cpu, then any idle CPU there), and only then the
+ * kernel's pick over all CPUs (a whole idle core in the node, then anywhere, then any idle
+ * CPU). The kernel's pick alone sends a task to a whole idle core in another LLC or node
+ * rather than to an idle CPU of its own LLC whose SMT sibling is busy: a cold cache, and
+ * across nodes remote memory, for a core to itself. Sets *@is_idle as
+ * scx_bpf_select_cpu_dfl() does; with one LLC (or before 6.16, which lacks the masked pick)
+ * it is that pick.
+ */
+static s32 pick_idle_cpu(struct task_struct *p, s32 prev_cpu, u64 wake_flags, bool *is_idle)
+{
+	u32 llc = llc_of(prev_cpu);
+	struct llc_mask *m;
+	s32 cpu;
+
+	if (nr_llcs > 1 && __COMPAT_HAS_scx_bpf_select_cpu_and &&
+	    (m = bpf_map_lookup_elem(&llc_masks, &llc)) && m->cpus) {
+		cpu = scx_bpf_select_cpu_and(p, prev_cpu, wake_flags, cast_mask(m->cpus), 0);
+		if (cpu >= 0) {
+			*is_idle = true;
+			return cpu;
+		}
+	}
+	return scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, is_idle);
+}
+
 s32 BPF_STRUCT_OPS(brisk_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
 {
-	struct task_ctx *tctx = lookup_task_ctx(p);
+	struct task_ctx *tctx = lookup_task_ctx(p), *waker = NULL;
 	bool is_idle = false;
+	u64 now = 0;
 	s32 cpu;
 
 	if (tctx)
 		tctx->sync_wakeup = !!(wake_flags & SCX_WAKE_SYNC);
-	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
+	if (!(wake_flags & SCX_WAKE_SYNC)) {
+		now = scx_bpf_now();
+		waker = waker_wakes(now);
+	}
+	cpu = pick_idle_cpu(p, prev_cpu, wake_flags, &is_idle);
 	if (is_idle) {
 		if (tctx)
 			tctx->lat.enq_at = probe_stamp();
@@ -397,7 +462,7 @@ s32 BPF_STRUCT_OPS(brisk_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 		 * one comes, where beside a waker running on it would take one request after
 		 * another without sleeping, turn into a hog and queue behind the crowd.
 		 */
-		if (cpu == bpf_get_smp_processor_id() && waker_is_short() &&
+		if (cpu == bpf_get_smp_processor_id() && waker_is_short(waker, now) &&
 		    ((tctx && wakes_lat_crit(tctx, false) &&
 		      !scx_bpf_dsq_nr_queued(lat_dsq(llc_of(cpu)))) ||
 		     nothing_waits_here(cpu))) {
@@ -582,17 +647,24 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 }
 
 /*
- * Whether the first task of the fair queue @dsq_id has waited so long that it goes before the
- * latency-critical queue (brisk_fair_overdue).
+ * Whether the fair queue of @llc (@dsq_id) has stood still too long for latency-critical
+ * wakeups to go first: its first task has waited past the limit and no CPU of the LLC has
+ * started a fair task for as long (brisk_fair_overdue of the shorter of the two). Under
+ * overload every fair task waits longer than the limit, a round of the crowd; deferring on
+ * that alone would queue latency-critical wakeups behind one fair slice after another while
+ * the fair queue moves anyway. What the bound is for is a fair queue that does not move.
  */
-static bool fair_head_overdue(u64 dsq_id, u64 now)
+static bool fair_queue_stalled(u32 llc, u64 dsq_id, u64 now)
 {
 	struct task_struct *p = __COMPAT_scx_bpf_dsq_peek(dsq_id);
+	u64 *ran_at = MEMBER_VPTR(llc_fair_ran_at, [llc]);
+	u64 limit = BRISK_LAT_DEFER_SLICES * tun.slice_ns;
 	struct task_ctx *tctx;
 
-	if (!p || !(tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0)))
+	if (!p || !ran_at || !(tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0)))
 		return false;
-	return brisk_fair_overdue(now - tctx->queued_at, BRISK_LAT_DEFER_SLICES * tun.slice_ns);
+	return brisk_fair_overdue(now - tctx->queued_at, limit) &&
+	       brisk_fair_overdue(scx_bpf_now() - *ran_at, limit);
 }
 
 /* The deadline of the first task on @dsq_id, or ~0 when it is empty. */
@@ -681,7 +753,7 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 	 * fair queue's head is overdue.
 	 */
 	if (scx_bpf_dsq_nr_queued(lat_dsq(own_llc))) {
-		if (fair_head_overdue(shared, now)) {
+		if (fair_queue_stalled(own_llc, shared, now)) {
 			COUNT(nr_lat_deferred);
 		} else if (scx_bpf_dsq_move_to_local(lat_dsq(own_llc), 0)) {
 			COUNT(nr_dispatched);
@@ -782,16 +854,21 @@ void BPF_STRUCT_OPS(brisk_running, struct task_struct *p)
 	struct task_ctx *tctx = lookup_task_ctx(p);
 	s32 cpu = scx_bpf_task_cpu(p);
 	struct cpu_ctx *cctx = lookup_cpu_ctx(cpu);
+	u64 now;
 
 	if (!tctx)
 		return;
-	brisk_burst_start(&tctx->burst, scx_bpf_now());
+	now = scx_bpf_now();
+	brisk_burst_start(&tctx->burst, now);
 	/* Only a task started in its own LLC's fair order moves that LLC's clock. */
 	if (!tctx->lat_crit && tctx->llc == llc_of(cpu)) {
 		u64 *clock = llc_clock(tctx->llc);
+		u64 *ran_at = MEMBER_VPTR(llc_fair_ran_at, [tctx->llc]);
 
 		if (clock && tctx->vruntime > *clock)
 			*clock = tctx->vruntime;
+		if (ran_at)
+			*ran_at = now;
 	}
 	if (cctx) {
 		cctx->running_dl = task_deadline(p, tctx, cpu);
@@ -857,7 +934,9 @@ void BPF_STRUCT_OPS(brisk_enable, struct task_struct *p)
 	tctx->vruntime = clock_of(tctx->llc);
 	/* New tasks start on the border: neither short nor a hog until they show which. */
 	tctx->burst.avg_ns = tun.short_burst_ns;
+	tctx->burst.seg_avg_ns = tun.short_burst_ns;
 	tctx->burst.cur_ns = 0;
+	tctx->burst.seg_mark = 0;
 }
 
 /* The task leaves scx_brisk (another class, or the scheduler goes): the probes let it be. */
@@ -875,6 +954,31 @@ s32 BPF_STRUCT_OPS(brisk_init_task, struct task_struct *p, struct scx_init_task_
 {
 	if (!bpf_task_storage_get(&task_ctxs, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE))
 		return -ENOMEM;
+	return 0;
+}
+
+/* llc_masks: each LLC's CPUs, as the loader's topology (cpu_llc) has them. */
+static s32 build_llc_masks(void)
+{
+	struct bpf_cpumask *mask;
+	struct llc_mask *m;
+	u32 llc, cpu;
+
+	bpf_for (llc, 0, nr_llcs) {
+		m = bpf_map_lookup_elem(&llc_masks, &llc);
+		if (!m)
+			return -ENOENT;
+		mask = bpf_cpumask_create();
+		if (!mask)
+			return -ENOMEM;
+		bpf_for (cpu, 0, nr_cpu_ids_seen) {
+			if (llc_of(cpu) == llc)
+				bpf_cpumask_set_cpu(cpu, mask);
+		}
+		mask = bpf_kptr_xchg(&m->cpus, mask);
+		if (mask)
+			bpf_cpumask_release(mask);
+	}
 	return 0;
 }
 
@@ -903,6 +1007,10 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(brisk_init)
 			scx_bpf_error("failed to create DSQs for LLC %u: %d", i, ret);
 			return ret;
 		}
+	}
+	if (nr_llcs > 1 && (ret = build_llc_masks())) {
+		scx_bpf_error("failed to build the LLCs' CPU masks: %d", ret);
+		return ret;
 	}
 	return 0;
 }

@@ -94,12 +94,50 @@ struct brisk_burst {
 	u64 avg_ns;	/* average of completed bursts (brisk_burst_avg) */
 	u64 cur_ns;	/* CPU time since the task last woke */
 	u64 started_at; /* when it last got a CPU; 0 before it first did */
+	u64 seg_avg_ns; /* average run between wakeups it makes (brisk_burst_woke_other) */
+	u64 seg_mark;	/* cur_ns (plus its stint) when it last woke a task */
 };
 
 /* The task wakes: a new burst starts. */
 static inline void brisk_burst_wake(struct brisk_burst *b)
 {
 	b->cur_ns = 0;
+	b->seg_mark = 0;
+}
+
+/* CPU time of the burst in progress at @now, counting the stint the task is running. */
+static inline u64 brisk_burst_ran(const struct brisk_burst *b, u64 now)
+{
+	u64 stint = b->started_at && now > b->started_at ? now - b->started_at : 0;
+
+	return b->cur_ns + stint;
+}
+
+/*
+ * The running task wakes another task at @now (not synchronously): the run since its own
+ * wakeup or its last such wakeup, whichever is later, is one segment, and moves the segment
+ * average as a sleep moves the burst average. A request worker that hands a reply to the
+ * thread that will send it the next request runs one request per segment whether or not it
+ * gets to sleep in between; a hog that wakes nobody has one segment per burst.
+ */
+static inline void brisk_burst_woke_other(struct brisk_burst *b, u64 now, u32 shift, u64 cap_ns)
+{
+	u64 ran = brisk_burst_ran(b, now);
+	u64 seg = ran > b->seg_mark ? ran - b->seg_mark : 0;
+
+	b->seg_avg_ns = brisk_burst_avg(b->seg_avg_ns, seg, shift, cap_ns);
+	b->seg_mark = ran;
+}
+
+/*
+ * How long the running task is expected to run on after waking a task at @now: the segment
+ * average, or the segment in progress if that is longer (as brisk_effective_burst).
+ */
+static inline u64 brisk_burst_segment_now(const struct brisk_burst *b, u64 now)
+{
+	u64 ran = brisk_burst_ran(b, now);
+
+	return brisk_effective_burst(b->seg_avg_ns, ran > b->seg_mark ? ran - b->seg_mark : 0);
 }
 
 /* The task gets a CPU at @now. */
@@ -127,7 +165,10 @@ static inline u64 brisk_burst_stop(struct brisk_burst *b, u64 now)
  */
 static inline void brisk_burst_sleep(struct brisk_burst *b, u32 shift, u64 cap_ns)
 {
+	u64 seg = b->cur_ns > b->seg_mark ? b->cur_ns - b->seg_mark : 0;
+
 	b->avg_ns = brisk_burst_avg(b->avg_ns, b->cur_ns, shift, cap_ns);
+	b->seg_avg_ns = brisk_burst_avg(b->seg_avg_ns, seg, shift, cap_ns);
 }
 
 /* The burst that classifies the task now: brisk_effective_burst of its average and current. */

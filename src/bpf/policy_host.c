@@ -124,3 +124,32 @@ u64 brisk_host_burst_stop_unstarted(u64 now)
 
 	return brisk_burst_stop(&b, now) + b.cur_ns;
 }
+
+/*
+ * One burst from averages @avg0: @n segments of @seg ns of CPU time, each ending in a wakeup
+ * of another task, then @tail ns more; the task is preempted for 5 ms after its first
+ * @seg / 2 ns (one burst all the same); then it sleeps if @sleep. Returns the burst average;
+ * the segment average starts from @seg_avg and ends there and what brisk_burst_segment_now says at
+ * the end of the tail (before any sleep) to @seg_now.
+ */
+u64 brisk_host_burst_segments(u64 avg0, u32 n, u64 seg, u64 tail, int sleep, u32 shift, u64 cap,
+			      u64 *seg_avg, u64 *seg_now)
+{
+	const u64 t0 = 1000, gap = 5000000;
+	struct brisk_burst b = {.avg_ns = avg0, .seg_avg_ns = *seg_avg};
+	u64 pause = seg / 2, end = t0 + n * seg + tail + gap;
+	u32 i;
+
+	brisk_burst_wake(&b);
+	brisk_burst_start(&b, t0);
+	brisk_burst_stop(&b, t0 + pause);
+	brisk_burst_start(&b, t0 + pause + gap);
+	for (i = 1; i <= n && i < 64; i++)
+		brisk_burst_woke_other(&b, t0 + i * seg + gap, shift, cap);
+	*seg_now = brisk_burst_segment_now(&b, end);
+	brisk_burst_stop(&b, end);
+	if (sleep)
+		brisk_burst_sleep(&b, shift, cap);
+	*seg_avg = b.seg_avg_ns;
+	return b.avg_ns;
+}

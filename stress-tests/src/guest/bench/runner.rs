@@ -12,8 +12,9 @@ use brisk_stress::results::{Run, Scheduler, DEFAULT};
 use super::scenarios;
 use crate::guest::sys;
 
-/// How long a candidate may take to attach.
-const ATTACH_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a candidate may take to attach. Under emulation the verifier is slow: scx_lavd
+/// 1.1.4 took over 20 s in 4 of 30 runs of one bench (it printed nothing and was killed).
+const ATTACH_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a candidate may take to exit after SIGINT.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Lines of a failed candidate's output kept in the results.
@@ -128,6 +129,13 @@ impl Candidate {
         sys::wait_exit(&mut self.child, EXIT_TIMEOUT)
     }
 
+    /// The last `counters: ...` line of its output, if it logged one.
+    fn counters_line(&self) -> Option<String> {
+        let text = fs::read_to_string(&self.log).ok()?;
+        let line = text.lines().rev().find(|l| l.contains("counters: "))?;
+        Some(line.split_once("counters: ")?.1.to_string())
+    }
+
     fn log_tail(&self) -> String {
         let text = fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
@@ -212,6 +220,7 @@ fn run_candidate(
     run.attached = Some(attached.is_ok());
     let code = c.stop();
     run.exit_code = code;
+    let counters = c.counters_line();
     let mut problems = Vec::new();
     if let Err(why) = attached {
         problems.push(format!("{} did not stay attached: {why}", sched.name));
@@ -238,5 +247,12 @@ fn run_candidate(
             c.log_tail()
         ));
     }
-    outcome
+    // The candidate's own counters for this run (scx_brisk logs them as it exits), so that a
+    // round that went differently can be told apart by what the scheduler did.
+    outcome.map(|mut o| {
+        if let Some(line) = counters {
+            o.raw.insert("scheduler_counters".into(), line.into());
+        }
+        o
+    })
 }
