@@ -54,11 +54,12 @@ fn wakeup_cpus(start_cpu: usize, n: usize) -> Vec<usize> {
     // All CPUs, counted before the thread pins itself (the count follows the caller's mask).
     let all: Vec<usize> = (0..sys::shape().cpus).collect();
     std::thread::spawn(move || {
-        set_affinity(0, &[start_cpu]);
-        std::thread::sleep(Duration::from_millis(10));
-        set_affinity(0, &all);
         (0..n)
             .map(|_| {
+                // Every wakeup starts from `start_cpu` (its previous CPU), so that each one
+                // tests the pick from there, not from wherever the last one went.
+                set_affinity(0, &[start_cpu]);
+                set_affinity(0, &all);
                 std::thread::sleep(Duration::from_millis(5));
                 // SAFETY: plain libc call.
                 unsafe { libc::sched_getcpu() }.max(0) as usize
