@@ -59,6 +59,14 @@ mod tests {
         ) -> i32;
         fn brisk_host_lat_wake_vruntime(v: u64, now: u64, credit: u64) -> u64;
         fn brisk_host_fair_overdue(waited: u64, limit: u64) -> i32;
+        fn brisk_host_starve_hard(starve: u64, timeout: u64) -> u64;
+        fn brisk_host_should_balance(
+            busy_load: u64,
+            busy_cpus: u64,
+            own_load: u64,
+            own_cpus: u64,
+            weight: u64,
+        ) -> i32;
     }
 
     const MS: u64 = 1_000_000;
@@ -274,6 +282,56 @@ mod tests {
             assert_eq!(seg_avg, avg);
             assert_eq!(avg, brisk_host_burst_avg(SHORT, 8 * MS, 2, cap));
         }
+    }
+
+    /// The starvation guard's second limit lies between starve_us and the kernel's watchdog,
+    /// halfway, for every starve_us the tunable allows (up to half the watchdog).
+    #[test]
+    fn hard_starvation_limit_stays_before_the_watchdog() {
+        const TIMEOUT: u64 = 5000 * MS;
+        unsafe {
+            assert_eq!(brisk_host_starve_hard(1000 * MS, TIMEOUT), 3000 * MS);
+            for starve in [10 * MS, 1000 * MS, TIMEOUT / 2] {
+                let hard = brisk_host_starve_hard(starve, TIMEOUT);
+                assert!(hard > starve && hard < TIMEOUT, "{starve} -> {hard}");
+            }
+            // a limit at or past the watchdog is not pushed further
+            assert_eq!(brisk_host_starve_hard(TIMEOUT, TIMEOUT), TIMEOUT);
+        }
+    }
+
+    /// Balancing between LLCs moves a task while that narrows the gap in load per CPU, and
+    /// stops where one more move would only reverse it.
+    #[test]
+    fn llc_balance_converges_without_churn() {
+        let bal = |busy: u64, own: u64, w: u64| unsafe {
+            brisk_host_should_balance(busy, 4, own, 4, w) != 0
+        };
+        // 12 nice-0 tasks over two 4-CPU LLCs, started 9:3: moves until 6:6, then stops.
+        let (mut a, mut b) = (9u64, 3u64);
+        let mut moves = 0;
+        while bal(a * NICE0, b * NICE0, NICE0) {
+            a -= 1;
+            b += 1;
+            moves += 1;
+            assert!(moves < 10);
+        }
+        assert_eq!((a, b), (6, 6));
+        assert!(!bal(b * NICE0, a * NICE0, NICE0), "and not back");
+        // 13 tasks settle at 7:6 (moving one more would give 6:7).
+        assert!(!bal(7 * NICE0, 6 * NICE0, NICE0));
+        // Weights, not counts: 8 nice-0 tasks against 8 nice-5 ones move nice-0 tasks over,
+        // and settle near equal loads (5 nice-0 against 3 nice-0 and 8 nice-5, then one nice-5
+        // task back: 532 against 524).
+        assert!(bal(8 * NICE0, 8 * NICE5, NICE0));
+        assert!(bal(3 * NICE0 + 8 * NICE5, 5 * NICE0, NICE5));
+        assert!(!bal(3 * NICE0 + 7 * NICE5, 5 * NICE0 + NICE5, NICE5));
+        // A heavy task does not move onto a lighter LLC that it would then overload.
+        assert!(!bal(2 * NICE0 + 1000, 2 * NICE0, 1000));
+        // Unequal LLC sizes: 6 tasks on 4 CPUs against 2 on 2 CPUs (1.5 against 1 per CPU)
+        // move one (1.25 against 1.5, a narrower gap); 5 against 3 (1.25, 1.5) do not.
+        assert!(unsafe { brisk_host_should_balance(6 * NICE0, 4, 2 * NICE0, 2, NICE0) } != 0);
+        assert!(unsafe { brisk_host_should_balance(5 * NICE0, 4, 3 * NICE0, 2, NICE0) } == 0);
     }
 
     #[test]

@@ -231,14 +231,20 @@ fn configure_topology(skel: &mut crate::bpf_skel::OpenBpfSkel, topo: &Topology) 
     let rodata = skel.maps.rodata_data.as_mut().unwrap();
     rodata.nr_cpu_ids_seen = nr_cpu_ids as u32;
     rodata.nr_llcs = topo.all_llcs.len().max(1) as u32;
-    // LLC ids from sysfs can be sparse: number them densely for the DSQ ids.
+    // LLC ids from sysfs can be sparse: number them densely for the DSQ ids. Each LLC's CPUs
+    // are also listed together (llc_cpu_list from llc_first_cpu), so that a scan of one LLC
+    // costs its size, not the machine's.
+    let mut listed = 0;
     for (idx, llc) in topo.all_llcs.values().enumerate() {
-        rodata.llc_nr_cpus[idx] = llc.all_cpus.len() as u32;
-        for cpu in llc.all_cpus.keys() {
-            if *cpu < max_cpus {
-                rodata.cpu_llc[*cpu] = idx as u32;
-            }
+        rodata.llc_first_cpu[idx] = listed as u32;
+        let mut nr = 0;
+        for cpu in llc.all_cpus.keys().filter(|&&cpu| cpu < max_cpus) {
+            rodata.cpu_llc[*cpu] = idx as u32;
+            rodata.llc_cpu_list[listed] = *cpu as u32;
+            listed += 1;
+            nr += 1;
         }
+        rodata.llc_nr_cpus[idx] = nr;
     }
     Ok(())
 }

@@ -34,6 +34,9 @@ const volatile u32 nr_cpu_ids_seen = 1;
 const volatile u32 nr_llcs = 1;
 const volatile u32 cpu_llc[BRISK_MAX_CPUS];
 const volatile u32 llc_nr_cpus[BRISK_MAX_LLCS];
+/* Each LLC's CPUs, listed together: llc_nr_cpus[llc] of them from llc_first_cpu[llc]. */
+const volatile u32 llc_first_cpu[BRISK_MAX_LLCS];
+const volatile u32 llc_cpu_list[BRISK_MAX_CPUS];
 
 /*
  * Testing only (--debug-stall-hogs, hidden): hogs are parked in a DSQ that is never
@@ -83,6 +86,14 @@ u64 llc_vtime[BRISK_MAX_LLCS];
  */
 u64 llc_fair_ran_at[BRISK_MAX_LLCS];
 
+/*
+ * Each LLC's runnable load: the summed weights of the runnable tasks whose vruntime follows its
+ * clock (load_track). The fair queues are per LLC and share out only their own CPUs; dispatch
+ * moves work toward the LLC with less load per CPU (balance_llcs), so that equal tasks get
+ * equal shares and nice weights hold machine-wide. Kept only with more than one LLC.
+ */
+u64 llc_runnable_load[BRISK_MAX_LLCS];
+
 /* The slice most recently handed out, for the stats. */
 u64 last_slice_ns;
 
@@ -107,7 +118,9 @@ struct task_ctx {
 	u32 sync_wakeup;
 	/* This wakeup is latency-critical (brisk_is_lat_crit); cleared when it is queued again. */
 	u32 lat_crit;
-	u32 llc; /* the LLC whose clock its vruntime follows */
+	u32 llc;	 /* the LLC whose clock its vruntime follows */
+	u32 load_llc;	 /* the LLC whose llc_runnable_load counts it, while runnable */
+	u32 load_weight; /* the weight counted there, 0 while not runnable */
 };
 
 struct {
@@ -119,10 +132,11 @@ struct {
 
 /* What each CPU runs, read by other CPUs looking for a preemption victim. */
 struct cpu_ctx {
-	u64 running_dl;	   /* deadline of the current task, 0 when idle or not ours */
-	u32 running_short; /* current task is short: no victim for a preempting short hog-waker */
-	u32 running_lat;   /* current task is latency-critical: no victim for anyone */
-	u64 last_scan_at;  /* last starvation scan of this CPU's queues */
+	u64 running_dl;	     /* deadline of the current task, 0 when idle or not ours */
+	u32 running_short;   /* current task is short: no victim for a preempting short hog-waker */
+	u32 running_lat;     /* current task is latency-critical: no victim for anyone */
+	u64 last_scan_at;    /* last starvation scan of this CPU's queues */
+	u64 last_balance_at; /* last look at the other LLCs' load (balance_llcs) */
 };
 
 struct {
@@ -211,9 +225,37 @@ static u64 clock_of(u32 llc)
 	return clock ? *clock : 0;
 }
 
+static void load_add(u32 llc, u64 delta)
+{
+	u64 *load = MEMBER_VPTR(llc_runnable_load, [llc]);
+
+	if (load)
+		__sync_fetch_and_add(load, delta);
+}
+
+/*
+ * Keeps llc_runnable_load in step with @tctx's task: counted with @weight in the LLC it follows
+ * while runnable (@on), nowhere otherwise. Idempotent: whatever it counted before is taken out
+ * first.
+ */
+static void load_track(struct task_ctx *tctx, bool on, u32 weight)
+{
+	if (nr_llcs < 2)
+		return;
+	if (tctx->load_weight) {
+		load_add(tctx->load_llc, -(u64)tctx->load_weight);
+		tctx->load_weight = 0;
+	}
+	if (on) {
+		tctx->load_llc = tctx->llc;
+		tctx->load_weight = weight ? weight : 1;
+		load_add(tctx->load_llc, tctx->load_weight);
+	}
+}
+
 /*
  * The task is to be queued in @llc: if it comes from another LLC, carry its vruntime over to
- * this LLC's clock, keeping its distance from the clock it followed.
+ * this LLC's clock, keeping its distance from the clock it followed; its load moves with it.
  */
 static void follow_llc(struct task_ctx *tctx, u32 llc)
 {
@@ -221,6 +263,8 @@ static void follow_llc(struct task_ctx *tctx, u32 llc)
 		return;
 	tctx->vruntime = tctx->vruntime - clock_of(tctx->llc) + clock_of(llc);
 	tctx->llc = llc;
+	if (tctx->load_weight)
+		load_track(tctx, true, tctx->load_weight);
 }
 
 static u64 task_burst(const struct task_ctx *tctx)
@@ -284,11 +328,14 @@ static u64 task_slice_waiting(const struct task_ctx *tctx, s32 cpu, u64 waiting)
 	u32 llc = llc_of(cpu);
 	const volatile u32 *nr = MEMBER_VPTR(llc_nr_cpus, [llc]);
 	u64 nr_cpus = nr ? *nr : 1;
+	u64 slice = brisk_slice(tun.slice_ns, tun.slice_min_ns, waiting, nr_cpus);
 
-	if (llc < BRISK_MAX_LLCS)
+	/* Shared and read on other CPUs: stored only when they change (no line bouncing). */
+	if (llc < BRISK_MAX_LLCS && llc_nr_waiting[llc] != waiting)
 		llc_nr_waiting[llc] = waiting;
-	last_slice_ns = brisk_slice(tun.slice_ns, tun.slice_min_ns, waiting, nr_cpus);
-	return brisk_task_slice(last_slice_ns, tctx && task_is_short(tctx), tun.short_burst_ns);
+	if (last_slice_ns != slice)
+		last_slice_ns = slice;
+	return brisk_task_slice(slice, tctx && task_is_short(tctx), tun.short_burst_ns);
 }
 
 static u64 task_slice(const struct task_ctx *tctx, s32 cpu)
@@ -518,9 +565,16 @@ static s32 pick_victim(const struct task_struct *p, u64 dl, u32 llc, bool lat)
 	    (anywhere || bpf_cpumask_test_cpu(this_cpu, p->cpus_ptr))) {
 		victim = this_cpu;
 	} else {
-		bpf_for (cpu, 0, nr_cpu_ids_seen) {
-			if (llc_of(cpu) != llc)
-				continue;
+		const volatile u32 *first = MEMBER_VPTR(llc_first_cpu, [llc]);
+		const volatile u32 *nr = MEMBER_VPTR(llc_nr_cpus, [llc]);
+		const volatile u32 *listed;
+		u32 k;
+
+		/* Only the CPUs of the LLC: the scan costs its size, not the machine's. */
+		bpf_for (k, 0, nr ? *nr : 0) {
+			if (!first || !(listed = MEMBER_VPTR(llc_cpu_list, [*first + k])))
+				break;
+			cpu = *listed;
 			if (!anywhere && !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
 				continue;
 			cctx = lookup_cpu_ctx(cpu);
@@ -677,11 +731,12 @@ static u64 head_deadline(u64 dsq_id)
 
 /*
  * Starvation guard: at most every BRISK_STARVE_SCAN_INTERVAL_NS, look through @dsq_id for a task
- * that has waited longer than starve_ns and may run on @cpu, and run it here. (Moving a task to
+ * that has waited longer than @limit (starve_ns, or brisk_starve_hard_ns) and may run on @cpu,
+ * and run it here. (Moving a task to
  * a CPU outside its mask is an error that ejects the scheduler; the LLC queue holds tasks
  * allowed on only some of its CPUs.)
  */
-static bool rescue_starving(u64 dsq_id, s32 cpu, u64 now)
+static bool rescue_starving(u64 dsq_id, s32 cpu, u64 now, u64 limit)
 {
 	struct task_struct *p;
 	struct task_ctx *tctx;
@@ -692,7 +747,7 @@ static bool rescue_starving(u64 dsq_id, s32 cpu, u64 now)
 	 */
 	bpf_for_each (scx_dsq, p, dsq_id, 0) {
 		tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
-		if (!tctx || now - tctx->queued_at < tun.starve_ns)
+		if (!tctx || now - tctx->queued_at < limit)
 			continue;
 		if (!runs_anywhere(p) && !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
 			continue;
@@ -709,20 +764,80 @@ static bool rescue_starving(u64 dsq_id, s32 cpu, u64 now)
  * whose CPUs are all held by real-time tasks dispatches nothing itself, and other LLCs steal
  * from it only when they have nothing of their own.
  */
-static bool rescue_any(s32 cpu, u32 own_llc, u64 now)
+static bool rescue_any(s32 cpu, u32 own_llc, u64 now, u64 limit)
 {
 	u32 i;
 
-	if (rescue_starving(cpu_dsq(cpu), cpu, now) ||
-	    rescue_starving(lat_dsq(own_llc), cpu, now) ||
-	    rescue_starving(llc_dsq(own_llc), cpu, now))
+	if (rescue_starving(cpu_dsq(cpu), cpu, now, limit) ||
+	    rescue_starving(lat_dsq(own_llc), cpu, now, limit) ||
+	    rescue_starving(llc_dsq(own_llc), cpu, now, limit))
 		return true;
 	bpf_for (i, 0, nr_llcs) {
-		if (i != own_llc && (rescue_starving(lat_dsq(i), cpu, now) ||
-				     rescue_starving(llc_dsq(i), cpu, now)))
+		if (i != own_llc && (rescue_starving(lat_dsq(i), cpu, now, limit) ||
+				     rescue_starving(llc_dsq(i), cpu, now, limit)))
 			return true;
 	}
 	return false;
+}
+
+static u64 nr_cpus_of(u32 llc)
+{
+	const volatile u32 *nr = MEMBER_VPTR(llc_nr_cpus, [llc]);
+
+	return nr && *nr ? *nr : 1;
+}
+
+static u64 load_of(u32 llc)
+{
+	u64 *load = MEMBER_VPTR(llc_runnable_load, [llc]);
+
+	return load ? *load : 0;
+}
+
+/*
+ * With several LLCs, at most once per base slice per CPU: take the first task of the fair
+ * queue of the LLC with the most load per CPU, if moving it here narrows the gap
+ * (brisk_should_balance). Stealing by idle CPUs (dispatch's last resort) covers an idle LLC;
+ * this covers LLCs that are all busy but unequally loaded, whose fair queues would otherwise
+ * share out only their own CPUs. The cost: one pass over the LLCs' loads per slice per CPU,
+ * and a task moved away from its cache now and then.
+ */
+static bool balance_llcs(s32 cpu, u32 own, struct cpu_ctx *cctx, u64 now)
+{
+	u64 best_per = 0, per;
+	u32 i, busiest = own;
+	struct task_struct *p;
+	struct task_ctx *tctx;
+
+	if (nr_llcs < 2 || !cctx || now - cctx->last_balance_at < tun.slice_ns)
+		return false;
+	cctx->last_balance_at = now;
+	bpf_for (i, 0, nr_llcs) {
+		if (i == own)
+			continue;
+		per = load_of(i) * 1024 / nr_cpus_of(i);
+		if (per > best_per) {
+			best_per = per;
+			busiest = i;
+		}
+	}
+	if (busiest == own || !(p = __COMPAT_scx_bpf_dsq_peek(llc_dsq(busiest))))
+		return false;
+	if (!brisk_should_balance(load_of(busiest), nr_cpus_of(busiest), load_of(own),
+				  nr_cpus_of(own), p->scx.weight))
+		return false;
+	if (!runs_anywhere(p) && !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+		return false;
+	if (!scx_bpf_dsq_move_to_local(llc_dsq(busiest), 0))
+		return false;
+	/*
+	 * Its clock and load are this LLC's from now on (if the queue changed meanwhile and
+	 * another task moved, that one follows when it is next queued).
+	 */
+	tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
+	if (tctx)
+		follow_llc(tctx, own);
+	return true;
 }
 
 void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
@@ -732,11 +847,21 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 	struct cpu_ctx *cctx = lookup_cpu_ctx(cpu);
 	u32 i, own_llc = llc_of(cpu);
 	struct task_ctx *tctx;
+	bool lat_first;
 
-	tun_gen_seen = tun.gen;
+	/* Written only when it changes: a store on every dispatch bounces the line between CPUs. */
+	if (tun_gen_seen != tun.gen)
+		tun_gen_seen = tun.gen;
+	/* Latency-critical wakeups wait, and the fair queue moves: they go first (below). */
+	lat_first = scx_bpf_dsq_nr_queued(lat_dsq(own_llc)) &&
+		    !fair_queue_stalled(own_llc, shared, now);
 	if (cctx && now - cctx->last_scan_at >= BRISK_STARVE_SCAN_INTERVAL_NS) {
+		u64 limit = lat_first ? brisk_starve_hard_ns(tun.starve_ns,
+							     BRISK_TIMEOUT_MS * 1000000ULL)
+				      : tun.starve_ns;
+
 		cctx->last_scan_at = now;
-		if (rescue_any(cpu, own_llc, now)) {
+		if (rescue_any(cpu, own_llc, now, limit)) {
 			/*
 			 * Found one: scan again at the next dispatch rather than an interval later,
 			 * so that a backlog of starving tasks drains at the rate CPUs dispatch,
@@ -750,15 +875,21 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 
 	/*
 	 * Latency-critical wakeups first, even before the previous task's next slice, unless the
-	 * fair queue's head is overdue.
+	 * fair queue stands still (fair_queue_stalled).
 	 */
 	if (scx_bpf_dsq_nr_queued(lat_dsq(own_llc))) {
-		if (fair_queue_stalled(own_llc, shared, now)) {
+		if (!lat_first) {
 			COUNT(nr_lat_deferred);
 		} else if (scx_bpf_dsq_move_to_local(lat_dsq(own_llc), 0)) {
 			COUNT(nr_dispatched);
 			return;
 		}
+	}
+
+	if (balance_llcs(cpu, own_llc, cctx, now)) {
+		COUNT(nr_dispatched);
+		COUNT(nr_balanced);
+		return;
 	}
 
 	/*
@@ -819,12 +950,14 @@ void BPF_STRUCT_OPS(brisk_runnable, struct task_struct *p, u64 enq_flags)
 	struct task_ctx *tctx;
 	u64 now, clock;
 
-	/* Also called when a change of nice, affinity or cgroup re-queues a runnable task. */
-	if (!(enq_flags & SCX_ENQ_WAKEUP))
-		return;
 	tctx = lookup_task_ctx(p);
 	if (!tctx)
 		return;
+	/* Also called when a change of nice, affinity or cgroup re-queues a runnable task. */
+	if (!(enq_flags & SCX_ENQ_WAKEUP)) {
+		load_track(tctx, true, p->scx.weight);
+		return;
+	}
 	now = scx_bpf_now();
 	if (tctx->last_woke_at)
 		tctx->avg_period_ns =
@@ -841,6 +974,7 @@ void BPF_STRUCT_OPS(brisk_runnable, struct task_struct *p, u64 enq_flags)
 	}
 	/* The clock of the LLC it wakes in (ops.select_cpu has placed it by now). */
 	follow_llc(tctx, llc_of(scx_bpf_task_cpu(p)));
+	load_track(tctx, true, p->scx.weight);
 	clock = clock_of(tctx->llc);
 	if (tctx->lat_crit)
 		tctx->vruntime =
@@ -867,7 +1001,8 @@ void BPF_STRUCT_OPS(brisk_running, struct task_struct *p)
 
 		if (clock && tctx->vruntime > *clock)
 			*clock = tctx->vruntime;
-		if (ran_at)
+		/* To the millisecond: a store per start would bounce the line between CPUs. */
+		if (ran_at && now - *ran_at > 1000000)
 			*ran_at = now;
 	}
 	if (cctx) {
@@ -902,6 +1037,7 @@ void BPF_STRUCT_OPS(brisk_stopping, struct task_struct *p, bool runnable)
 		brisk_burst_sleep(&tctx->burst, tun.burst_ewma_shift,
 				  brisk_burst_sample_cap(tun.burst_cap_ns, tun.short_burst_ns));
 		tctx->sync_wakeup = 0;
+		load_track(tctx, false, 0);
 	}
 	if (cctx) {
 		cctx->running_dl = 0;
@@ -947,6 +1083,7 @@ void BPF_STRUCT_OPS(brisk_disable, struct task_struct *p)
 	if (!tctx)
 		return;
 	tctx->ours = 0;
+	load_track(tctx, false, 0);
 	brisk_lat_switched_out(&tctx->lat, 0, 0);
 }
 

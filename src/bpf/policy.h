@@ -290,6 +290,43 @@ static inline int brisk_fair_overdue(u64 waited_ns, u64 limit_ns)
 	return waited_ns > limit_ns;
 }
 
+/*
+ * The starvation guard's second limit: a task queued past @starve_ns is run before anything
+ * else only once it has waited past this, halfway from @starve_ns to the kernel's watchdog
+ * @timeout_ns; until then latency-critical wakeups still go first. A backlog of fair tasks
+ * just past @starve_ns is drained one slice per dispatch, and queued latency-critical wakeups
+ * would otherwise wait for the whole drain; past this limit nothing waits for them, so the
+ * watchdog is still never reached.
+ */
+static inline u64 brisk_starve_hard_ns(u64 starve_ns, u64 timeout_ns)
+{
+	return timeout_ns > starve_ns ? starve_ns + (timeout_ns - starve_ns) / 2 : starve_ns;
+}
+
+/*
+ * Whether to move a task of weight @weight from an LLC with runnable weight @busy_load on
+ * @busy_cpus CPUs to one with @own_load on @own_cpus: when that narrows the gap in load per
+ * CPU between the two. The move shifts the gap by the task's weight over both CPU counts; it
+ * narrows it only if the gap is more than half that, so two LLCs never trade a task back
+ * and forth (12 equal tasks on two 4-CPU LLCs settle at 6:6, 13 at 7:6).
+ */
+static inline int brisk_should_balance(u64 busy_load, u64 busy_cpus, u64 own_load, u64 own_cpus,
+				       u64 weight)
+{
+	u64 busy_per, own_per, shift;
+
+	if (!busy_cpus)
+		busy_cpus = 1;
+	if (!own_cpus)
+		own_cpus = 1;
+	busy_per = busy_load * 1024 / busy_cpus;
+	own_per = own_load * 1024 / own_cpus;
+	if (busy_per <= own_per)
+		return 0;
+	shift = weight * 1024 / busy_cpus + weight * 1024 / own_cpus;
+	return (busy_per - own_per) * 2 > shift;
+}
+
 /* Whether a waker with deadline @waker_dl should preempt a task running with @victim_dl. */
 static inline int brisk_should_preempt(u64 waker_dl, u64 victim_dl, u64 margin_ns)
 {

@@ -257,8 +257,9 @@ tunables! {
     ///
     /// The starvation guard: strict weighted fairness can leave a low-weight task waiting for
     /// seconds behind many hogs, and the kernel ejects a scheduler whose task waits 5 s (at
-    /// most half that is allowed, so a rescue always comes in time). Lower values bound every
-    /// wait tighter; weights are honoured less exactly under overload.
+    /// most half that is allowed, so a rescue always comes in time). While latency-critical
+    /// wakeups wait, only tasks past halfway from this to 5 s go before them. Lower values
+    /// bound every wait tighter; weights are honoured less exactly under overload.
     starve_us: Us in 10_000..=(bpf_intf::brisk_consts_BRISK_TIMEOUT_MS as u64 * 1000 / 2),
         default 1_000_000, bpf starve_ns;
 

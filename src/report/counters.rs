@@ -41,6 +41,7 @@ counter_names!(
     nr_lat_deferred,
     nr_lat_no_burst,
     nr_lat_no_duty,
+    nr_balanced,
     nr_hog_stints,
     hog_run_ns,
 );
