@@ -58,6 +58,8 @@ mod tests {
             duty_max_pct: u32,
         ) -> i32;
         fn brisk_host_lat_wake_vruntime(v: u64, now: u64, credit: u64) -> u64;
+        fn brisk_host_lat_keeps(lat: i32, ran: u64, slice: u64) -> i32;
+        fn brisk_host_carry_vruntime(v: u64, from: u64, to: u64, max: u64) -> u64;
         fn brisk_host_fair_overdue(waited: u64, limit: u64) -> i32;
         fn brisk_host_starve_hard(starve: u64, timeout: u64) -> u64;
         fn brisk_host_should_balance(
@@ -699,5 +701,32 @@ mod tests {
             // a loose check the other way: the short-burst task is not starved either
             assert!(s.other_ran >= t / 4, "sleep {sleep} ns: {s:?}");
         }
+    }
+
+    #[test]
+    fn a_task_moving_llc_carries_a_bounded_lag() {
+        let carry = |v, from, to| unsafe { brisk_host_carry_vruntime(v, from, to, 5 * MS) };
+        // Near its clock: the same distance from the new one, behind or ahead.
+        assert_eq!(carry(98 * MS, 100 * MS, 500 * MS), 498 * MS);
+        assert_eq!(carry(103 * MS, 100 * MS, 20 * MS), 23 * MS);
+        // Far behind (it would hold a CPU there) or far ahead (it would starve): bounded.
+        assert_eq!(carry(10 * MS, 1000 * MS, 500 * MS), 495 * MS);
+        assert_eq!(carry(3000 * MS, 1000 * MS, 500 * MS), 505 * MS);
+        // A new clock near zero: no wrap below it.
+        assert_eq!(carry(0, 100 * MS, 2 * MS), 0);
+        // Clocks past u64 wrap-around still compare by distance.
+        assert_eq!(carry(u64::MAX - MS, u64::MAX, 10 * MS), 9 * MS);
+    }
+
+    #[test]
+    fn a_latency_critical_task_preempted_mid_burst_stays_so() {
+        let keeps = |lat, ran| unsafe { brisk_host_lat_keeps(lat, ran, 5 * MS) } != 0;
+        // Preempted 1 ms into its burst: still first in line.
+        assert!(keeps(1, MS));
+        // It ran its latency slice: the fair order from here.
+        assert!(!keeps(1, 5 * MS));
+        assert!(!keeps(1, 9 * MS));
+        // Never latency-critical: preemption makes it none.
+        assert!(!keeps(0, 0));
     }
 }

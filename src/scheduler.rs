@@ -124,6 +124,24 @@ impl<'a> Scheduler<'a> {
         overhead::snapshot(self.skel.object()).ok()
     }
 
+    /// After detach every task has left (ops.disable), so each LLC's runnable load must be
+    /// back at zero: anything else means the balancer worked from wrong figures.
+    fn check_load_accounting(&self) {
+        let Some(bss) = self.skel.maps.bss_data.as_ref() else {
+            return;
+        };
+        let left: Vec<(usize, i64)> = bss
+            .llc_runnable_load
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| **v != 0)
+            .map(|(i, v)| (i, *v as i64))
+            .collect();
+        if !left.is_empty() {
+            warn!("LLC runnable load accounting drifted: (LLC, load) {left:?} after detach");
+        }
+    }
+
     /// Runs until `shutdown` is set or the kernel ejects the scheduler, with `ctl` answering
     /// control requests and running the auto-tuner meanwhile (`Controller::run`); then
     /// detaches and returns the exit info (an error exit is returned as Err, after its dump is
@@ -140,6 +158,7 @@ impl<'a> Scheduler<'a> {
 
         // Detach: the kernel hands every task back to the default scheduler.
         self.struct_ops.take();
+        self.check_load_accounting();
         match self.counters() {
             Ok(c) => info!("counters: {c}"),
             Err(e) => warn!("could not read the final counters: {e:#}"),

@@ -118,6 +118,8 @@ struct task_ctx {
 	u32 sync_wakeup;
 	/* This wakeup is latency-critical (brisk_is_lat_crit); cleared when it is queued again. */
 	u32 lat_crit;
+	/* Run out of the fair order by the starvation guard: its start does not move the clock. */
+	u32 rescued;
 	u32 llc;	 /* the LLC whose clock its vruntime follows */
 	u32 load_llc;	 /* the LLC whose llc_runnable_load counts it, while runnable */
 	u32 load_weight; /* the weight counted there, 0 while not runnable */
@@ -254,14 +256,16 @@ static void load_track(struct task_ctx *tctx, bool on, u32 weight)
 }
 
 /*
- * The task is to be queued in @llc: if it comes from another LLC, carry its vruntime over to
- * this LLC's clock, keeping its distance from the clock it followed; its load moves with it.
+ * The task is queued in @llc or starts on one of its CPUs: if it comes from another LLC, carry
+ * its vruntime over to this LLC's clock, keeping its distance from the clock it followed up to
+ * sleep_credit_ns either way (brisk_carry_vruntime); its load moves with it.
  */
 static void follow_llc(struct task_ctx *tctx, u32 llc)
 {
 	if (tctx->llc == llc)
 		return;
-	tctx->vruntime = tctx->vruntime - clock_of(tctx->llc) + clock_of(llc);
+	tctx->vruntime = brisk_carry_vruntime(tctx->vruntime, clock_of(tctx->llc), clock_of(llc),
+					      tun.sleep_credit_ns);
 	tctx->llc = llc;
 	if (tctx->load_weight)
 		load_track(tctx, true, tctx->load_weight);
@@ -607,12 +611,13 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 	if (!tctx)
 		return;
 	/*
-	 * Only a wakeup is latency-critical: a task queued again after its slice is not. A task
-	 * that ops.cpu_release sends back (SCX_ENQ_REENQ: a real-time or deadline task took its
-	 * CPU, a stop task to migrate another) keeps what it was, or it would wait a whole round
-	 * of the fair queue for having been interrupted.
+	 * Only a wakeup is latency-critical: a task queued again after its latency slice is not
+	 * (brisk_lat_keeps). One preempted before (by another wakeup, or sent back by
+	 * ops.cpu_release, SCX_ENQ_REENQ: a real-time task took its CPU) keeps what it was, or it
+	 * would wait a whole round of the fair queue for having been interrupted.
 	 */
-	if (!(enq_flags & (SCX_ENQ_WAKEUP | SCX_ENQ_REENQ)))
+	if (!(enq_flags & (SCX_ENQ_WAKEUP | SCX_ENQ_REENQ)) &&
+	    !brisk_lat_keeps(tctx->lat_crit, tctx->burst.cur_ns, tun.slice_ns))
 		tctx->lat_crit = 0;
 	lat = tctx->lat_crit;
 	follow_llc(tctx, llc_of(cpu));
@@ -752,6 +757,8 @@ static bool rescue_starving(u64 dsq_id, s32 cpu, u64 now, u64 limit)
 		if (!runs_anywhere(p) && !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
 			continue;
 		if (scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL, 0)) {
+			/* On this CPU's rq now: no other CPU touches its context meanwhile. */
+			tctx->rescued = 1;
 			COUNT(nr_starve_rescues);
 			return true;
 		}
@@ -807,7 +814,6 @@ static bool balance_llcs(s32 cpu, u32 own, struct cpu_ctx *cctx, u64 now)
 	u64 best_per = 0, per;
 	u32 i, busiest = own;
 	struct task_struct *p;
-	struct task_ctx *tctx;
 
 	if (nr_llcs < 2 || !cctx || now - cctx->last_balance_at < tun.slice_ns)
 		return false;
@@ -828,16 +834,11 @@ static bool balance_llcs(s32 cpu, u32 own, struct cpu_ctx *cctx, u64 now)
 		return false;
 	if (!runs_anywhere(p) && !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
 		return false;
-	if (!scx_bpf_dsq_move_to_local(llc_dsq(busiest), 0))
-		return false;
 	/*
-	 * Its clock and load are this LLC's from now on (if the queue changed meanwhile and
-	 * another task moved, that one follows when it is next queued).
+	 * Its clock and load follow it to this LLC in ops.running, under its own rq lock: the
+	 * head may have changed since the peek, and another CPU may be running @p by now.
 	 */
-	tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
-	if (tctx)
-		follow_llc(tctx, own);
-	return true;
+	return scx_bpf_dsq_move_to_local(llc_dsq(busiest), 0);
 }
 
 void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
@@ -988,14 +989,25 @@ void BPF_STRUCT_OPS(brisk_running, struct task_struct *p)
 	struct task_ctx *tctx = lookup_task_ctx(p);
 	s32 cpu = scx_bpf_task_cpu(p);
 	struct cpu_ctx *cctx = lookup_cpu_ctx(cpu);
+	bool native;
 	u64 now;
 
 	if (!tctx)
 		return;
 	now = scx_bpf_now();
 	brisk_burst_start(&tctx->burst, now);
-	/* Only a task started in its own LLC's fair order moves that LLC's clock. */
-	if (!tctx->lat_crit && tctx->llc == llc_of(cpu)) {
+	/*
+	 * Only a task started in its own LLC's fair order moves that LLC's clock: not one run out
+	 * of that order by the starvation guard (the task furthest ahead would drag the clock
+	 * there, and every task woken or moved after it would queue behind the whole LLC), nor
+	 * one that another LLC's CPU took (steal, balance). That one runs on this LLC's clock from
+	 * now on: left on its old clock, the deadline dispatch compares with this LLC's queue
+	 * would be on another scale, and it could keep its CPU slice after slice.
+	 */
+	native = tctx->llc == llc_of(cpu) && !tctx->rescued;
+	tctx->rescued = 0;
+	follow_llc(tctx, llc_of(cpu));
+	if (!tctx->lat_crit && native) {
 		u64 *clock = llc_clock(tctx->llc);
 		u64 *ran_at = MEMBER_VPTR(llc_fair_ran_at, [tctx->llc]);
 

@@ -282,6 +282,40 @@ static inline u64 brisk_lat_wake_vruntime(u64 vruntime, u64 vtime_now, u64 credi
 }
 
 /*
+ * vruntime of a task that moves from the LLC whose clock is @from_clock to the one whose clock
+ * is @to_clock: it keeps its place relative to the clock, its lag or lead, but at most
+ * @max_ns of either. The clocks advance at their own LLC's pace, and a task far from its
+ * clock (a starving task, or one that just ran a long stint) would carry that distance into
+ * an LLC where it means something else: far behind, it would hold a CPU there for as long;
+ * far ahead, it would wait for the starvation guard. What is lost is a bounded part of the
+ * task's lag, once per move; the balance of load between LLCs keeps the shares.
+ */
+static inline u64 brisk_carry_vruntime(u64 vruntime, u64 from_clock, u64 to_clock, u64 max_ns)
+{
+	s64 d = brisk_time_delta(vruntime, from_clock);
+
+	if (d > (s64)max_ns)
+		d = max_ns;
+	if (d < -(s64)max_ns)
+		d = -(s64)max_ns;
+	if (d < 0 && to_clock < (u64)-d)
+		return 0;
+	return to_clock + d;
+}
+
+/*
+ * Whether a task queued again without waking (preempted, or its slice over) stays
+ * latency-critical (@lat): only while what it ran since it woke, @ran_ns, is under the
+ * latency slice @slice_ns. Another wakeup's preemption or a claim race can take its CPU
+ * mid-burst; sent to the fair queue then, it would wait a round of the crowd for a burst it
+ * had been promised. Past the slice it ran what a wakeup buys, and queues in the fair order.
+ */
+static inline int brisk_lat_keeps(int lat, u64 ran_ns, u64 slice_ns)
+{
+	return lat && ran_ns < slice_ns;
+}
+
+/*
  * The fair queue's first task has waited @waited_ns: past @limit_ns it goes before the
  * latency-critical queue, so that however many such tasks there are, the fair queue moves.
  */

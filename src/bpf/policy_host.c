@@ -89,6 +89,16 @@ int brisk_host_is_lat_crit(int sync, u64 burst, u64 period, u64 max_burst, u32 d
 	return brisk_is_lat_crit(sync, burst, period, max_burst, duty_max_pct);
 }
 
+int brisk_host_lat_keeps(int lat, u64 ran, u64 slice)
+{
+	return brisk_lat_keeps(lat, ran, slice);
+}
+
+u64 brisk_host_carry_vruntime(u64 v, u64 from, u64 to, u64 max)
+{
+	return brisk_carry_vruntime(v, from, to, max);
+}
+
 u64 brisk_host_lat_wake_vruntime(u64 v, u64 now, u64 credit)
 {
 	return brisk_lat_wake_vruntime(v, now, credit);
