@@ -288,14 +288,21 @@ static bool wakes_lat_crit(const struct task_ctx *tctx, bool sync)
 				 tun.lat_duty_max_pct);
 }
 
+/* How many CPUs @llc has (at least 1). */
+static u64 nr_cpus_of(u32 llc)
+{
+	const volatile u32 *nr = MEMBER_VPTR(llc_nr_cpus, [llc]);
+
+	return nr && *nr ? *nr : 1;
+}
+
 /* How many tasks wait in @cpu's LLC (as last seen) and how many CPUs it has. */
 static void llc_load(s32 cpu, u64 *nr_waiting, u64 *nr_cpus)
 {
 	u32 llc = llc_of(cpu);
-	const volatile u32 *nr = MEMBER_VPTR(llc_nr_cpus, [llc]);
 	u64 *waiting = MEMBER_VPTR(llc_nr_waiting, [llc]);
 
-	*nr_cpus = nr ? *nr : 1;
+	*nr_cpus = nr_cpus_of(llc);
 	*nr_waiting = waiting ? *waiting : 0;
 }
 
@@ -330,9 +337,7 @@ static u64 running_deadline(const struct task_struct *p, const struct task_ctx *
 static u64 task_slice_waiting(const struct task_ctx *tctx, s32 cpu, u64 waiting)
 {
 	u32 llc = llc_of(cpu);
-	const volatile u32 *nr = MEMBER_VPTR(llc_nr_cpus, [llc]);
-	u64 nr_cpus = nr ? *nr : 1;
-	u64 slice = brisk_slice(tun.slice_ns, tun.slice_min_ns, waiting, nr_cpus);
+	u64 slice = brisk_slice(tun.slice_ns, tun.slice_min_ns, waiting, nr_cpus_of(llc));
 
 	/* Shared and read on other CPUs: stored only when they change (no line bouncing). */
 	if (llc < BRISK_MAX_LLCS && llc_nr_waiting[llc] != waiting)
@@ -736,12 +741,11 @@ static u64 head_deadline(u64 dsq_id)
 
 /*
  * Starvation guard: at most every BRISK_STARVE_SCAN_INTERVAL_NS, look through @dsq_id for a task
- * that has waited longer than @limit (starve_ns, or brisk_starve_hard_ns) and may run on @cpu,
- * and run it here. (Moving a task to
+ * that has waited longer than starve_ns and may run on @cpu, and run it here. (Moving a task to
  * a CPU outside its mask is an error that ejects the scheduler; the LLC queue holds tasks
  * allowed on only some of its CPUs.)
  */
-static bool rescue_starving(u64 dsq_id, s32 cpu, u64 now, u64 limit)
+static bool rescue_starving(u64 dsq_id, s32 cpu, u64 now)
 {
 	struct task_struct *p;
 	struct task_ctx *tctx;
@@ -752,7 +756,7 @@ static bool rescue_starving(u64 dsq_id, s32 cpu, u64 now, u64 limit)
 	 */
 	bpf_for_each (scx_dsq, p, dsq_id, 0) {
 		tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
-		if (!tctx || now - tctx->queued_at < limit)
+		if (!tctx || now - tctx->queued_at < tun.starve_ns)
 			continue;
 		if (!runs_anywhere(p) && !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
 			continue;
@@ -771,27 +775,20 @@ static bool rescue_starving(u64 dsq_id, s32 cpu, u64 now, u64 limit)
  * whose CPUs are all held by real-time tasks dispatches nothing itself, and other LLCs steal
  * from it only when they have nothing of their own.
  */
-static bool rescue_any(s32 cpu, u32 own_llc, u64 now, u64 limit)
+static bool rescue_any(s32 cpu, u32 own_llc, u64 now)
 {
 	u32 i;
 
-	if (rescue_starving(cpu_dsq(cpu), cpu, now, limit) ||
-	    rescue_starving(lat_dsq(own_llc), cpu, now, limit) ||
-	    rescue_starving(llc_dsq(own_llc), cpu, now, limit))
+	if (rescue_starving(cpu_dsq(cpu), cpu, now) ||
+	    rescue_starving(lat_dsq(own_llc), cpu, now) ||
+	    rescue_starving(llc_dsq(own_llc), cpu, now))
 		return true;
 	bpf_for (i, 0, nr_llcs) {
-		if (i != own_llc && (rescue_starving(lat_dsq(i), cpu, now, limit) ||
-				     rescue_starving(llc_dsq(i), cpu, now, limit)))
+		if (i != own_llc && (rescue_starving(lat_dsq(i), cpu, now) ||
+				     rescue_starving(llc_dsq(i), cpu, now)))
 			return true;
 	}
 	return false;
-}
-
-static u64 nr_cpus_of(u32 llc)
-{
-	const volatile u32 *nr = MEMBER_VPTR(llc_nr_cpus, [llc]);
-
-	return nr && *nr ? *nr : 1;
 }
 
 static u64 load_of(u32 llc)
@@ -821,7 +818,7 @@ static bool balance_llcs(s32 cpu, u32 own, struct cpu_ctx *cctx, u64 now)
 	bpf_for (i, 0, nr_llcs) {
 		if (i == own)
 			continue;
-		per = load_of(i) * 1024 / nr_cpus_of(i);
+		per = brisk_load_per_cpu(load_of(i), nr_cpus_of(i));
 		if (per > best_per) {
 			best_per = per;
 			busiest = i;
@@ -848,21 +845,12 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 	struct cpu_ctx *cctx = lookup_cpu_ctx(cpu);
 	u32 i, own_llc = llc_of(cpu);
 	struct task_ctx *tctx;
-	bool lat_first;
-
 	/* Written only when it changes: a store on every dispatch bounces the line between CPUs. */
 	if (tun_gen_seen != tun.gen)
 		tun_gen_seen = tun.gen;
-	/* Latency-critical wakeups wait, and the fair queue moves: they go first (below). */
-	lat_first = scx_bpf_dsq_nr_queued(lat_dsq(own_llc)) &&
-		    !fair_queue_stalled(own_llc, shared, now);
 	if (cctx && now - cctx->last_scan_at >= BRISK_STARVE_SCAN_INTERVAL_NS) {
-		u64 limit = lat_first ? brisk_starve_hard_ns(tun.starve_ns,
-							     BRISK_TIMEOUT_MS * 1000000ULL)
-				      : tun.starve_ns;
-
 		cctx->last_scan_at = now;
-		if (rescue_any(cpu, own_llc, now, limit)) {
+		if (rescue_any(cpu, own_llc, now)) {
 			/*
 			 * Found one: scan again at the next dispatch rather than an interval later,
 			 * so that a backlog of starving tasks drains at the rate CPUs dispatch,
@@ -879,7 +867,7 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 	 * fair queue stands still (fair_queue_stalled).
 	 */
 	if (scx_bpf_dsq_nr_queued(lat_dsq(own_llc))) {
-		if (!lat_first) {
+		if (fair_queue_stalled(own_llc, shared, now)) {
 			COUNT(nr_lat_deferred);
 		} else if (scx_bpf_dsq_move_to_local(lat_dsq(own_llc), 0)) {
 			COUNT(nr_dispatched);

@@ -324,17 +324,10 @@ static inline int brisk_fair_overdue(u64 waited_ns, u64 limit_ns)
 	return waited_ns > limit_ns;
 }
 
-/*
- * The starvation guard's second limit: a task queued past @starve_ns is run before anything
- * else only once it has waited past this, halfway from @starve_ns to the kernel's watchdog
- * @timeout_ns; until then latency-critical wakeups still go first. A backlog of fair tasks
- * just past @starve_ns is drained one slice per dispatch, and queued latency-critical wakeups
- * would otherwise wait for the whole drain; past this limit nothing waits for them, so the
- * watchdog is still never reached.
- */
-static inline u64 brisk_starve_hard_ns(u64 starve_ns, u64 timeout_ns)
+/* Runnable weight @load on @nr_cpus CPUs, per CPU and scaled by 1024 (fixed point). */
+static inline u64 brisk_load_per_cpu(u64 load, u64 nr_cpus)
 {
-	return timeout_ns > starve_ns ? starve_ns + (timeout_ns - starve_ns) / 2 : starve_ns;
+	return load * 1024 / (nr_cpus ? nr_cpus : 1);
 }
 
 /*
@@ -347,18 +340,11 @@ static inline u64 brisk_starve_hard_ns(u64 starve_ns, u64 timeout_ns)
 static inline int brisk_should_balance(u64 busy_load, u64 busy_cpus, u64 own_load, u64 own_cpus,
 				       u64 weight)
 {
-	u64 busy_per, own_per, shift;
+	u64 busy_per = brisk_load_per_cpu(busy_load, busy_cpus);
+	u64 own_per = brisk_load_per_cpu(own_load, own_cpus);
+	u64 shift = brisk_load_per_cpu(weight, busy_cpus) + brisk_load_per_cpu(weight, own_cpus);
 
-	if (!busy_cpus)
-		busy_cpus = 1;
-	if (!own_cpus)
-		own_cpus = 1;
-	busy_per = busy_load * 1024 / busy_cpus;
-	own_per = own_load * 1024 / own_cpus;
-	if (busy_per <= own_per)
-		return 0;
-	shift = weight * 1024 / busy_cpus + weight * 1024 / own_cpus;
-	return (busy_per - own_per) * 2 > shift;
+	return busy_per > own_per && (busy_per - own_per) * 2 > shift;
 }
 
 /* Whether a waker with deadline @waker_dl should preempt a task running with @victim_dl. */

@@ -164,11 +164,6 @@ u64 brisk_host_burst_segments(u64 avg0, u32 n, u64 seg, u64 tail, int sleep, u32
 	return b.avg_ns;
 }
 
-u64 brisk_host_starve_hard(u64 starve, u64 timeout)
-{
-	return brisk_starve_hard_ns(starve, timeout);
-}
-
 int brisk_host_should_balance(u64 busy_load, u64 busy_cpus, u64 own_load, u64 own_cpus, u64 w)
 {
 	return brisk_should_balance(busy_load, busy_cpus, own_load, own_cpus, w);
