@@ -16,6 +16,7 @@ use crate::control::settings::{Mode, Settings, Source, View};
 use crate::control::socket::{self, Request, Response};
 use crate::control::tunables::{Tunables, Value};
 use crate::report::stats::{Report, Reporter, Snapshot};
+use crate::report::stats_server::{BriskStats, StatsService};
 
 /// How long a change waits for the BPF side to run a decision with it before answering.
 const ACK_WAIT: Duration = Duration::from_millis(500);
@@ -49,6 +50,9 @@ pub struct Controller {
     hup: Arc<AtomicBool>,
     /// The auto-tuner's previous reading.
     tune_last: Option<Snapshot>,
+    /// The scx_stats server (read side), and the reading its previous answer ended at.
+    stats: Option<StatsService>,
+    stats_last: Option<Snapshot>,
 }
 
 fn require_probes(settings: &Settings, probes: bool) -> Result<()> {
@@ -106,12 +110,19 @@ impl Controller {
             server: None,
             hup,
             tune_last: None,
+            stats: None,
+            stats_last: None,
         })
     }
 
     /// Opens the root-only control socket (refusing if another scx_brisk answers there).
     pub fn listen(&mut self) -> Result<()> {
         self.server = Some(socket::Server::bind(std::path::Path::new(socket::SOCKET))?);
+        // The read side for scx_stats clients: without it scx_brisk still schedules.
+        match StatsService::launch(None) {
+            Ok(s) => self.stats = Some(s),
+            Err(e) => warn!("stats: no scx_stats server: {e:#}"),
+        }
         Ok(())
     }
 
@@ -245,6 +256,23 @@ impl Controller {
             let req = p.req.clone();
             p.answer(self.handle(req, bpf));
         }
+        if self.stats.as_ref().is_some_and(|s| s.pending()) {
+            let answer = self.stats_since_last(bpf);
+            if let Some(s) = &self.stats {
+                s.answer(answer);
+            }
+        }
+    }
+
+    /// The report for a scx_stats `stats` request: since the previous one, or since the run
+    /// started.
+    fn stats_since_last(&mut self, bpf: &mut dyn BpfSide) -> Result<BriskStats> {
+        let now = bpf.snapshot(self.view())?;
+        let then = self
+            .stats_last
+            .replace(now.clone())
+            .unwrap_or_else(|| now.clone());
+        Ok(BriskStats::from(&Report::between(&then, &now)))
     }
 
     /// One auto-tuner step (call once per second): in auto mode, reads the short class's p99
@@ -289,6 +317,9 @@ impl Controller {
     ) {
         if reporter.is_some() {
             bpf.enable_bpf_stats();
+        }
+        if self.stats.is_some() {
+            self.stats_last = bpf.snapshot(self.view()).ok();
         }
         if let Some(r) = &mut reporter {
             match bpf.snapshot(self.view()) {
