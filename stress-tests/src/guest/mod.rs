@@ -33,7 +33,7 @@ pub enum Cmd {
     /// Run the integration tests (all, or those named).
     Test {
         /// Test names (attach, no-stall, fairness, weights, short-first, bad-input, hotplug, latency,
-        /// control, auto, probe, verifier; with --reliability: upstream-stress, churn, rt-hog, cycles,
+        /// control, auto, probe, verifier, costs, stats-server; with --reliability: upstream-stress, churn, rt-hog, cycles,
         /// kill-restart, stall, soak, masks).
         names: Vec<String>,
         /// Run the reliability tests instead.

@@ -246,7 +246,7 @@ fn bpf_links(pid: u32) -> Result<Vec<String>> {
 
 /// After scx_brisk exited: its standard output, every line of which must be a JSON object with
 /// the report's top-level fields (the interface --stats-json promises).
-fn json_stats(b: &Brisk) -> Result<Vec<serde_json::Value>> {
+pub(super) fn json_stats(b: &Brisk) -> Result<Vec<serde_json::Value>> {
     let mut out = Vec::new();
     for (i, line) in b.stdout().lines().enumerate() {
         let v: serde_json::Value = serde_json::from_str(line)

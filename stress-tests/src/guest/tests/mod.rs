@@ -12,6 +12,7 @@ mod attach;
 mod auto;
 mod bad_input;
 mod control;
+mod costs;
 mod fairness;
 mod helpers;
 mod hotplug;
@@ -19,6 +20,7 @@ mod latency;
 mod no_stall;
 mod probe;
 mod short_first;
+mod stats_server;
 mod verifier;
 mod weights;
 
@@ -39,6 +41,8 @@ pub const TESTS: &[(&str, TestFn)] = &[
     ("auto", auto::auto),
     ("probe", probe::probe),
     ("verifier", verifier::verifier),
+    ("costs", costs::costs),
+    ("stats-server", stats_server::stats_server),
 ];
 
 /// Runs the tests of `set` whose names are in `only` (all when empty), then prints a table of
