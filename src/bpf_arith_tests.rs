@@ -59,6 +59,7 @@ mod tests {
         ) -> i32;
         fn brisk_host_lat_wake_vruntime(v: u64, now: u64, credit: u64) -> u64;
         fn brisk_host_lat_keeps(lat: i32, ran: u64, slice: u64) -> i32;
+        fn brisk_host_lat_deadline(woke_at: u64, burst: u64, weight: u64) -> u64;
         fn brisk_host_carry_vruntime(v: u64, from: u64, to: u64, max: u64) -> u64;
         fn brisk_host_fair_overdue(waited: u64, limit: u64) -> i32;
         fn brisk_host_should_balance(
@@ -71,6 +72,7 @@ mod tests {
     }
 
     const MS: u64 = 1_000_000;
+    const US: u64 = 1_000;
     // sched_ext weights: nice 0 = 100, nice 5 = 1024 * 100 / 335 -> 32 (kernel: 335 * 100 / 1024)
     const NICE0: u64 = 100;
     const NICE5: u64 = 335 * 100 / 1024;
@@ -711,5 +713,47 @@ mod tests {
         assert!(!keeps(1, 9 * MS));
         // Never latency-critical: preemption makes it none.
         assert!(!keeps(0, 0));
+    }
+
+    #[test]
+    fn latency_queue_is_earliest_deadline_first_on_the_wall_clock() {
+        let dl = |woke, burst, weight| unsafe { brisk_host_lat_deadline(woke, burst, weight) };
+        // Woken together: the shorter burst first (sched_ext weights: nice 0 is 100).
+        assert!(dl(0, 30 * US, 100) < dl(0, MS, 100));
+        // A wakeup after this one's burst has passed sorts after it, however short.
+        assert!(dl(100 * MS, 1100 * US, 100) < dl(100 * MS + 1100 * US, 30 * US, 100));
+        // Weight: nice -5 (305) nearer than nice 0; half nice 0's weight, twice the offset.
+        assert!(dl(0, MS, 305) < dl(0, MS, 100));
+        assert_eq!(dl(7 * MS, MS, 50), 9 * MS);
+    }
+
+    /// The stall this order fixes: two request pairs catching up a backlog keep both CPUs'
+    /// latency lane busy (a 1 ms worker and a 30 us messenger waking each other), while a
+    /// periodic task with a 1.1 ms burst waits there. Under earliest deadline first on the wall
+    /// clock it runs within a couple of bursts of waking, however long the pairs go on.
+    #[test]
+    fn a_crowd_of_latency_critical_wakeups_cannot_starve_a_longer_burst() {
+        let dl = |woke, burst| unsafe { brisk_host_lat_deadline(woke, burst, 100) };
+        // (deadline, burst, task) queued; task 0 is the periodic one, 1..=4 the pairs'.
+        let bursts = [1100 * US, MS, 30 * US, MS, 30 * US];
+        let mut queue: Vec<(u64, u64, usize)> = vec![(dl(0, MS), MS, 1), (dl(0, MS), MS, 3)];
+        let mut cpus = [0u64; 2]; // when each CPU is free
+        let woke = 50 * US;
+        queue.push((dl(woke, bursts[0]), bursts[0], 0));
+        for _ in 0..10_000 {
+            let cpu = if cpus[0] <= cpus[1] { 0 } else { 1 };
+            let (i, _) = queue.iter().enumerate().min_by_key(|(_, e)| e.0).unwrap();
+            let (_, burst, task) = queue.remove(i);
+            let start = cpus[cpu];
+            if task == 0 {
+                assert!(start - woke <= 2 * MS, "waited {} us", (start - woke) / US);
+                return;
+            }
+            cpus[cpu] = start + burst;
+            // Each finishes and wakes its partner at once: worker 1 <-> 2, worker 3 <-> 4.
+            let partner = if task % 2 == 1 { task + 1 } else { task - 1 };
+            queue.push((dl(cpus[cpu], bursts[partner]), bursts[partner], partner));
+        }
+        panic!("the periodic task never ran");
     }
 }

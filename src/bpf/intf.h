@@ -110,6 +110,7 @@ struct brisk_counters {
 	u64 nr_sync_affine;    /* a sync wakeup stayed on the waker's CPU (no idle CPU kicked) */
 	u64 nr_sync_handoff;   /* ... straight to its local DSQ from select_cpu, nothing waiting */
 	u64 nr_wake_handoff;   /* a wakeup by a short task, nothing waiting: to the waker's CPU */
+	u64 nr_irq_wakeups;    /* non-sync wakeups from an interrupt (timers): no waker to trust */
 	u64 nr_cpu_released;   /* RT/deadline took a CPU: its local DSQ was re-enqueued */
 	u64 nr_lat_wakeups;    /* latency-critical wakeups (served before the fair queue) */
 	u64 nr_lat_preempts;   /* ... that preempted a task that was not latency-critical */

@@ -118,6 +118,7 @@ struct task_ctx {
 	u32 sync_wakeup;
 	/* This wakeup is latency-critical (brisk_is_lat_crit); cleared when it is queued again. */
 	u32 lat_crit;
+	u64 lat_dl; /* its deadline in the latency queue (brisk_lat_deadline), set as it wakes */
 	/* Run out of the fair order by the starvation guard: its start does not move the clock. */
 	u32 rescued;
 	u32 llc;	 /* the LLC whose clock its vruntime follows */
@@ -139,6 +140,7 @@ struct cpu_ctx {
 	u32 running_lat;     /* current task is latency-critical: no victim for anyone */
 	u64 last_scan_at;    /* last starvation scan of this CPU's queues */
 	u64 last_balance_at; /* last look at the other LLCs' load (balance_llcs) */
+	u32 rescued_last;    /* its last dispatch ran a starving task (rescue_any) */
 };
 
 struct {
@@ -402,6 +404,20 @@ static s32 wake_affine_busy(const struct task_struct *p, s32 prev_cpu)
 }
 
 /*
+ * Whether this runs in a task's own context: not in a hard or soft interrupt or an NMI.
+ * bpf_in_task() tests the preempt count with masks compiled in from one kernel's layout, and
+ * the layout moved (the hard IRQ count went from bit 16 to bit 24 when a count of disabled
+ * interrupts took bits 16-23): on such a kernel it reads a timer interrupt as task context.
+ * Every bit between the preemption count and PREEMPT_NEED_RESCHED is an interrupt level (or
+ * interrupts disabled through that count) in both layouts, so test them all; the guest test
+ * timer-wakeups checks that a timer-driven task's wakeups count as interrupts (nr_irq_wakeups).
+ */
+static bool in_task_context(void)
+{
+	return !(get_preempt_count() & 0x7fffff00);
+}
+
+/*
  * The task running here as it wakes another without SCX_WAKE_SYNC: its context, with this
  * wakeup ending one of its segments (brisk_burst_woke_other). NULL from an interrupt (a
  * timer's wakeup: the current task is whatever it interrupted) or for a task not ours.
@@ -410,8 +426,10 @@ static struct task_ctx *waker_wakes(u64 now)
 {
 	struct task_ctx *w;
 
-	if (!bpf_in_task())
+	if (!in_task_context()) {
+		COUNT(nr_irq_wakeups);
 		return NULL;
+	}
 	w = bpf_task_storage_get(&task_ctxs, bpf_get_current_task_btf(), 0, 0);
 	if (!w || !w->ours)
 		return NULL;
@@ -701,7 +719,8 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 		if (idle >= 0)
 			cpu = idle;
 		scx_bpf_dsq_insert_vtime(p, lat ? lat_dsq(llc_of(cpu)) : llc_dsq(llc_of(cpu)),
-					 lat_slice(tctx, cpu, lat), dl, enq_flags);
+					 lat_slice(tctx, cpu, lat), lat ? tctx->lat_dl : dl,
+					 enq_flags);
 		COUNT(nr_queued_shared);
 	}
 	if (idle >= 0) {
@@ -848,7 +867,13 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 	/* Written only when it changes: a store on every dispatch bounces the line between CPUs. */
 	if (tun_gen_seen != tun.gen)
 		tun_gen_seen = tun.gen;
-	if (cctx && now - cctx->last_scan_at >= BRISK_STARVE_SCAN_INTERVAL_NS) {
+	/*
+	 * A backlog of starving tasks drains one per dispatch, ahead of everything; but while a
+	 * latency-critical wakeup waits, every other dispatch is its, or a backlog of a few dozen
+	 * tasks (a hackbench group queued behind the crowd) would hold it for tens of ms.
+	 */
+	if (cctx && now - cctx->last_scan_at >= BRISK_STARVE_SCAN_INTERVAL_NS &&
+	    !(cctx->rescued_last && scx_bpf_dsq_nr_queued(lat_dsq(own_llc)))) {
 		cctx->last_scan_at = now;
 		if (rescue_any(cpu, own_llc, now)) {
 			/*
@@ -858,9 +883,12 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 			 * on 2 CPUs would otherwise take 10 s, past the kernel's 5 s watchdog).
 			 */
 			cctx->last_scan_at = now - BRISK_STARVE_SCAN_INTERVAL_NS;
+			cctx->rescued_last = 1;
 			return;
 		}
 	}
+	if (cctx && cctx->rescued_last)
+		cctx->rescued_last = 0;
 
 	/*
 	 * Latency-critical wakeups first, even before the previous task's next slice, unless the
@@ -965,11 +993,14 @@ void BPF_STRUCT_OPS(brisk_runnable, struct task_struct *p, u64 enq_flags)
 	follow_llc(tctx, llc_of(scx_bpf_task_cpu(p)));
 	load_track(tctx, true, p->scx.weight);
 	clock = clock_of(tctx->llc);
-	if (tctx->lat_crit)
+	if (tctx->lat_crit) {
 		tctx->vruntime =
 			brisk_lat_wake_vruntime(tctx->vruntime, clock, tun.sleep_credit_ns);
-	else
+		/* Kept if it is preempted before its burst ends (brisk_lat_keeps): first again. */
+		tctx->lat_dl = brisk_lat_deadline(now, task_burst(tctx), p->scx.weight);
+	} else {
 		tctx->vruntime = brisk_wake_vruntime(tctx->vruntime, clock, tun.sleep_credit_ns);
+	}
 }
 
 void BPF_STRUCT_OPS(brisk_running, struct task_struct *p)

@@ -282,6 +282,21 @@ static inline u64 brisk_lat_wake_vruntime(u64 vruntime, u64 vtime_now, u64 credi
 }
 
 /*
+ * Deadline of a latency-critical wakeup in its LLC's latency queue: the time it woke plus its
+ * expected burst, scaled by its weight. Earliest deadline first on the wall clock rather than on
+ * the vruntime: a latency-critical task's vruntime is held at its clock, which stands still
+ * while only latency-critical tasks run, so a vruntime order would serve the shortest bursts
+ * for as long as they keep waking, and a task with a slightly longer burst would wait behind
+ * them all. Here every later wakeup sorts after it once its burst has passed, so its wait is
+ * bounded by the latency-critical work that woke before it. The weight keeps nice meaning
+ * something in the lane: a heavier task's deadline is nearer.
+ */
+static inline u64 brisk_lat_deadline(u64 woke_at, u64 burst_ns, u64 weight)
+{
+	return woke_at + brisk_scale_inverse(burst_ns, weight);
+}
+
+/*
  * vruntime of a task that moves from the LLC whose clock is @from_clock to the one whose clock
  * is @to_clock: it keeps its place relative to the clock, its lag or lead, but at most
  * @max_ns of either. The clocks advance at their own LLC's pace, and a task far from its

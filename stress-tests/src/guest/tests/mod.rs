@@ -21,6 +21,7 @@ mod no_stall;
 mod probe;
 mod short_first;
 mod stats_server;
+mod timer_wakeups;
 mod verifier;
 mod weights;
 
@@ -43,6 +44,7 @@ pub const TESTS: &[(&str, TestFn)] = &[
     ("verifier", verifier::verifier),
     ("costs", costs::costs),
     ("stats-server", stats_server::stats_server),
+    ("timer-wakeups", timer_wakeups::timer_wakeups),
 ];
 
 /// Runs the tests of `set` whose names are in `only` (all when empty), then prints a table of

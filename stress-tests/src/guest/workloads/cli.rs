@@ -66,6 +66,8 @@ pub fn periodic(o: &PeriodicOpts) -> Result<PeriodicReport> {
     ensure!(o.work_ms >= 0.0, "--work-ms must not be negative");
     let period = Duration::from_secs_f64(o.period_ms / 1000.0);
     let count = ((o.duration_s * 1000.0 / o.period_ms) as usize).max(1);
+    // Named for what it is, so per-task views (ps, top, traces) tell it from the other workloads.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"periodic".as_ptr()) };
     let mut p = super::periodic(period, Duration::from_secs_f64(o.work_ms / 1000.0), count);
     Ok(PeriodicReport {
         workload: "periodic".into(),
