@@ -15,7 +15,7 @@
  *
  * Latency-critical wakeups (policy.h, brisk_is_lat_crit: tasks woken by a timer, an interrupt
  * or a futex rather than by a pipe partner, whose bursts fit in a slice) skip the fair queue:
- * they preempt a CPU running anything else, or wait in their LLC's latency queue, which CPUs
+ * they preempt a CPU running a hog, or wait in their LLC's latency queue, which CPUs
  * serve first unless the fair queue's head is overdue. A crowd of short message passers
  * therefore cannot stand between a timer-driven task and its CPU (docs/design.md).
  */
@@ -550,28 +550,28 @@ s32 BPF_STRUCT_OPS(brisk_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 }
 
 /*
- * Whether the task running on @cpu may be preempted by a waker with deadline @dl: for a
- * latency-critical waker (@lat), anything but another latency-critical task; for a short task
- * re-enqueued after a real-time task took its CPU, a hog whose deadline is later than the
- * waker's by more than preempt_margin_ns.
+ * Whether the task running on @cpu may be preempted by a waker with deadline @dl: only a hog
+ * (not short, not latency-critical). For a latency-critical waker (@lat), any hog; for a short
+ * task re-enqueued after a real-time task took its CPU, a hog whose deadline is later than the
+ * waker's by more than preempt_margin_ns. A short task is left to finish its burst: it sleeps
+ * soon, and the waker runs from the latency queue at the next dispatch. Preempting short
+ * tasks too served the mixed load's timer-driven tasks about 5x sooner (periodic p99 0.3-0.6
+ * ms against 3.5-3.9 under icount) but broke up the message passers' batches: hackbench
+ * took 1.12-1.13 s against 0.92 (docs/bench/findings.md).
  */
 static bool is_victim(const struct cpu_ctx *cctx, u64 dl, bool lat)
 {
 	if (!cctx || !cctx->running_dl || cctx->running_lat)
 		return false;
-	if (lat)
-		return true;
-	return !cctx->running_short &&
-	       brisk_should_preempt(dl, cctx->running_dl, tun.preempt_margin_ns);
+	if (cctx->running_short)
+		return false;
+	return lat || brisk_should_preempt(dl, cctx->running_dl, tun.preempt_margin_ns);
 }
 
-/*
- * Preference among victims: a hog before a short task (a short one is likely to sleep soon
- * anyway), then the latest deadline.
- */
+/* Preference among victims (all hogs): the latest deadline. */
 static u64 victim_rank(const struct cpu_ctx *cctx)
 {
-	return cctx->running_short ? cctx->running_dl >> 1 : (cctx->running_dl >> 1) | (1ULL << 63);
+	return cctx->running_dl;
 }
 
 /*
