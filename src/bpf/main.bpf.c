@@ -554,10 +554,9 @@ s32 BPF_STRUCT_OPS(brisk_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
  * (not short, not latency-critical). For a latency-critical waker (@lat), any hog; for a short
  * task re-enqueued after a real-time task took its CPU, a hog whose deadline is later than the
  * waker's by more than preempt_margin_ns. A short task is left to finish its burst: it sleeps
- * soon, and the waker runs from the latency queue at the next dispatch. Preempting short
- * tasks too served the mixed load's timer-driven tasks about 5x sooner (periodic p99 0.3-0.6
- * ms against 3.5-3.9 under icount) but broke up the message passers' batches: hackbench
- * took 1.12-1.13 s against 0.92 (docs/bench/findings.md).
+ * soon, and the waker runs from the latency queue at the next dispatch. The trade-off:
+ * preempting short tasks too serves timer-driven tasks sooner, but it breaks up the batches
+ * of message passers (hackbench) with a context switch per wakeup (docs/bench/findings.md).
  */
 static bool is_victim(const struct cpu_ctx *cctx, u64 dl, bool lat)
 {
