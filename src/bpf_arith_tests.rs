@@ -61,7 +61,11 @@ mod tests {
         fn brisk_host_lat_keeps(lat: i32, ran: u64, slice: u64) -> i32;
         fn brisk_host_lat_deadline(woke_at: u64, burst: u64, weight: u64) -> u64;
         fn brisk_host_carry_vruntime(v: u64, from: u64, to: u64, max: u64) -> u64;
-        fn brisk_host_fair_overdue(waited: u64, limit: u64) -> i32;
+        fn brisk_host_lat_debt(debt: u64, ran: u64, lat: i32, share_pct: u64) -> u64;
+        fn brisk_host_lat_defer(debt: u64, allowance: u64, light: i32) -> i32;
+        fn brisk_host_lat_demoted_vruntime(v: u64, clock: u64, slice: u64) -> u64;
+        fn brisk_host_duty_pct(avg_burst: u64, avg_period: u64) -> u64;
+        fn brisk_host_lat_key(deadline: u64, light: i32) -> u64;
         fn brisk_host_should_balance(
             busy_load: u64,
             busy_cpus: u64,
@@ -154,11 +158,101 @@ mod tests {
     }
 
     #[test]
-    fn fair_queue_head_is_overdue_only_past_the_limit() {
+    fn lat_debt_is_the_lanes_time_beyond_its_share() {
         unsafe {
-            assert_eq!(brisk_host_fair_overdue(20 * MS, 20 * MS), 0);
-            assert_eq!(brisk_host_fair_overdue(20 * MS + 1, 20 * MS), 1);
-            assert_eq!(brisk_host_fair_overdue(0, 20 * MS), 0);
+            // at 50 %: 1 ms in the lane owes 0.5 ms, 1 ms in fair order pays it back
+            let d = brisk_host_lat_debt(0, MS, 1, 50);
+            assert_eq!(d, 50 * MS);
+            assert_eq!(brisk_host_lat_debt(d, MS, 0, 50), 0);
+            // never below 0: fair time banked in advance does not count
+            assert_eq!(brisk_host_lat_debt(0, 10 * MS, 0, 50), 0);
+            // at 100 % the lane never owes
+            assert_eq!(brisk_host_lat_debt(0, 10 * MS, 1, 100), 0);
+            // a busy task waits once the lane is the allowance past its share, a light one at 4x
+            assert_eq!(brisk_host_lat_defer(20 * MS * 100, 20 * MS, 0), 0);
+            assert_eq!(brisk_host_lat_defer(20 * MS * 100 + 1, 20 * MS, 0), 1);
+            assert_eq!(brisk_host_lat_defer(20 * MS * 100 + 1, 20 * MS, 1), 0);
+            assert_eq!(brisk_host_lat_defer(80 * MS * 100 + 1, 20 * MS, 1), 1);
+        }
+    }
+
+    #[test]
+    fn a_task_sent_from_the_lane_queues_at_most_a_slice_ahead_of_the_clock() {
+        unsafe {
+            // charged 10 ms for a burst the host stretched: one slice ahead, not ten ms
+            assert_eq!(
+                brisk_host_lat_demoted_vruntime(100 * MS + 10 * MS, 100 * MS, 5 * MS),
+                105 * MS
+            );
+            // behind the clock, or within a slice of it: unchanged (no credit is made up)
+            assert_eq!(
+                brisk_host_lat_demoted_vruntime(90 * MS, 100 * MS, 5 * MS),
+                90 * MS
+            );
+            assert_eq!(
+                brisk_host_lat_demoted_vruntime(103 * MS, 100 * MS, 5 * MS),
+                103 * MS
+            );
+        }
+    }
+
+    #[test]
+    fn duty_is_burst_over_period_and_light_tasks_sort_first() {
+        unsafe {
+            assert_eq!(brisk_host_duty_pct(MS, 10 * MS), 10);
+            assert_eq!(brisk_host_duty_pct(97 * US, 100 * US), 97);
+            // no interval yet, or a burst longer than the period: as busy as can be
+            assert_eq!(brisk_host_duty_pct(MS, 0), 100);
+            assert_eq!(brisk_host_duty_pct(3 * MS, 2 * MS), 100);
+            // a light task that woke later still goes before a busy one that woke earlier,
+            // and the keys compare by signed difference as the kernel's queue does
+            let (boot, day) = (1_000 * MS, 86_400_000 * MS);
+            for now in [boot, 400 * day] {
+                let busy = brisk_host_lat_key(now, 0);
+                let light = brisk_host_lat_key(now + 50 * MS, 1);
+                assert!((light.wrapping_sub(busy) as i64) < 0);
+                assert!(
+                    (brisk_host_lat_key(now, 1).wrapping_sub(brisk_host_lat_key(now + 1, 1))
+                        as i64)
+                        < 0
+                );
+            }
+        }
+    }
+
+    /// A saturated lane (request workers catching up, 1 ms bursts, always one waiting) beside
+    /// a fair queue of hogs (4 ms stints): dispatch takes the lane unless it is over its share.
+    /// Over a second the lane gets its share plus the allowance, and the fair queue is
+    /// never held longer than the allowance plus a stint.
+    #[test]
+    fn a_saturated_lane_leaves_the_fair_queue_its_share() {
+        for share in [25u64, 50, 75, 90] {
+            let (mut debt, mut lat_ns, mut fair_ns, mut since_fair, mut worst) = (0, 0, 0, 0, 0);
+            let allowance = 20 * MS;
+            while lat_ns + fair_ns < 1000 * MS {
+                let lat = unsafe { brisk_host_lat_defer(debt, allowance, 0) } == 0;
+                let ran = if lat { MS } else { 4 * MS };
+                debt = unsafe { brisk_host_lat_debt(debt, ran, lat as i32, share) };
+                if lat {
+                    lat_ns += ran;
+                    since_fair += ran;
+                    worst = worst.max(since_fair);
+                } else {
+                    fair_ns += ran;
+                    since_fair = 0;
+                }
+            }
+            // the lane's time beyond its share: the allowance, give or take a stint
+            let excess = lat_ns as i64 - (share * (lat_ns + fair_ns) / 100) as i64;
+            assert!(
+                excess >= -4 * MS as i64 && excess <= (allowance + MS) as i64,
+                "share {share}: lane ran {lat_ns} of {}",
+                lat_ns + fair_ns
+            );
+            assert!(
+                worst <= allowance * 100 / (100 - share) + MS,
+                "share {share}: {worst}"
+            );
         }
     }
 

@@ -29,11 +29,18 @@ enum brisk_consts {
 	/* One vtime-ordered DSQ per LLC for latency-critical wakeups, served before the LLC's. */
 	BRISK_LAT_DSQ_BASE = 1 << 17,
 	/*
-	 * The fair queue's head goes before the latency-critical queue once it has waited this many
-	 * base slices: a bound on how long a crowd of latency-critical tasks can hold the fair
-	 * queue still. Lower favours the fair queue (hogs, message crowds) sooner.
+	 * How far, in base slices, the latency-critical lane may run beyond lat_share_max_pct
+	 * of an LLC's time before the fair queue's head goes first (brisk_lat_over_share). Larger
+	 * lets a burst of latency-critical work through whole; smaller bounds sooner how long a
+	 * saturated lane holds the fair queue (at 50 %, twice this).
 	 */
-	BRISK_LAT_DEFER_SLICES = 4,
+	BRISK_LAT_ALLOWANCE_SLICES = 2,
+	/*
+	 * A latency-critical task that runs at most this share of the time between its wakeups
+	 * (percent) is light: it goes before busy ones and keeps going first while busy ones
+	 * wait for the fair queue (brisk_lat_defer). Higher counts busier tasks as light.
+	 */
+	BRISK_LAT_LIGHT_DUTY_PCT = 30,
 	/* Starvation guard: how often a CPU scans its queues for tasks waiting too long. */
 	BRISK_STARVE_SCAN_INTERVAL_NS = 100 * 1000 * 1000,
 };
@@ -86,6 +93,7 @@ struct brisk_tunables {
 	u64 starve_ns;
 	u64 burst_ewma_shift;
 	u64 lat_duty_max_pct;
+	u64 lat_share_max_pct;
 	u64 wakeup_preempt;
 	/*
 	 * Generation of this set of values: the loader bumps it with every change it writes, and
@@ -114,7 +122,8 @@ struct brisk_counters {
 	u64 nr_cpu_released;   /* RT/deadline took a CPU: its local DSQ was re-enqueued */
 	u64 nr_lat_wakeups;    /* latency-critical wakeups (served before the fair queue) */
 	u64 nr_lat_preempts;   /* ... that preempted a task that was not latency-critical */
-	u64 nr_lat_deferred;   /* dispatch ran the fair queue's overdue head before them */
+	u64 nr_lat_deferred;   /* ... waited: the lane was over its share, the fair queue went first
+				*/
 	u64 nr_lat_no_burst;   /* non-sync wakeups refused: average burst over a slice */
 	u64 nr_lat_no_duty;    /* non-sync wakeups refused: duty cycle over lat_duty_max_pct */
 	u64 nr_balanced;       /* dispatch took work from a more loaded LLC (balance_llcs) */

@@ -81,10 +81,11 @@ u64 tun_gen_seen;
 u64 llc_vtime[BRISK_MAX_LLCS];
 
 /*
- * When each LLC's CPUs last started a task in fair order (scx_bpf_now): whether its fair queue
- * moves while latency-critical wakeups are served first (fair_queue_stalled).
+ * Each LLC's latency-critical lane's debt to its fair queue (brisk_lat_debt): how far the lane
+ * has run beyond lat_share_max_pct while fair tasks waited. Written at a stint's end only
+ * while it changes (both lanes busy); a lost update between CPUs shifts the share by a stint.
  */
-u64 llc_fair_ran_at[BRISK_MAX_LLCS];
+u64 llc_lat_debt[BRISK_MAX_LLCS];
 
 /*
  * Each LLC's runnable load: the summed weights of the runnable tasks whose vruntime follows its
@@ -118,7 +119,8 @@ struct task_ctx {
 	u32 sync_wakeup;
 	/* This wakeup is latency-critical (brisk_is_lat_crit); cleared when it is queued again. */
 	u32 lat_crit;
-	u64 lat_dl; /* its deadline in the latency queue (brisk_lat_deadline), set as it wakes */
+	u32 lat_light; /* ... and light (BRISK_LAT_LIGHT_DUTY_PCT), set as it wakes */
+	u64 lat_key;   /* its key in the latency queue (brisk_lat_key), set as it wakes */
 	/* Run out of the fair order by the starvation guard: its start does not move the clock. */
 	u32 rescued;
 	u32 llc;	 /* the LLC whose clock its vruntime follows */
@@ -288,6 +290,19 @@ static bool wakes_lat_crit(const struct task_ctx *tctx, bool sync)
 {
 	return brisk_is_lat_crit(sync, tctx->burst.avg_ns, tctx->avg_period_ns, tun.slice_ns,
 				 tun.lat_duty_max_pct);
+}
+
+/*
+ * Whether @tctx's latency-critical task waits for @llc's fair queue: the lane has run past its
+ * share (lat_share_max_pct) while fair tasks waited (llc_lat_debt, brisk_lat_defer). Then its
+ * wakeup preempts nobody, and at a dispatch the fair queue goes first.
+ */
+static bool lat_defers(u32 llc, const struct task_ctx *tctx)
+{
+	u64 *debt = MEMBER_VPTR(llc_lat_debt, [llc]);
+
+	return debt &&
+	       brisk_lat_defer(*debt, BRISK_LAT_ALLOWANCE_SLICES * tun.slice_ns, tctx->lat_light);
 }
 
 /* How many CPUs @llc has (at least 1). */
@@ -639,8 +654,13 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 	 * would wait a whole round of the fair queue for having been interrupted.
 	 */
 	if (!(enq_flags & (SCX_ENQ_WAKEUP | SCX_ENQ_REENQ)) &&
-	    !brisk_lat_keeps(tctx->lat_crit, tctx->burst.cur_ns, tun.slice_ns))
+	    !brisk_lat_keeps(tctx->lat_crit, tctx->burst.cur_ns, tun.slice_ns)) {
+		if (tctx->lat_crit)
+			tctx->vruntime = brisk_lat_demoted_vruntime(
+				tctx->vruntime, clock_of(tctx->llc),
+				brisk_scale_inverse(tun.slice_ns, p->scx.weight));
 		tctx->lat_crit = 0;
+	}
 	lat = tctx->lat_crit;
 	follow_llc(tctx, llc_of(cpu));
 	dl = task_deadline(p, tctx, cpu);
@@ -691,7 +711,8 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 	 */
 	if (lat || ((enq_flags & SCX_ENQ_REENQ) && task_is_short(tctx)) ||
 	    ((enq_flags & SCX_ENQ_WAKEUP) && !tctx->sync_wakeup && task_is_short(tctx))) {
-		if (idle < 0 && tun.wakeup_preempt) {
+		/* A lane over its share waits its turn like the fair queue's tasks. */
+		if (idle < 0 && tun.wakeup_preempt && !(lat && lat_defers(llc_of(cpu), tctx))) {
 			victim = pick_victim(p, dl, llc_of(cpu), lat);
 			if (victim >= 0) {
 				/* To the front of the victim's local queue; its task is preempted.
@@ -718,7 +739,7 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 		if (idle >= 0)
 			cpu = idle;
 		scx_bpf_dsq_insert_vtime(p, lat ? lat_dsq(llc_of(cpu)) : llc_dsq(llc_of(cpu)),
-					 lat_slice(tctx, cpu, lat), lat ? tctx->lat_dl : dl,
+					 lat_slice(tctx, cpu, lat), lat ? tctx->lat_key : dl,
 					 enq_flags);
 		COUNT(nr_queued_shared);
 	}
@@ -726,27 +747,6 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 		scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
 		COUNT(nr_idle_kicks);
 	}
-}
-
-/*
- * Whether the fair queue of @llc (@dsq_id) has stood still too long for latency-critical
- * wakeups to go first: its first task has waited past the limit and no CPU of the LLC has
- * started a fair task for as long (brisk_fair_overdue of the shorter of the two). Under
- * overload every fair task waits longer than the limit, a round of the crowd; deferring on
- * that alone would queue latency-critical wakeups behind one fair slice after another while
- * the fair queue moves anyway. What the bound is for is a fair queue that does not move.
- */
-static bool fair_queue_stalled(u32 llc, u64 dsq_id, u64 now)
-{
-	struct task_struct *p = __COMPAT_scx_bpf_dsq_peek(dsq_id);
-	u64 *ran_at = MEMBER_VPTR(llc_fair_ran_at, [llc]);
-	u64 limit = BRISK_LAT_DEFER_SLICES * tun.slice_ns;
-	struct task_ctx *tctx;
-
-	if (!p || !ran_at || !(tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0)))
-		return false;
-	return brisk_fair_overdue(now - tctx->queued_at, limit) &&
-	       brisk_fair_overdue(scx_bpf_now() - *ran_at, limit);
 }
 
 /* The deadline of the first task on @dsq_id, or ~0 when it is empty. */
@@ -862,6 +862,7 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 	u64 now = bpf_ktime_get_ns(); /* the clock of queued_at */
 	struct cpu_ctx *cctx = lookup_cpu_ctx(cpu);
 	u32 i, own_llc = llc_of(cpu);
+	struct task_struct *p;
 	struct task_ctx *tctx;
 	/* Written only when it changes: a store on every dispatch bounces the line between CPUs. */
 	if (tun_gen_seen != tun.gen)
@@ -891,10 +892,12 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 
 	/*
 	 * Latency-critical wakeups first, even before the previous task's next slice, unless the
-	 * fair queue stands still (fair_queue_stalled).
+	 * lane is over its share while fair tasks wait (lat_over_share).
 	 */
-	if (scx_bpf_dsq_nr_queued(lat_dsq(own_llc))) {
-		if (fair_queue_stalled(own_llc, shared, now)) {
+	if ((p = __COMPAT_scx_bpf_dsq_peek(lat_dsq(own_llc)))) {
+		if (scx_bpf_dsq_nr_queued(shared) &&
+		    (tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0)) &&
+		    lat_defers(own_llc, tctx)) {
 			COUNT(nr_lat_deferred);
 		} else if (scx_bpf_dsq_move_to_local(lat_dsq(own_llc), 0)) {
 			COUNT(nr_dispatched);
@@ -996,7 +999,10 @@ void BPF_STRUCT_OPS(brisk_runnable, struct task_struct *p, u64 enq_flags)
 		tctx->vruntime =
 			brisk_lat_wake_vruntime(tctx->vruntime, clock, tun.sleep_credit_ns);
 		/* Kept if it is preempted before its burst ends (brisk_lat_keeps): first again. */
-		tctx->lat_dl = brisk_lat_deadline(now, task_burst(tctx), p->scx.weight);
+		tctx->lat_light = brisk_duty_pct(tctx->burst.avg_ns, tctx->avg_period_ns) <=
+				  BRISK_LAT_LIGHT_DUTY_PCT;
+		tctx->lat_key = brisk_lat_key(
+			brisk_lat_deadline(now, task_burst(tctx), p->scx.weight), tctx->lat_light);
 	} else {
 		tctx->vruntime = brisk_wake_vruntime(tctx->vruntime, clock, tun.sleep_credit_ns);
 	}
@@ -1027,19 +1033,33 @@ void BPF_STRUCT_OPS(brisk_running, struct task_struct *p)
 	follow_llc(tctx, llc_of(cpu));
 	if (!tctx->lat_crit && native) {
 		u64 *clock = llc_clock(tctx->llc);
-		u64 *ran_at = MEMBER_VPTR(llc_fair_ran_at, [tctx->llc]);
 
 		if (clock && tctx->vruntime > *clock)
 			*clock = tctx->vruntime;
-		/* To the millisecond: a store per start would bounce the line between CPUs. */
-		if (ran_at && now - *ran_at > 1000000)
-			*ran_at = now;
 	}
 	if (cctx) {
 		cctx->running_dl = task_deadline(p, tctx, cpu);
 		cctx->running_short = task_is_short(tctx);
 		cctx->running_lat = tctx->lat_crit;
 	}
+}
+
+/*
+ * A stint of @ran_ns in @llc ended, in the latency-critical lane or not (@lat): the lane's
+ * debt to the fair queue (brisk_lat_debt). While no fair task waits, the lane owes nothing.
+ */
+static void lat_share_account(u32 llc, u64 ran_ns, bool lat)
+{
+	u64 *debt = MEMBER_VPTR(llc_lat_debt, [llc]);
+	u64 d;
+
+	if (!debt)
+		return;
+	d = scx_bpf_dsq_nr_queued(llc_dsq(llc))
+		    ? brisk_lat_debt(*debt, ran_ns, lat, tun.lat_share_max_pct)
+		    : 0;
+	if (d != *debt)
+		*debt = d;
 }
 
 void BPF_STRUCT_OPS(brisk_stopping, struct task_struct *p, bool runnable)
@@ -1070,6 +1090,7 @@ void BPF_STRUCT_OPS(brisk_stopping, struct task_struct *p, bool runnable)
 		load_track(tctx, false, 0);
 	}
 	if (cctx) {
+		lat_share_account(tctx->llc, delta, cctx->running_lat);
 		cctx->running_dl = 0;
 		cctx->running_short = 0;
 		cctx->running_lat = 0;

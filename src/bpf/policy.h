@@ -331,12 +331,74 @@ static inline int brisk_lat_keeps(int lat, u64 ran_ns, u64 slice_ns)
 }
 
 /*
- * The fair queue's first task has waited @waited_ns: past @limit_ns it goes before the
- * latency-critical queue, so that however many such tasks there are, the fair queue moves.
+ * vruntime of a latency-critical task that ran past its latency slice and queues in the fair
+ * order (brisk_lat_keeps): at most one weighted slice, @slice_ns, ahead of its LLC's clock.
+ * Its burst ran out of turn, and what the lane ran is not held against it in the fair queue
+ * (brisk_lat_wake_vruntime); charged in full, a burst stretched by a long interruption (an
+ * interrupt storm, a hypervisor taking the CPU) would put it behind every task of the crowd
+ * for as long, hundreds of ms behind a few dozen tasks. One slice is what a task that just
+ * used its slice owes.
  */
-static inline int brisk_fair_overdue(u64 waited_ns, u64 limit_ns)
+static inline u64 brisk_lat_demoted_vruntime(u64 vruntime, u64 clock, u64 slice_ns)
 {
-	return waited_ns > limit_ns;
+	return vruntime > clock + slice_ns ? clock + slice_ns : vruntime;
+}
+
+/*
+ * The latency lane's debt to an LLC's fair queue after a stint of @ran_ns on one of its CPUs,
+ * in ns times percent: a stint in the lane (@lat) adds @ran_ns * (100 - @share_pct), a stint
+ * in fair order pays back @ran_ns * @share_pct, and it stays at or above 0. If the lane runs a
+ * fraction f of the LLC's time, the debt grows by 100 * (f - @share_pct / 100) per ns: it is
+ * 100 times the lane's time beyond its share. At 100 % it never grows.
+ */
+static inline u64 brisk_lat_debt(u64 debt, u64 ran_ns, int lat, u64 share_pct)
+{
+	u64 pay;
+
+	if (share_pct > 100)
+		share_pct = 100;
+	if (lat)
+		return debt + ran_ns * (100 - share_pct);
+	pay = ran_ns * share_pct;
+	return pay >= debt ? 0 : debt - pay;
+}
+
+/*
+ * Duty cycle of a task in percent: its average burst over the average time between its
+ * wakeups; 100 before it has an interval.
+ */
+static inline u64 brisk_duty_pct(u64 avg_burst_ns, u64 avg_period_ns)
+{
+	if (!avg_period_ns || avg_burst_ns >= avg_period_ns)
+		return 100;
+	return avg_burst_ns * 100 / avg_period_ns;
+}
+
+/*
+ * Key of a latency-critical wakeup in its LLC's latency queue: light tasks (those that run at
+ * most BRISK_LAT_LIGHT_DUTY_PCT of the time between wakeups: timers, audio, frame loops) by
+ * deadline, then busy ones by deadline. Busy keys sit BRISK_LAT_BUSY_KEY (2^50 ns, 13 days)
+ * later: the queue compares keys by their signed difference, so the two ranges never mix.
+ */
+#define BRISK_LAT_BUSY_KEY (1ULL << 50)
+
+static inline u64 brisk_lat_key(u64 deadline, int light)
+{
+	return light ? deadline : deadline + BRISK_LAT_BUSY_KEY;
+}
+
+/*
+ * Whether a latency-critical task waits for the fair queue (goes after its first task, and
+ * preempts nobody) because the lane has run beyond its share (brisk_lat_debt): a busy task as
+ * soon as the lane is @allowance_ns past it, a light one only at four times that. So a lane
+ * saturated by busy tasks (request workers catching up a backlog) leaves the fair queue its
+ * share while the light tasks still go first; only a lane that light tasks alone saturate
+ * waits too. The allowance is the burst the lane may take: a hog, or a task sent from the
+ * lane to the fair queue, waits about that long at most behind a saturated lane.
+ */
+static inline int brisk_lat_defer(u64 debt, u64 allowance_ns, int light)
+{
+	return debt > allowance_ns * 100 * (light ? 4 : 1);
 }
 
 /* Runnable weight @load on @nr_cpus CPUs, per CPU and scaled by 1024 (fixed point). */

@@ -109,9 +109,29 @@ u64 brisk_host_lat_deadline(u64 woke_at, u64 burst, u64 weight)
 	return brisk_lat_deadline(woke_at, burst, weight);
 }
 
-int brisk_host_fair_overdue(u64 waited, u64 limit)
+u64 brisk_host_lat_debt(u64 debt, u64 ran, int lat, u64 share_pct)
 {
-	return brisk_fair_overdue(waited, limit);
+	return brisk_lat_debt(debt, ran, lat, share_pct);
+}
+
+int brisk_host_lat_defer(u64 debt, u64 allowance, int light)
+{
+	return brisk_lat_defer(debt, allowance, light);
+}
+
+u64 brisk_host_lat_demoted_vruntime(u64 v, u64 clock, u64 slice)
+{
+	return brisk_lat_demoted_vruntime(v, clock, slice);
+}
+
+u64 brisk_host_duty_pct(u64 avg_burst, u64 avg_period)
+{
+	return brisk_duty_pct(avg_burst, avg_period);
+}
+
+u64 brisk_host_lat_key(u64 deadline, int light)
+{
+	return brisk_lat_key(deadline, light);
 }
 
 /* The burst tracker through a sequence: start at @t0, stop at @t1 (sleeping or not), wake,

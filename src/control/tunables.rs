@@ -281,6 +281,16 @@ tunables! {
     /// waits a round of the fair queue each time it is refused (docs/design.md).
     lat_duty_max_pct: Pct in 0..=100, default 100, bpf lat_duty_max_pct;
 
+    /// Largest share of an LLC's CPU time the latency-critical lane takes while fair tasks
+    /// wait, in percent.
+    ///
+    /// Past it (by two base slices) the fair queue's first task goes before the lane and the
+    /// lane's wakeups preempt nobody, until the fair queue has had its share. Brief
+    /// latency-critical tasks (audio, frames, timers) never reach it; busy ones that saturate
+    /// the lane (request workers catching up a backlog) do. Higher serves them more and hogs
+    /// and message crowds less; 100 leaves the fair queue only the starvation guard.
+    lat_share_max_pct: Pct in 10..=100, default 67, bpf lat_share_max_pct;
+
     /// Whether waking short tasks may preempt a running task (false: --no-wakeup-preempt).
     ///
     /// Off, waking tasks wait for the running task's slice to end (at the next tick): better
