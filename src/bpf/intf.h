@@ -30,9 +30,10 @@ enum brisk_consts {
 	BRISK_LAT_DSQ_BASE = 1 << 17,
 	/*
 	 * How far, in base slices, the latency-critical lane may run beyond lat_share_max_pct
-	 * of an LLC's time before the fair queue's head goes first (brisk_lat_over_share). Larger
-	 * lets a burst of latency-critical work through whole; smaller bounds sooner how long a
-	 * saturated lane holds the fair queue (at 50 %, twice this).
+	 * of an LLC's time before its busy tasks wait for the fair queue (brisk_lat_defer; light
+	 * ones at 4 times this, and the debt stops at 8 times). Larger lets a burst of
+	 * latency-critical work through whole; smaller bounds sooner how long a saturated lane
+	 * holds the fair queue (at 67 %, three times this).
 	 */
 	BRISK_LAT_ALLOWANCE_SLICES = 2,
 	/*

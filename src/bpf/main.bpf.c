@@ -292,17 +292,23 @@ static bool wakes_lat_crit(const struct task_ctx *tctx, bool sync)
 				 tun.lat_duty_max_pct);
 }
 
+/* Whether @tctx's task is light as a latency-critical task (BRISK_LAT_LIGHT_DUTY_PCT). */
+static bool lat_light(const struct task_ctx *tctx)
+{
+	return brisk_duty_pct(tctx->burst.avg_ns, tctx->avg_period_ns) <= BRISK_LAT_LIGHT_DUTY_PCT;
+}
+
 /*
- * Whether @tctx's latency-critical task waits for @llc's fair queue: the lane has run past its
- * share (lat_share_max_pct) while fair tasks waited (llc_lat_debt, brisk_lat_defer). Then its
- * wakeup preempts nobody, and at a dispatch the fair queue goes first.
+ * Whether a latency-critical task, @light or busy, waits for @llc's fair queue: the lane has
+ * run past its share (lat_share_max_pct) while fair tasks waited (llc_lat_debt,
+ * brisk_lat_defer). Then it is not handed a CPU nor preempts one, and at a dispatch the fair
+ * queue goes first.
  */
-static bool lat_defers(u32 llc, const struct task_ctx *tctx)
+static bool lat_defers(u32 llc, bool light)
 {
 	u64 *debt = MEMBER_VPTR(llc_lat_debt, [llc]);
 
-	return debt &&
-	       brisk_lat_defer(*debt, BRISK_LAT_ALLOWANCE_SLICES * tun.slice_ns, tctx->lat_light);
+	return debt && brisk_lat_defer(*debt, BRISK_LAT_ALLOWANCE_SLICES * tun.slice_ns, light);
 }
 
 /* How many CPUs @llc has (at least 1). */
@@ -553,7 +559,8 @@ s32 BPF_STRUCT_OPS(brisk_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 		 */
 		if (cpu == bpf_get_smp_processor_id() && waker_is_short(waker, now) &&
 		    ((tctx && wakes_lat_crit(tctx, false) &&
-		      !scx_bpf_dsq_nr_queued(lat_dsq(llc_of(cpu)))) ||
+		      !scx_bpf_dsq_nr_queued(lat_dsq(llc_of(cpu))) &&
+		      !lat_defers(llc_of(cpu), lat_light(tctx))) ||
 		     nothing_waits_here(cpu))) {
 			if (tctx)
 				tctx->lat.enq_at = probe_stamp();
@@ -641,7 +648,7 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	s32 cpu = scx_bpf_task_cpu(p), idle = -1, victim;
 	struct task_ctx *tctx;
-	bool pinned = is_pinned(p), lat;
+	bool pinned = is_pinned(p), lat, demoted;
 	u64 dl;
 
 	tctx = lookup_task_ctx(p);
@@ -651,19 +658,22 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 	 * Only a wakeup is latency-critical: a task queued again after its latency slice is not
 	 * (brisk_lat_keeps). One preempted before (by another wakeup, or sent back by
 	 * ops.cpu_release, SCX_ENQ_REENQ: a real-time task took its CPU) keeps what it was, or it
-	 * would wait a whole round of the fair queue for having been interrupted.
+	 * would wait a whole round of the fair queue for having been interrupted. One sent to the
+	 * fair queue queues as a task that just woke with the burst its wakeup was judged by
+	 * (brisk_lat_wake_vruntime): not behind the crowd for the lane's time, nor as a hog for a
+	 * burst an interruption stretched. A task whose bursts really grow stops qualifying.
 	 */
-	if (!(enq_flags & (SCX_ENQ_WAKEUP | SCX_ENQ_REENQ)) &&
-	    !brisk_lat_keeps(tctx->lat_crit, tctx->burst.cur_ns, tun.slice_ns)) {
-		if (tctx->lat_crit)
-			tctx->vruntime = brisk_lat_demoted_vruntime(
-				tctx->vruntime, clock_of(tctx->llc),
-				brisk_scale_inverse(tun.slice_ns, p->scx.weight));
+	demoted = !(enq_flags & (SCX_ENQ_WAKEUP | SCX_ENQ_REENQ)) && tctx->lat_crit &&
+		  !brisk_lat_keeps(tctx->lat_crit, tctx->burst.cur_ns, tun.slice_ns);
+	if (demoted) {
+		tctx->vruntime = brisk_lat_wake_vruntime(tctx->vruntime, clock_of(tctx->llc),
+							 tun.sleep_credit_ns);
 		tctx->lat_crit = 0;
 	}
 	lat = tctx->lat_crit;
 	follow_llc(tctx, llc_of(cpu));
-	dl = task_deadline(p, tctx, cpu);
+	dl = demoted ? deadline_at(p, tctx->vruntime, tctx->burst.avg_ns, cpu)
+		     : task_deadline(p, tctx, cpu);
 	/* One clock read for both stamps (each call is dear under emulation). */
 	tctx->queued_at = bpf_ktime_get_ns();
 	tctx->lat.enq_at = probes_on ? tctx->queued_at : 0;
@@ -712,7 +722,8 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 	if (lat || ((enq_flags & SCX_ENQ_REENQ) && task_is_short(tctx)) ||
 	    ((enq_flags & SCX_ENQ_WAKEUP) && !tctx->sync_wakeup && task_is_short(tctx))) {
 		/* A lane over its share waits its turn like the fair queue's tasks. */
-		if (idle < 0 && tun.wakeup_preempt && !(lat && lat_defers(llc_of(cpu), tctx))) {
+		if (idle < 0 && tun.wakeup_preempt &&
+		    !(lat && lat_defers(llc_of(cpu), tctx->lat_light))) {
 			victim = pick_victim(p, dl, llc_of(cpu), lat);
 			if (victim >= 0) {
 				/* To the front of the victim's local queue; its task is preempted.
@@ -892,12 +903,12 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 
 	/*
 	 * Latency-critical wakeups first, even before the previous task's next slice, unless the
-	 * lane is over its share while fair tasks wait (lat_over_share).
+	 * lane is over its share while fair tasks wait (lat_defers).
 	 */
 	if ((p = __COMPAT_scx_bpf_dsq_peek(lat_dsq(own_llc)))) {
 		if (scx_bpf_dsq_nr_queued(shared) &&
 		    (tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0)) &&
-		    lat_defers(own_llc, tctx)) {
+		    lat_defers(own_llc, tctx->lat_light)) {
 			COUNT(nr_lat_deferred);
 		} else if (scx_bpf_dsq_move_to_local(lat_dsq(own_llc), 0)) {
 			COUNT(nr_dispatched);
@@ -946,7 +957,9 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 		return;
 	}
 
-	if (scx_bpf_dsq_move_to_local(mine, 0) || scx_bpf_dsq_move_to_local(shared, 0)) {
+	/* The latency queue again: it deferred to a fair task another CPU has taken since. */
+	if (scx_bpf_dsq_move_to_local(mine, 0) || scx_bpf_dsq_move_to_local(shared, 0) ||
+	    scx_bpf_dsq_move_to_local(lat_dsq(own_llc), 0)) {
 		COUNT(nr_dispatched);
 		return;
 	}
@@ -999,8 +1012,7 @@ void BPF_STRUCT_OPS(brisk_runnable, struct task_struct *p, u64 enq_flags)
 		tctx->vruntime =
 			brisk_lat_wake_vruntime(tctx->vruntime, clock, tun.sleep_credit_ns);
 		/* Kept if it is preempted before its burst ends (brisk_lat_keeps): first again. */
-		tctx->lat_light = brisk_duty_pct(tctx->burst.avg_ns, tctx->avg_period_ns) <=
-				  BRISK_LAT_LIGHT_DUTY_PCT;
+		tctx->lat_light = lat_light(tctx);
 		tctx->lat_key = brisk_lat_key(
 			brisk_lat_deadline(now, task_burst(tctx), p->scx.weight), tctx->lat_light);
 	} else {
@@ -1046,18 +1058,19 @@ void BPF_STRUCT_OPS(brisk_running, struct task_struct *p)
 
 /*
  * A stint of @ran_ns in @llc ended, in the latency-critical lane or not (@lat): the lane's
- * debt to the fair queue (brisk_lat_debt). While no fair task waits, the lane owes nothing.
+ * debt to the fair queue (brisk_lat_debt). While no fair task waits, the lane owes nothing;
+ * a fair task about to queue again (@runnable) is one that waits.
  */
-static void lat_share_account(u32 llc, u64 ran_ns, bool lat)
+static void lat_share_account(u32 llc, u64 ran_ns, bool lat, bool runnable)
 {
 	u64 *debt = MEMBER_VPTR(llc_lat_debt, [llc]);
-	u64 d;
+	u64 d = 0;
 
 	if (!debt)
 		return;
-	d = scx_bpf_dsq_nr_queued(llc_dsq(llc))
-		    ? brisk_lat_debt(*debt, ran_ns, lat, tun.lat_share_max_pct)
-		    : 0;
+	if ((runnable && !lat) || scx_bpf_dsq_nr_queued(llc_dsq(llc)))
+		d = brisk_lat_debt(*debt, ran_ns, lat, tun.lat_share_max_pct,
+				   8 * BRISK_LAT_ALLOWANCE_SLICES * tun.slice_ns);
 	if (d != *debt)
 		*debt = d;
 }
@@ -1090,7 +1103,8 @@ void BPF_STRUCT_OPS(brisk_stopping, struct task_struct *p, bool runnable)
 		load_track(tctx, false, 0);
 	}
 	if (cctx) {
-		lat_share_account(tctx->llc, delta, cctx->running_lat);
+		/* Its own flag: a preempting wakeup marks the CPU's running_lat in advance. */
+		lat_share_account(tctx->llc, delta, tctx->lat_crit, runnable);
 		cctx->running_dl = 0;
 		cctx->running_short = 0;
 		cctx->running_lat = 0;

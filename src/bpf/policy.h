@@ -272,7 +272,11 @@ static inline int brisk_is_lat_crit(int sync_wakeup, u64 avg_burst_ns, u64 avg_p
  * vruntime of a latency-critical task as it wakes: the sleep credit bounds it from below as for
  * any task, and the clock bounds it from above. It ran out of turn, outside the fair queue, so
  * what it ran is not held against it there: should it stop qualifying, it queues as a task
- * that just woke, not behind everything it overtook.
+ * that just woke, not behind everything it overtook. The same holds for a task sent to the
+ * fair queue after its latency slice (brisk_lat_keeps): charged in full for a burst stretched
+ * by a long interruption (an interrupt storm, a hypervisor taking the CPU), it would be a few
+ * ms of vruntime ahead of a crowd whose clock moves at a few percent of real time, hundreds
+ * of ms behind it.
  */
 static inline u64 brisk_lat_wake_vruntime(u64 vruntime, u64 vtime_now, u64 credit_ns)
 {
@@ -331,34 +335,24 @@ static inline int brisk_lat_keeps(int lat, u64 ran_ns, u64 slice_ns)
 }
 
 /*
- * vruntime of a latency-critical task that ran past its latency slice and queues in the fair
- * order (brisk_lat_keeps): at most one weighted slice, @slice_ns, ahead of its LLC's clock.
- * Its burst ran out of turn, and what the lane ran is not held against it in the fair queue
- * (brisk_lat_wake_vruntime); charged in full, a burst stretched by a long interruption (an
- * interrupt storm, a hypervisor taking the CPU) would put it behind every task of the crowd
- * for as long, hundreds of ms behind a few dozen tasks. One slice is what a task that just
- * used its slice owes.
- */
-static inline u64 brisk_lat_demoted_vruntime(u64 vruntime, u64 clock, u64 slice_ns)
-{
-	return vruntime > clock + slice_ns ? clock + slice_ns : vruntime;
-}
-
-/*
  * The latency lane's debt to an LLC's fair queue after a stint of @ran_ns on one of its CPUs,
  * in ns times percent: a stint in the lane (@lat) adds @ran_ns * (100 - @share_pct), a stint
- * in fair order pays back @ran_ns * @share_pct, and it stays at or above 0. If the lane runs a
- * fraction f of the LLC's time, the debt grows by 100 * (f - @share_pct / 100) per ns: it is
- * 100 times the lane's time beyond its share. At 100 % it never grows.
+ * in fair order pays back @ran_ns * @share_pct. If the lane runs a fraction f of the LLC's
+ * time, the debt grows by 100 * (f - @share_pct / 100) per ns: it is 100 times the lane's time
+ * beyond its share. At 100 % it never grows. It stays between 0 and @cap_ns * 100, so a lane
+ * the deferral cannot hold back (hand-offs, pinned tasks) does not run up a debt the fair
+ * queue then collects for seconds.
  */
-static inline u64 brisk_lat_debt(u64 debt, u64 ran_ns, int lat, u64 share_pct)
+static inline u64 brisk_lat_debt(u64 debt, u64 ran_ns, int lat, u64 share_pct, u64 cap_ns)
 {
 	u64 pay;
 
 	if (share_pct > 100)
 		share_pct = 100;
-	if (lat)
-		return debt + ran_ns * (100 - share_pct);
+	if (lat) {
+		debt += ran_ns * (100 - share_pct);
+		return debt > cap_ns * 100 ? cap_ns * 100 : debt;
+	}
 	pay = ran_ns * share_pct;
 	return pay >= debt ? 0 : debt - pay;
 }

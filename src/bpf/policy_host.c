@@ -109,19 +109,14 @@ u64 brisk_host_lat_deadline(u64 woke_at, u64 burst, u64 weight)
 	return brisk_lat_deadline(woke_at, burst, weight);
 }
 
-u64 brisk_host_lat_debt(u64 debt, u64 ran, int lat, u64 share_pct)
+u64 brisk_host_lat_debt(u64 debt, u64 ran, int lat, u64 share_pct, u64 cap)
 {
-	return brisk_lat_debt(debt, ran, lat, share_pct);
+	return brisk_lat_debt(debt, ran, lat, share_pct, cap);
 }
 
 int brisk_host_lat_defer(u64 debt, u64 allowance, int light)
 {
 	return brisk_lat_defer(debt, allowance, light);
-}
-
-u64 brisk_host_lat_demoted_vruntime(u64 v, u64 clock, u64 slice)
-{
-	return brisk_lat_demoted_vruntime(v, clock, slice);
 }
 
 u64 brisk_host_duty_pct(u64 avg_burst, u64 avg_period)
