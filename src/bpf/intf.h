@@ -123,8 +123,7 @@ struct brisk_counters {
 	u64 nr_cpu_released;   /* RT/deadline took a CPU: its local DSQ was re-enqueued */
 	u64 nr_lat_wakeups;    /* latency-critical wakeups (served before the fair queue) */
 	u64 nr_lat_preempts;   /* ... that preempted a task that was not latency-critical */
-	u64 nr_lat_deferred;   /* ... waited: the lane was over its share, the fair queue went first
-				*/
+	u64 nr_lat_deferred;   /* ... waited: the lane over its share, the fair queue first */
 	u64 nr_lat_no_burst;   /* non-sync wakeups refused: average burst over a slice */
 	u64 nr_lat_no_duty;    /* non-sync wakeups refused: duty cycle over lat_duty_max_pct */
 	u64 nr_balanced;       /* dispatch took work from a more loaded LLC (balance_llcs) */

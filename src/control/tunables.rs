@@ -284,10 +284,10 @@ tunables! {
     /// Largest share of an LLC's CPU time the latency-critical lane takes while fair tasks
     /// wait, in percent.
     ///
-    /// Past it (by two base slices) the fair queue's first task goes before the lane and the
-    /// lane's wakeups preempt nobody, until the fair queue has had its share. Brief
-    /// latency-critical tasks (audio, frames, timers) never reach it; busy ones that saturate
-    /// the lane (request workers catching up a backlog) do. Higher serves them more and hogs
+    /// Past it (by two base slices) the lane's busy tasks (over 30% duty) wait behind the fair
+    /// queue's first task and preempt nobody, until the fair queue has had its share; light
+    /// ones (audio, frames, timers) keep going first up to four times that. Busy tasks that
+    /// saturate the lane (request workers catching up a backlog) are what it holds back. Higher serves them more and hogs
     /// and message crowds less; 100 leaves the fair queue only the starvation guard.
     lat_share_max_pct: Pct in 10..=100, default 67, bpf lat_share_max_pct;
 
