@@ -275,10 +275,9 @@ fn mixed(p: &Plan, cpus: usize) -> Result<Outcome> {
     let hackbench = std::thread::spawn(move || hackbench_loop(&HACKBENCH_MIXED_ARGS, deadline, 1));
     let periodic: PeriodicReport = periodic.finish(p.main)?;
     let wakeup: WakeupReport = wakeup.finish(p.main)?;
-    let times = hackbench
+    let runs = hackbench
         .join()
-        .map_err(|_| anyhow::anyhow!("hackbench thread panicked"))??
-        .times;
+        .map_err(|_| anyhow::anyhow!("hackbench thread panicked"))??;
     let hogs: HogsReport = hogs.finish(p.main)?;
     let mut o = Outcome::default();
     o.latency("periodic", &periodic.lateness, "periodic lateness", false);
@@ -288,14 +287,20 @@ fn mixed(p: &Plan, cpus: usize) -> Result<Outcome> {
     o.metric("hogs_work_per_s", hogs.work_per_s);
     o.metric(
         "hackbench_time_s",
-        stats::median(&times).context("no hackbench run")?,
+        stats::median(&runs.times).context("no hackbench run")?,
     );
+    // Machine-wide here (the other workloads switch too), but what differs between schedulers
+    // with the same load is mostly hackbench's.
+    let switches: Vec<f64> = runs.switches.iter().map(|&n| n as f64).collect();
+    if let Some(median) = stats::median(&switches) {
+        o.metric("hackbench_switches_per_run", median);
+    }
     o.keep("periodic", &periodic);
     o.keep("wakeup", &wakeup);
     o.keep("hogs", &hogs);
     o.raw.insert(
         "hackbench".into(),
-        json!({ "args": HACKBENCH_MIXED_ARGS, "times_s": times }),
+        json!({ "args": HACKBENCH_MIXED_ARGS, "times_s": runs.times, "switches": runs.switches }),
     );
     Ok(o)
 }
