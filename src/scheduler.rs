@@ -131,11 +131,11 @@ impl<'a> Scheduler<'a> {
             return;
         };
         let left: Vec<(usize, i64)> = bss
-            .llc_runnable_load
+            .llc_ctxs
             .iter()
             .enumerate()
-            .filter(|(_, v)| **v != 0)
-            .map(|(i, v)| (i, *v as i64))
+            .filter(|(_, l)| l.runnable_load != 0)
+            .map(|(i, l)| (i, l.runnable_load as i64))
             .collect();
         if !left.is_empty() {
             warn!("LLC runnable load accounting drifted: (LLC, load) {left:?} after detach");
@@ -164,6 +164,19 @@ impl<'a> Scheduler<'a> {
             Err(e) => warn!("could not read the final counters: {e:#}"),
         }
         uei_report!(&self.skel, uei)
+    }
+
+    /// The slice handed out most recently in the most contended LLC (the shortest one).
+    fn slice_ns(&self) -> u64 {
+        let Some(bss) = self.skel.maps.bss_data.as_ref() else {
+            return 0;
+        };
+        bss.llc_ctxs
+            .iter()
+            .map(|l| l.slice_ns)
+            .filter(|&s| s != 0)
+            .min()
+            .unwrap_or(0)
     }
 }
 
@@ -205,12 +218,7 @@ impl BpfSide for Scheduler<'_> {
             hists: self.latency_hists()?,
             progs: self.prog_stats(),
             nr_cpus: *scx_utils::NR_CPU_IDS,
-            slice_ns: self
-                .skel
-                .maps
-                .bss_data
-                .as_ref()
-                .map_or(0, |b| b.last_slice_ns),
+            slice_ns: self.slice_ns(),
             nr_runnable: stats::nr_runnable(),
             settings,
         })

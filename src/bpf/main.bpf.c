@@ -73,33 +73,42 @@ volatile u32 tun_active;
 u64 tun_gen_seen;
 
 /*
- * Each LLC's virtual clock: the largest vruntime of a task its CPUs started from its own fair
- * queue, never going back. Tasks run there in deadline order, so it tracks the low end of the
- * LLC's runnable vruntimes. Tasks started out of that order (latency-critical ones, tasks
- * stolen from another LLC, whose vruntime follows that LLC's clock) do not move it.
+ * What the policy keeps per LLC. Written on hot paths by that LLC's CPUs and read by the
+ * others (the balancer, stealing), so each LLC's fields sit on a cache line of their own:
+ * in a plain array, eight LLCs would share one line and every write on one LLC would take
+ * the line from the other seven.
  */
-u64 llc_vtime[BRISK_MAX_LLCS];
+struct llc_ctx {
+	/*
+	 * The virtual clock: the largest vruntime of a task its CPUs started from its own fair
+	 * queue, never going back. Tasks run there in deadline order, so it tracks the low end
+	 * of the LLC's runnable vruntimes. Tasks started out of that order (latency-critical
+	 * ones, tasks stolen from another LLC, whose vruntime follows that LLC's clock) do not
+	 * move it.
+	 */
+	u64 vtime;
+	/*
+	 * The latency-critical lane's debt to the fair queue (brisk_lat_debt): how far the lane
+	 * has run beyond lat_share_max_pct while fair tasks waited. Written at a stint's end
+	 * only while it changes (both lanes busy); a lost update between CPUs shifts the share
+	 * by a stint.
+	 */
+	u64 lat_debt;
+	/*
+	 * The runnable load: the summed weights of the runnable tasks whose vruntime follows its
+	 * clock (load_track). The fair queues are per LLC and share out only their own CPUs;
+	 * dispatch moves work toward the LLC with less load per CPU (balance_llcs), so that
+	 * equal tasks get equal shares and nice weights hold machine-wide. Kept only with more
+	 * than one LLC.
+	 */
+	u64 runnable_load;
+	/* Tasks waiting when a slice was last handed out here: scales deadline offsets. */
+	u64 nr_waiting;
+	/* The slice last handed out here, for the stats. */
+	u64 slice_ns;
+} __attribute__((aligned(64)));
 
-/*
- * Each LLC's latency-critical lane's debt to its fair queue (brisk_lat_debt): how far the lane
- * has run beyond lat_share_max_pct while fair tasks waited. Written at a stint's end only
- * while it changes (both lanes busy); a lost update between CPUs shifts the share by a stint.
- */
-u64 llc_lat_debt[BRISK_MAX_LLCS];
-
-/*
- * Each LLC's runnable load: the summed weights of the runnable tasks whose vruntime follows its
- * clock (load_track). The fair queues are per LLC and share out only their own CPUs; dispatch
- * moves work toward the LLC with less load per CPU (balance_llcs), so that equal tasks get
- * equal shares and nice weights hold machine-wide. Kept only with more than one LLC.
- */
-u64 llc_runnable_load[BRISK_MAX_LLCS];
-
-/* The slice most recently handed out, for the stats. */
-u64 last_slice_ns;
-
-/* Tasks waiting in each LLC when a slice was last handed out there: scales deadline offsets. */
-u64 llc_nr_waiting[BRISK_MAX_LLCS];
+struct llc_ctx llc_ctxs[BRISK_MAX_LLCS];
 
 struct task_ctx {
 	u64 vruntime;
@@ -124,7 +133,7 @@ struct task_ctx {
 	/* Run out of the fair order by the starvation guard: its start does not move the clock. */
 	u32 rescued;
 	u32 llc;	 /* the LLC whose clock its vruntime follows */
-	u32 load_llc;	 /* the LLC whose llc_runnable_load counts it, while runnable */
+	u32 load_llc;	 /* the LLC whose runnable_load counts it, while runnable */
 	u32 load_weight; /* the weight counted there, 0 while not runnable */
 };
 
@@ -218,10 +227,18 @@ static u64 lat_dsq(u32 llc)
 	return BRISK_LAT_DSQ_BASE + llc;
 }
 
-/* @llc's virtual clock (llc_vtime), or NULL for an LLC id out of range. */
+/* @llc's own data, or NULL for an LLC id out of range. */
+static struct llc_ctx *llc_ctx_of(u32 llc)
+{
+	return MEMBER_VPTR(llc_ctxs, [llc]);
+}
+
+/* @llc's virtual clock (llc_ctx.vtime), or NULL for an LLC id out of range. */
 static u64 *llc_clock(u32 llc)
 {
-	return MEMBER_VPTR(llc_vtime, [llc]);
+	struct llc_ctx *l = llc_ctx_of(llc);
+
+	return l ? &l->vtime : NULL;
 }
 
 static u64 clock_of(u32 llc)
@@ -233,16 +250,16 @@ static u64 clock_of(u32 llc)
 
 static void load_add(u32 llc, u64 delta)
 {
-	u64 *load = MEMBER_VPTR(llc_runnable_load, [llc]);
+	struct llc_ctx *l = llc_ctx_of(llc);
 
-	if (load)
-		__sync_fetch_and_add(load, delta);
+	if (l)
+		__sync_fetch_and_add(&l->runnable_load, delta);
 }
 
 /*
- * Keeps llc_runnable_load in step with @tctx's task: counted with @weight in the LLC it follows
- * while runnable (@on), nowhere otherwise. Idempotent: whatever it counted before is taken out
- * first.
+ * Keeps llc_ctx.runnable_load in step with @tctx's task: counted with @weight in the LLC it
+ * follows while runnable (@on), nowhere otherwise. Idempotent: whatever it counted before is
+ * taken out first.
  */
 static void load_track(struct task_ctx *tctx, bool on, u32 weight)
 {
@@ -300,15 +317,15 @@ static bool lat_light(const struct task_ctx *tctx)
 
 /*
  * Whether a latency-critical task, @light or busy, waits for @llc's fair queue: the lane has
- * run past its share (lat_share_max_pct) while fair tasks waited (llc_lat_debt,
+ * run past its share (lat_share_max_pct) while fair tasks waited (llc_ctx.lat_debt,
  * brisk_lat_defer). Then it is not handed a CPU nor preempts one, and at a dispatch the fair
  * queue goes first.
  */
 static bool lat_defers(u32 llc, bool light)
 {
-	u64 *debt = MEMBER_VPTR(llc_lat_debt, [llc]);
+	struct llc_ctx *l = llc_ctx_of(llc);
 
-	return debt && brisk_lat_defer(*debt, BRISK_LAT_ALLOWANCE_SLICES * tun.slice_ns, light);
+	return l && brisk_lat_defer(l->lat_debt, BRISK_LAT_ALLOWANCE_SLICES * tun.slice_ns, light);
 }
 
 /* How many CPUs @llc has (at least 1). */
@@ -323,10 +340,10 @@ static u64 nr_cpus_of(u32 llc)
 static void llc_load(s32 cpu, u64 *nr_waiting, u64 *nr_cpus)
 {
 	u32 llc = llc_of(cpu);
-	u64 *waiting = MEMBER_VPTR(llc_nr_waiting, [llc]);
+	struct llc_ctx *l = llc_ctx_of(llc);
 
 	*nr_cpus = nr_cpus_of(llc);
-	*nr_waiting = waiting ? *waiting : 0;
+	*nr_waiting = l ? l->nr_waiting : 0;
 }
 
 static u64 deadline_at(const struct task_struct *p, u64 vruntime, u64 burst, s32 cpu)
@@ -361,12 +378,13 @@ static u64 task_slice_waiting(const struct task_ctx *tctx, s32 cpu, u64 waiting)
 {
 	u32 llc = llc_of(cpu);
 	u64 slice = brisk_slice(tun.slice_ns, tun.slice_min_ns, waiting, nr_cpus_of(llc));
+	struct llc_ctx *l = llc_ctx_of(llc);
 
-	/* Shared and read on other CPUs: stored only when they change (no line bouncing). */
-	if (llc < BRISK_MAX_LLCS && llc_nr_waiting[llc] != waiting)
-		llc_nr_waiting[llc] = waiting;
-	if (last_slice_ns != slice)
-		last_slice_ns = slice;
+	/* Shared by the LLC's CPUs: stored only when they change (no line bouncing). */
+	if (l && l->nr_waiting != waiting)
+		l->nr_waiting = waiting;
+	if (l && l->slice_ns != slice)
+		l->slice_ns = slice;
 	return brisk_task_slice(slice, tctx && task_is_short(tctx), tun.short_burst_ns);
 }
 
@@ -644,9 +662,34 @@ static s32 pick_victim(const struct task_struct *p, u64 dl, u32 llc, bool lat)
 	return victim;
 }
 
+/*
+ * An idle CPU that can take @p, queued from @cpu, claimed; -1 for none. A pinned task only
+ * takes its own CPU. Others look in @cpu's LLC first, where the task is queued and its cache
+ * is, and only then anywhere: the kernel's pick alone takes the first idle CPU of the whole
+ * mask (a whole idle core first), another LLC's or node's as readily as its own. The LLC's
+ * mask is used as it is only for a task that may run on all of it (most tasks); one with a
+ * narrower mask gets the kernel's pick over its own.
+ */
+static s32 claim_idle_cpu(const struct task_struct *p, s32 cpu, bool pinned)
+{
+	u32 llc = llc_of(cpu);
+	struct llc_mask *m;
+	s32 idle;
+
+	if (pinned)
+		return scx_bpf_test_and_clear_cpu_idle(cpu) ? cpu : -1;
+	if (nr_llcs > 1 && runs_anywhere(p) && (m = bpf_map_lookup_elem(&llc_masks, &llc)) &&
+	    m->cpus) {
+		idle = scx_bpf_pick_idle_cpu(cast_mask(m->cpus), 0);
+		if (idle >= 0)
+			return idle;
+	}
+	return scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+}
+
 void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 {
-	s32 cpu = scx_bpf_task_cpu(p), idle = -1, victim;
+	s32 cpu = scx_bpf_task_cpu(p), idle, victim;
 	struct task_ctx *tctx;
 	bool pinned = is_pinned(p), lat, demoted;
 	u64 dl;
@@ -698,11 +741,7 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 		return;
 	}
 
-	/* An idle CPU that can take it: claim it (pinned tasks: only their own CPU). */
-	if (!pinned)
-		idle = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
-	else if (scx_bpf_test_and_clear_cpu_idle(cpu))
-		idle = cpu;
+	idle = claim_idle_cpu(p, cpu, pinned);
 
 	if (enq_flags & SCX_ENQ_WAKEUP) {
 		if (task_is_short(tctx))
@@ -822,9 +861,9 @@ static bool rescue_any(s32 cpu, u32 own_llc, u64 now)
 
 static u64 load_of(u32 llc)
 {
-	u64 *load = MEMBER_VPTR(llc_runnable_load, [llc]);
+	struct llc_ctx *l = llc_ctx_of(llc);
 
-	return load ? *load : 0;
+	return l ? l->runnable_load : 0;
 }
 
 /*
@@ -1063,7 +1102,8 @@ void BPF_STRUCT_OPS(brisk_running, struct task_struct *p)
  */
 static void lat_share_account(u32 llc, u64 ran_ns, bool lat, bool runnable)
 {
-	u64 *debt = MEMBER_VPTR(llc_lat_debt, [llc]);
+	struct llc_ctx *l = llc_ctx_of(llc);
+	u64 *debt = l ? &l->lat_debt : NULL;
 	u64 d = 0;
 
 	if (!debt)

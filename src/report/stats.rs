@@ -24,7 +24,8 @@ pub struct Snapshot {
     /// Per-program cumulative (run_time_ns, run_cnt), while BPF run-time statistics are on.
     pub progs: Option<overhead::Snapshot>,
     pub nr_cpus: usize,
-    /// The slice scx_brisk handed out most recently.
+    /// The slice scx_brisk handed out most recently; with several LLCs, the shortest of
+    /// them (the most contended LLC's).
     pub slice_ns: u64,
     pub nr_runnable: u64,
     /// The running settings (None for `scx_brisk probe`, which schedules nothing).
@@ -58,7 +59,8 @@ pub struct Report {
     pub latency: BTreeMap<&'static str, BTreeMap<&'static str, Summary>>,
     /// Tasks runnable on the system at the end of the interval (/proc/stat procs_running).
     pub nr_runnable: u64,
-    /// The slice scx_brisk handed out most recently.
+    /// The slice scx_brisk handed out most recently (with several LLCs, the most contended
+    /// LLC's, the shortest).
     pub slice_us: f64,
     /// Average CPU time of a hog's stint on a CPU over the interval: the slice hogs really
     /// get (None when no hog ran).

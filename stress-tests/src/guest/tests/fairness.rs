@@ -6,10 +6,13 @@ use anyhow::{ensure, Result};
 
 use crate::guest::sys::{self, Brisk, Procs};
 
-/// 3. Four equal hogs for 10 s get CPU shares within 10% of each other.
+/// 3. Two equal hogs per CPU (at least four) for 10 s get CPU shares within 10% of each other.
+///
+/// Two per CPU so that they contend on a guest of any size: on 16 CPUs, four hogs would each
+/// have a CPU to itself and show only that nothing starves.
 pub(super) fn fairness() -> Result<String> {
     let (mut b, _) = Brisk::start(&[])?;
-    let hogs = Procs::hogs(4, &[])?;
+    let hogs = Procs::hogs((2 * sys::nr_cpus()).max(4), &[])?;
     let run = measure_runtimes(&hogs, 10)?;
     drop(hogs);
     ensure!(sys::brisk_attached(), "scx_brisk detached during the test");
