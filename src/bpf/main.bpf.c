@@ -664,11 +664,14 @@ static s32 pick_victim(const struct task_struct *p, u64 dl, u32 llc, bool lat)
 
 /*
  * An idle CPU that can take @p, queued from @cpu, claimed; -1 for none. A pinned task only
- * takes its own CPU. Others look in @cpu's LLC first, where the task is queued and its cache
- * is, and only then anywhere: the kernel's pick alone takes the first idle CPU of the whole
- * mask (a whole idle core first), another LLC's or node's as readily as its own. The LLC's
- * mask is used as it is only for a task that may run on all of it (most tasks); one with a
- * narrower mask gets the kernel's pick over its own.
+ * takes its own CPU. Others take a whole idle core of @cpu's LLC first, where the task is
+ * queued and its cache is, and then the kernel's pick over their mask (a whole idle core
+ * anywhere, then any idle CPU): the kernel's pick alone takes another LLC's or node's idle
+ * core as readily as one of its own. A half-idle core of its own LLC does not beat a whole
+ * idle core elsewhere here, unlike the wakeup pick (pick_idle_cpu): a task queued from here
+ * was mostly preempted while running (a hog), and two hogs on SMT siblings while a core
+ * idles lose far more than the cache. The LLC's mask is used only for a task that may run on
+ * all of it (most tasks).
  */
 static s32 claim_idle_cpu(const struct task_struct *p, s32 cpu, bool pinned)
 {
@@ -680,7 +683,7 @@ static s32 claim_idle_cpu(const struct task_struct *p, s32 cpu, bool pinned)
 		return scx_bpf_test_and_clear_cpu_idle(cpu) ? cpu : -1;
 	if (nr_llcs > 1 && runs_anywhere(p) && (m = bpf_map_lookup_elem(&llc_masks, &llc)) &&
 	    m->cpus) {
-		idle = scx_bpf_pick_idle_cpu(cast_mask(m->cpus), 0);
+		idle = scx_bpf_pick_idle_cpu(cast_mask(m->cpus), SCX_PICK_IDLE_CORE);
 		if (idle >= 0)
 			return idle;
 	}
