@@ -289,8 +289,8 @@ fn mixed(p: &Plan, cpus: usize) -> Result<Outcome> {
         "hackbench_time_s",
         stats::median(&runs.times).context("no hackbench run")?,
     );
-    // Machine-wide here (the other workloads switch too), but what differs between schedulers
-    // with the same load is mostly hackbench's.
+    // Machine-wide here: the request pairs add about two per request served, so compare them
+    // with requests_per_s in mind (docs/bench/findings.md).
     let switches: Vec<f64> = runs.switches.iter().map(|&n| n as f64).collect();
     if let Some(median) = stats::median(&switches) {
         o.metric("hackbench_switches_per_run", median);
