@@ -375,3 +375,21 @@ pub fn set_affinity(pid: u32, cpus: &[usize]) {
         libc::sched_setaffinity(pid as i32, std::mem::size_of_val(&set), &set);
     }
 }
+
+/// Idle and busy jiffies of each CPU (cpuN lines of /proc/stat).
+pub fn cpu_times() -> Vec<(u64, u64)> {
+    std::fs::read_to_string("/proc/stat")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
+        .map(|l| {
+            let v: Vec<u64> = l
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+            (idle, v.iter().sum::<u64>() - idle)
+        })
+        .collect()
+}

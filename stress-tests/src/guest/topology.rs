@@ -125,24 +125,6 @@ fn llc_placement() -> Result<String> {
     ))
 }
 
-/// Idle and busy jiffies of each CPU (cpuN lines of /proc/stat).
-fn cpu_times() -> Vec<(u64, u64)> {
-    std::fs::read_to_string("/proc/stat")
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
-        .map(|l| {
-            let v: Vec<u64> = l
-                .split_whitespace()
-                .skip(1)
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-            (idle, v.iter().sum::<u64>() - idle)
-        })
-        .collect()
-}
-
 /// 2. An idle LLC takes work from a loaded one: twice as many hogs as CPUs, all started in
 ///    one LLC, then free to run anywhere. Over 5 s no CPU idles more than 10% of the time
 ///    while they wait.
@@ -159,9 +141,9 @@ fn llc_steal() -> Result<String> {
         set_affinity(h.id(), &(0..shape.cpus).collect::<Vec<_>>());
     }
     std::thread::sleep(Duration::from_secs(1));
-    let t0 = cpu_times();
+    let t0 = sys::cpu_times();
     std::thread::sleep(Duration::from_secs(5));
-    let t1 = cpu_times();
+    let t1 = sys::cpu_times();
     drop(hogs);
     let code = b.stop();
     ensure!(code == Some(0), "scx_brisk exit {code:?}:\n{}", b.output());

@@ -244,22 +244,9 @@ fn messaging(p: &Plan) -> Result<Outcome> {
     let deadline = Instant::now() + Duration::from_secs_f64(p.main);
     let runs = hackbench_loop(&HACKBENCH_ARGS, deadline, p.min_runs)?;
     let mut o = Outcome::default();
-    o.metric(
-        "hackbench_time_s",
-        stats::median(&runs.times).context("no hackbench run")?,
-    );
-    // Context switches are what a hackbench run spends its time on (each one between
-    // processes is dear under emulation), so the count shows why a time differs.
-    let switches: Vec<f64> = runs.switches.iter().map(|&n| n as f64).collect();
-    if let Some(median) = stats::median(&switches) {
-        o.metric("hackbench_switches_per_run", median);
-    }
+    runs.record(&mut o, &HACKBENCH_ARGS)?;
     let pipe: PipeReport = Workload::start("pipe", &secs_arg(p.extra))?.finish(p.extra)?;
     o.metric("pipe_round_trips_per_s", pipe.round_trips_per_s);
-    o.raw.insert(
-        "hackbench".into(),
-        json!({ "args": HACKBENCH_ARGS, "times_s": runs.times, "switches": runs.switches }),
-    );
     o.keep("pipe", &pipe);
     Ok(o)
 }
@@ -270,11 +257,13 @@ fn mixed(p: &Plan, cpus: usize) -> Result<Outcome> {
     let hogs = Workload::start("hogs", &hog_args(p.main + 1.0, cpus))?;
     std::thread::sleep(SETTLE);
     let deadline = Instant::now() + Duration::from_secs_f64(p.main);
+    let cpu_before = sys::cpu_times();
     let periodic = Workload::start("periodic", &periodic_args(p.main))?;
     let wakeup = Workload::start("wakeup", &wakeup_args(p.main, 50))?;
     let hackbench = std::thread::spawn(move || hackbench_loop(&HACKBENCH_MIXED_ARGS, deadline, 1));
     let periodic: PeriodicReport = periodic.finish(p.main)?;
     let wakeup: WakeupReport = wakeup.finish(p.main)?;
+    let cpu_after = sys::cpu_times();
     let runs = hackbench
         .join()
         .map_err(|_| anyhow::anyhow!("hackbench thread panicked"))??;
@@ -285,23 +274,14 @@ fn mixed(p: &Plan, cpus: usize) -> Result<Outcome> {
     o.latency("wakeup", &wakeup.wakeup, "wakeup latency", false);
     o.metric("requests_per_s", wakeup.requests_per_s);
     o.metric("hogs_work_per_s", hogs.work_per_s);
-    o.metric(
-        "hackbench_time_s",
-        stats::median(&runs.times).context("no hackbench run")?,
-    );
-    // Machine-wide here: the request pairs add about two per request served, so compare them
-    // with requests_per_s in mind (docs/bench/findings.md).
-    let switches: Vec<f64> = runs.switches.iter().map(|&n| n as f64).collect();
-    if let Some(median) = stats::median(&switches) {
-        o.metric("hackbench_switches_per_run", median);
+    runs.record(&mut o, &HACKBENCH_MIXED_ARGS)?;
+    // The hogs keep every CPU busy, so idle time is work the scheduler left waiting.
+    if let Some(pct) = idle_pct(&cpu_before, &cpu_after) {
+        o.metric("idle_pct", pct);
     }
     o.keep("periodic", &periodic);
     o.keep("wakeup", &wakeup);
     o.keep("hogs", &hogs);
-    o.raw.insert(
-        "hackbench".into(),
-        json!({ "args": HACKBENCH_MIXED_ARGS, "times_s": runs.times, "switches": runs.switches }),
-    );
     Ok(o)
 }
 
@@ -357,45 +337,134 @@ fn wakeup_args(secs: f64, load_pct: u32) -> Vec<String> {
 }
 
 /// What a hackbench loop measured, one entry per run.
+#[derive(Default)]
 pub struct HackbenchRuns {
     /// Each run's time, in seconds.
     pub times: Vec<f64>,
     /// Context switches on the whole machine during each run (`ctxt` of /proc/stat), where
-    /// /proc/stat could be read.
+    /// /proc/stat could be read. Under the mixed load the request pairs add about two per
+    /// request served.
     pub switches: Vec<u64>,
+    /// CPU time of each run's hackbench processes (user + system, all of them), in seconds:
+    /// a run's cost, apart from the CPU share it got.
+    pub cpu_s: Vec<f64>,
+    /// Context switches of each run's hackbench processes alone (voluntary + involuntary).
+    pub own_switches: Vec<u64>,
+    /// Each run's wall time, start-up and exit included, in seconds (hackbench's own time
+    /// starts once every sender and receiver is ready).
+    pub wall_s: Vec<f64>,
+}
+
+impl HackbenchRuns {
+    /// Adds the medians (`hackbench_time_s`, `_wall_s`, `_cpu_s_per_run`, `_switches_per_run`,
+    /// `_own_switches_per_run`) to `o`, and every run to its raw data.
+    fn record(&self, o: &mut Outcome, args: &[&str]) -> Result<()> {
+        o.metric(
+            "hackbench_time_s",
+            stats::median(&self.times).context("no hackbench run")?,
+        );
+        let as_f64 = |v: &[u64]| v.iter().map(|&n| n as f64).collect::<Vec<_>>();
+        let medians = [
+            ("hackbench_wall_s", self.wall_s.clone()),
+            ("hackbench_cpu_s_per_run", self.cpu_s.clone()),
+            ("hackbench_switches_per_run", as_f64(&self.switches)),
+            ("hackbench_own_switches_per_run", as_f64(&self.own_switches)),
+        ];
+        for (name, values) in medians {
+            if let Some(median) = stats::median(&values) {
+                o.metric(name, median);
+            }
+        }
+        o.raw.insert(
+            "hackbench".into(),
+            json!({
+                "args": args,
+                "times_s": self.times,
+                "switches": self.switches,
+                "cpu_s": self.cpu_s,
+                "own_switches": self.own_switches,
+                "wall_s": self.wall_s,
+            }),
+        );
+        Ok(())
+    }
 }
 
 /// Runs hackbench with `args` until `deadline` has passed and at least `min_runs` ran (a run
 /// started before the deadline finishes).
 pub fn hackbench_loop(args: &[&str], deadline: Instant, min_runs: usize) -> Result<HackbenchRuns> {
-    let mut runs = HackbenchRuns {
-        times: Vec::new(),
-        switches: Vec::new(),
-    };
+    let mut runs = HackbenchRuns::default();
     while runs.times.len() < min_runs.max(1) || Instant::now() < deadline {
         let start = Instant::now();
         let ctxt_before = context_switches();
-        let out = Command::new("hackbench")
+        let mut child = Command::new("hackbench")
             .args(args)
             .stdin(Stdio::null())
-            .output()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .context("running hackbench")?;
-        if !out.status.success() {
+        let (mut stdout, mut stderr) = (String::new(), String::new());
+        if let Some(mut out) = child.stdout.take() {
+            out.read_to_string(&mut stdout)
+                .context("reading hackbench's output")?;
+        }
+        if let Some(mut err) = child.stderr.take() {
+            err.read_to_string(&mut stderr)
+                .context("reading hackbench's errors")?;
+        }
+        let (status, usage) = wait_with_usage(&child)?;
+        if !status.success() {
             bail!(
-                "hackbench {} failed ({}): {}",
+                "hackbench {} failed ({status}): {}",
                 args.join(" "),
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
+                stderr.trim()
             );
         }
         if let (Some(a), Some(b)) = (ctxt_before, context_switches()) {
             runs.switches.push(b.saturating_sub(a));
         }
-        let text = String::from_utf8_lossy(&out.stdout);
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        runs.cpu_s.push(secs(usage.ru_utime) + secs(usage.ru_stime));
+        runs.own_switches
+            .push((usage.ru_nvcsw + usage.ru_nivcsw).max(0) as u64);
+        let wall_s = start.elapsed().as_secs_f64();
+        runs.wall_s.push(wall_s);
         runs.times
-            .push(parse_hackbench_time(&text).unwrap_or_else(|| start.elapsed().as_secs_f64()));
+            .push(parse_hackbench_time(&stdout).unwrap_or(wall_s));
     }
     Ok(runs)
+}
+
+/// Reaps `child` and returns its exit status with the resources it and the children it
+/// waited for used (`wait4`).
+fn wait_with_usage(child: &Child) -> Result<(std::process::ExitStatus, libc::rusage)> {
+    use std::os::unix::process::ExitStatusExt;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: plain syscall; `usage` is written by the kernel on success.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if r == pid {
+            return Ok((std::process::ExitStatus::from_raw(status), usage));
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err).context("waiting for hackbench");
+        }
+    }
+}
+
+/// Share of all CPUs' time spent idle between two `sys::cpu_times` readings, in percent
+/// (None if /proc/stat could not be read or no time passed).
+pub fn idle_pct(before: &[(u64, u64)], after: &[(u64, u64)]) -> Option<f64> {
+    let (mut idle, mut busy) = (0u64, 0u64);
+    for (b, a) in before.iter().zip(after) {
+        idle += a.0.saturating_sub(b.0);
+        busy += a.1.saturating_sub(b.1);
+    }
+    (idle + busy > 0).then(|| 100.0 * idle as f64 / (idle + busy) as f64)
 }
 
 /// Context switches since boot, all CPUs (None if /proc/stat cannot be read).
@@ -490,6 +559,16 @@ mod tests {
         let mut v = json!({"a": {"cdf_us": [[0.5, 1.0]], "p50_us": 1.0}, "b": [{"cdf_us": []}]});
         strip_cdfs(&mut v);
         assert_eq!(v, json!({"a": {"p50_us": 1.0}, "b": [{}]}));
+    }
+
+    #[test]
+    fn idle_share() {
+        // Two CPUs: 30 of 200 jiffies idle.
+        let before = [(100, 1000), (50, 2000)];
+        let after = [(120, 1080), (60, 2090)];
+        assert_eq!(idle_pct(&before, &after), Some(15.0));
+        assert_eq!(idle_pct(&before, &before), None);
+        assert_eq!(idle_pct(&[], &[]), None);
     }
 
     #[test]
