@@ -58,6 +58,7 @@ mod tests {
             duty_max_pct: u32,
         ) -> i32;
         fn brisk_host_lat_wake_vruntime(v: u64, now: u64, credit: u64) -> u64;
+        fn brisk_host_lat_demoted_vruntime(v: u64, lag: u64, now: u64, credit: u64) -> u64;
         fn brisk_host_lat_keeps(lat: i32, ran: u64, slice: u64) -> i32;
         fn brisk_host_lat_deadline(woke_at: u64, burst: u64, weight: u64) -> u64;
         fn brisk_host_carry_vruntime(v: u64, from: u64, to: u64, max: u64) -> u64;
@@ -155,6 +156,86 @@ mod tests {
                 97 * MS
             );
         }
+    }
+
+    #[test]
+    fn a_demoted_latency_critical_task_keeps_the_place_it_woke_with() {
+        unsafe {
+            // woke 4 ms behind the clock, ran 9 ms in the lane: 4 ms behind the clock again
+            let now = 100 * MS;
+            assert_eq!(
+                brisk_host_lat_demoted_vruntime(105 * MS, 4 * MS, now, 5 * MS),
+                96 * MS
+            );
+            // the clock moved on meanwhile (to 120 ms, the task charged to 125 ms): 4 ms
+            // behind it, where it woke relative to the clock
+            assert_eq!(
+                brisk_host_lat_demoted_vruntime(125 * MS, 4 * MS, 120 * MS, 5 * MS),
+                116 * MS
+            );
+            // ran 1 ms in the lane: back where it woke all the same
+            assert_eq!(
+                brisk_host_lat_demoted_vruntime(97 * MS, 4 * MS, now, 5 * MS),
+                96 * MS
+            );
+            // never behind the sleep credit's floor; near zero, no wrap-around
+            assert_eq!(
+                brisk_host_lat_demoted_vruntime(0, 9 * MS, now, 5 * MS),
+                95 * MS
+            );
+            assert_eq!(
+                brisk_host_lat_demoted_vruntime(4 * MS, 9 * MS, 3 * MS, 5 * MS),
+                0
+            );
+        }
+    }
+
+    /// A fair queue on one CPU with a crowd of 80 message passers (50 us bursts, each woken
+    /// again as soon as it sleeps, at the sleep credit's floor or its own vruntime), spread
+    /// over the credit behind the clock, and a latency-critical task demoted from the lane
+    /// (1 ms burst) after a stint the emulator stretched to 9 ms. How much CPU the crowd runs
+    /// before it: placed where it woke (the floor), a few ms; charged up to the clock, as
+    /// before, the crowd's credits added up (the 100-460 ms stalls of the mixed load).
+    #[test]
+    fn a_demoted_task_does_not_wait_for_a_crowd_of_sleepers() {
+        const CREDIT: u64 = 5 * MS;
+        const CAP: u64 = 20 * MS;
+        const BURST: u64 = 50 * US;
+        let clock = 1000 * MS;
+        let crowd_wait = |demoted_v: u64| {
+            let mut crowd: Vec<u64> = (0..80u64)
+                .map(|i| clock - CREDIT + i * CREDIT / 80)
+                .collect();
+            let own = unsafe { brisk_host_deadline(demoted_v, MS, CAP, NICE0) };
+            let mut ran = 0;
+            loop {
+                let dl = |v: u64| unsafe { brisk_host_deadline(v, BURST, CAP, NICE0) };
+                let (i, first) = crowd
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, &v)| dl(v))
+                    .unwrap();
+                if own <= dl(*first) || ran > 2000 * MS {
+                    return ran;
+                }
+                // it runs a burst, sleeps and is woken again (the clock stays: the crowd is
+                // behind it)
+                let v = crowd[i] + unsafe { brisk_host_scale_inverse(BURST, NICE0) };
+                crowd[i] = unsafe { brisk_host_wake_vruntime(v, clock, CREDIT) };
+                ran += BURST;
+            }
+        };
+        // woke at the floor, charged 9 ms in the lane
+        let charged = clock - CREDIT + 9 * MS;
+        let now = unsafe { brisk_host_lat_demoted_vruntime(charged, CREDIT, clock, CREDIT) };
+        let before = unsafe { brisk_host_lat_wake_vruntime(charged, clock, CREDIT) };
+        let (waited, waited_before) = (crowd_wait(now), crowd_wait(before));
+        assert!(waited <= 10 * MS, "waited {} us", waited / US);
+        assert!(
+            waited_before >= 100 * MS,
+            "before: {} us",
+            waited_before / US
+        );
     }
 
     #[test]

@@ -126,6 +126,7 @@ struct brisk_counters {
 	u64 nr_lat_deferred;   /* ... waited: the lane over its share, the fair queue first */
 	u64 nr_lat_no_burst;   /* non-sync wakeups refused: average burst over a slice */
 	u64 nr_lat_no_duty;    /* non-sync wakeups refused: duty cycle over lat_duty_max_pct */
+	u64 nr_lat_demoted;    /* latency-critical tasks past their latency slice: to fair order */
 	u64 nr_balanced;       /* dispatch took work from a more loaded LLC (balance_llcs) */
 	u64 nr_hog_stints;     /* a hog (not short) stopped running: one stint on a CPU */
 	u64 hog_run_ns;	       /* ... and the CPU time of those stints, summed (avg = sum / nr) */

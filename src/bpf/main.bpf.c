@@ -128,8 +128,9 @@ struct task_ctx {
 	u32 sync_wakeup;
 	/* This wakeup is latency-critical (brisk_is_lat_crit); cleared when it is queued again. */
 	u32 lat_crit;
-	u32 lat_light; /* ... and light (BRISK_LAT_LIGHT_DUTY_PCT), set as it wakes */
-	u64 lat_key;   /* its key in the latency queue (brisk_lat_key), set as it wakes */
+	u32 lat_light;	     /* ... and light (BRISK_LAT_LIGHT_DUTY_PCT), set as it wakes */
+	u64 lat_key;	     /* its key in the latency queue (brisk_lat_key), set as it wakes */
+	u64 lat_woke_lag_ns; /* how far behind its clock it woke (brisk_lat_demoted_vruntime) */
 	/* Run out of the fair order by the starvation guard: its start does not move the clock. */
 	u32 rescued;
 	u32 llc;	 /* the LLC whose clock its vruntime follows */
@@ -705,16 +706,18 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 	 * (brisk_lat_keeps). One preempted before (by another wakeup, or sent back by
 	 * ops.cpu_release, SCX_ENQ_REENQ: a real-time task took its CPU) keeps what it was, or it
 	 * would wait a whole round of the fair queue for having been interrupted. One sent to the
-	 * fair queue queues as a task that just woke with the burst its wakeup was judged by
-	 * (brisk_lat_wake_vruntime): not behind the crowd for the lane's time, nor as a hog for a
-	 * burst an interruption stretched. A task whose bursts really grow stops qualifying.
+	 * fair queue queues where its wakeup placed it, with the burst its wakeup was judged by
+	 * (brisk_lat_demoted_vruntime): not behind the crowd for the lane's time, nor as a hog
+	 * for a burst an interruption stretched. A task whose bursts really grow stops qualifying.
 	 */
 	demoted = !(enq_flags & (SCX_ENQ_WAKEUP | SCX_ENQ_REENQ)) && tctx->lat_crit &&
 		  !brisk_lat_keeps(tctx->lat_crit, tctx->burst.cur_ns, tun.slice_ns);
 	if (demoted) {
-		tctx->vruntime = brisk_lat_wake_vruntime(tctx->vruntime, clock_of(tctx->llc),
-							 tun.sleep_credit_ns);
+		tctx->vruntime =
+			brisk_lat_demoted_vruntime(tctx->vruntime, tctx->lat_woke_lag_ns,
+						   clock_of(tctx->llc), tun.sleep_credit_ns);
 		tctx->lat_crit = 0;
+		COUNT(nr_lat_demoted);
 	}
 	lat = tctx->lat_crit;
 	follow_llc(tctx, llc_of(cpu));
@@ -1053,6 +1056,7 @@ void BPF_STRUCT_OPS(brisk_runnable, struct task_struct *p, u64 enq_flags)
 	if (tctx->lat_crit) {
 		tctx->vruntime =
 			brisk_lat_wake_vruntime(tctx->vruntime, clock, tun.sleep_credit_ns);
+		tctx->lat_woke_lag_ns = clock - tctx->vruntime;
 		/* Kept if it is preempted before its burst ends (brisk_lat_keeps): first again. */
 		tctx->lat_light = lat_light(tctx);
 		tctx->lat_key = brisk_lat_key(

@@ -286,6 +286,25 @@ static inline u64 brisk_lat_wake_vruntime(u64 vruntime, u64 vtime_now, u64 credi
 }
 
 /*
+ * vruntime of a latency-critical task sent to the fair queue after its latency slice
+ * (brisk_lat_keeps): the place it woke with, @woke_lag_ns behind its LLC's clock, behind the
+ * clock as it is now. What it ran in the lane is not charged (brisk_lat_wake_vruntime); charged
+ * up to the clock, it would queue behind every sleeper woken meanwhile, each placed up to the
+ * sleep credit before the clock, and a crowd of them (80 message passers) would hold it for
+ * their credits added up: hundreds of ms for a task that was promised its burst and lost it to
+ * an interruption (a long interrupt, a hypervisor taking the CPU). It queues as a task that
+ * just woke, as its wakeup placed it. The cost is bounded: one latency slice outside the fair
+ * order per wakeup, which the lane's share accounts for.
+ */
+static inline u64 brisk_lat_demoted_vruntime(u64 vruntime, u64 woke_lag_ns, u64 vtime_now,
+					     u64 credit_ns)
+{
+	u64 woke = vtime_now > woke_lag_ns ? vtime_now - woke_lag_ns : 0;
+
+	return brisk_lat_wake_vruntime(vruntime < woke ? vruntime : woke, vtime_now, credit_ns);
+}
+
+/*
  * Deadline of a latency-critical wakeup in its LLC's latency queue: the time it woke plus its
  * expected burst, scaled by its weight. Earliest deadline first on the wall clock rather than on
  * the vruntime: a latency-critical task's vruntime is held at its clock, which stands still

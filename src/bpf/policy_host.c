@@ -104,6 +104,11 @@ u64 brisk_host_lat_wake_vruntime(u64 v, u64 now, u64 credit)
 	return brisk_lat_wake_vruntime(v, now, credit);
 }
 
+u64 brisk_host_lat_demoted_vruntime(u64 v, u64 lag, u64 now, u64 credit)
+{
+	return brisk_lat_demoted_vruntime(v, lag, now, credit);
+}
+
 u64 brisk_host_lat_deadline(u64 woke_at, u64 burst, u64 weight)
 {
 	return brisk_lat_deadline(woke_at, burst, weight);

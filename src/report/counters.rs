@@ -42,6 +42,7 @@ counter_names!(
     nr_lat_deferred,
     nr_lat_no_burst,
     nr_lat_no_duty,
+    nr_lat_demoted,
     nr_balanced,
     nr_hog_stints,
     hog_run_ns,
