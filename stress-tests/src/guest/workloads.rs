@@ -77,6 +77,11 @@ pub struct Periodic {
     /// `run_delay`): the part of its lateness the scheduler is responsible for. Empty where
     /// the kernel does not account it.
     pub queue_wait_ns: Vec<u64>,
+    /// For each wakeup taken, how long its work took on the wall clock, and how much of that
+    /// it waited runnable (preempted): a stall in the middle of a burst shows in these, not in
+    /// `queue_wait_ns`. The wait is empty where the kernel does not account it.
+    pub work_wall_ns: Vec<u64>,
+    pub work_wait_ns: Vec<u64>,
 }
 
 /// The calling thread's `run_delay` (ns spent runnable but not running, summed by the kernel
@@ -109,6 +114,8 @@ pub fn periodic(period: Duration, work: Duration, count: usize) -> Periodic {
         lateness_ns: Vec::with_capacity(count),
         missed: 0,
         queue_wait_ns: Vec::with_capacity(count),
+        work_wall_ns: Vec::with_capacity(count),
+        work_wait_ns: Vec::with_capacity(count),
     };
     let run_delay = RunDelay::open();
     let mut slept_at = run_delay.read();
@@ -131,14 +138,20 @@ pub fn periodic(period: Duration, work: Duration, count: usize) -> Periodic {
         out.lateness_ns.push(woke.saturating_sub(next));
         // The wait since going to sleep is this wakeup's: preemptions while working were
         // counted before it slept.
-        if let (Some(before), Some(now)) = (slept_at, run_delay.read()) {
+        let woke_delay = run_delay.read();
+        if let (Some(before), Some(now)) = (slept_at, woke_delay) {
             out.queue_wait_ns.push(now.saturating_sub(before));
         }
         let cpu0 = now_ns(libc::CLOCK_THREAD_CPUTIME_ID);
         while now_ns(libc::CLOCK_THREAD_CPUTIME_ID) - cpu0 < work.as_nanos() as u64 {
             std::hint::spin_loop();
         }
+        out.work_wall_ns
+            .push(now_ns(libc::CLOCK_MONOTONIC).saturating_sub(woke));
         slept_at = run_delay.read();
+        if let (Some(before), Some(after)) = (woke_delay, slept_at) {
+            out.work_wait_ns.push(after.saturating_sub(before));
+        }
         // Overran: the wakeups we could not take are recorded as late as they were.
         let (missed, ahead) =
             stats::missed_periods(next + period_ns, now_ns(libc::CLOCK_MONOTONIC), period_ns);

@@ -58,6 +58,12 @@ pub struct PeriodicReport {
     /// kernel does not account it.
     #[serde(default)]
     pub queue_wait: Latency,
+    /// Of each wakeup taken, its work's wall time and the part of that it waited runnable
+    /// (preempted): where a stall in the middle of a burst shows.
+    #[serde(default)]
+    pub work_wall: Latency,
+    #[serde(default)]
+    pub work_wait: Latency,
 }
 
 pub fn periodic(o: &PeriodicOpts) -> Result<PeriodicReport> {
@@ -77,6 +83,8 @@ pub fn periodic(o: &PeriodicOpts) -> Result<PeriodicReport> {
         missed: p.missed,
         lateness: Latency::from_ns(&mut p.lateness_ns),
         queue_wait: Latency::from_ns(&mut p.queue_wait_ns),
+        work_wall: Latency::from_ns(&mut p.work_wall_ns),
+        work_wait: Latency::from_ns(&mut p.work_wait_ns),
     })
 }
 
