@@ -872,11 +872,28 @@ mod tests {
         let keeps = |lat, ran| unsafe { brisk_host_lat_keeps(lat, ran, 5 * MS) } != 0;
         // Preempted 1 ms into its burst: still first in line.
         assert!(keeps(1, MS));
-        // It ran its latency slice: the fair order from here.
-        assert!(!keeps(1, 5 * MS));
-        assert!(!keeps(1, 9 * MS));
+        // A burst stretched past its slice by an interruption (a host taking the vCPU):
+        // it finishes in the lane.
+        assert!(keeps(1, 5 * MS));
+        assert!(keeps(1, 19 * MS));
+        // It ran BRISK_LAT_KEEP_SLICES latency slices: the fair order from here.
+        assert!(!keeps(1, 20 * MS));
+        assert!(!keeps(1, 90 * MS));
         // Never latency-critical: preemption makes it none.
         assert!(!keeps(0, 0));
+    }
+
+    #[test]
+    fn a_burst_kept_in_the_lane_sorts_by_what_it_has_run() {
+        // Re-keyed as it queues again (ops.enqueue): woke at 100 ms with a 1 ms average
+        // burst, it has run 6 ms. A task that woke 2 ms after it with a 1 ms burst goes
+        // first; one that woke 10 ms after it goes after.
+        let key = |woke, burst| unsafe {
+            brisk_host_lat_key(brisk_host_lat_deadline(woke, burst, 100), 1)
+        };
+        let kept = key(100 * MS, 6 * MS);
+        assert!(key(102 * MS, MS) < kept);
+        assert!(key(110 * MS, MS) > kept);
     }
 
     #[test]

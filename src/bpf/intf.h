@@ -42,6 +42,16 @@ enum brisk_consts {
 	 * wait for the fair queue (brisk_lat_defer). Higher counts busier tasks as light.
 	 */
 	BRISK_LAT_LIGHT_DUTY_PCT = 30,
+	/*
+	 * How many base slices of CPU one latency-critical wakeup may run in the lane before the
+	 * rest of its burst queues in the fair order (brisk_lat_keeps). Larger lets a burst that
+	 * an interruption stretched (an interrupt storm, a hypervisor taking the vCPU) or an
+	 * occasional long frame finish first, rather than wait a round of a crowded fair queue;
+	 * smaller bounds sooner what one wakeup takes out of the fair order. Past its first
+	 * slice it sorts in the lane by what it has run (brisk_lat_deadline), so it does not hold
+	 * back the lane's later wakeups.
+	 */
+	BRISK_LAT_KEEP_SLICES = 4,
 	/* Starvation guard: how often a CPU scans its queues for tasks waiting too long. */
 	BRISK_STARVE_SCAN_INTERVAL_NS = 100 * 1000 * 1000,
 };

@@ -702,10 +702,11 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 	if (!tctx)
 		return;
 	/*
-	 * Only a wakeup is latency-critical: a task queued again after its latency slice is not
-	 * (brisk_lat_keeps). One preempted before (by another wakeup, or sent back by
-	 * ops.cpu_release, SCX_ENQ_REENQ: a real-time task took its CPU) keeps what it was, or it
-	 * would wait a whole round of the fair queue for having been interrupted. One sent to the
+	 * Only a wakeup is latency-critical: a task queued again after BRISK_LAT_KEEP_SLICES
+	 * latency slices is not (brisk_lat_keeps). One preempted before (by another wakeup, its
+	 * slice over, or sent back by ops.cpu_release, SCX_ENQ_REENQ: a real-time task took its
+	 * CPU) keeps what it was, or it would wait a whole round of the fair queue for having been
+	 * interrupted; it sorts in the lane by what it has run. One sent to the
 	 * fair queue queues where its wakeup placed it, with the burst its wakeup was judged by
 	 * (brisk_lat_demoted_vruntime): not behind the crowd for the lane's time, nor as a hog
 	 * for a burst an interruption stretched. A task whose bursts really grow stops qualifying.
@@ -720,6 +721,11 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 		COUNT(nr_lat_demoted);
 	}
 	lat = tctx->lat_crit;
+	/* Queued again in the lane: after the wakeups that expect to finish before it does. */
+	if (lat && !(enq_flags & SCX_ENQ_WAKEUP))
+		tctx->lat_key = brisk_lat_key(
+			brisk_lat_deadline(tctx->last_woke_at, task_burst(tctx), p->scx.weight),
+			tctx->lat_light);
 	follow_llc(tctx, llc_of(cpu));
 	dl = demoted ? deadline_at(p, tctx->vruntime, tctx->burst.avg_ns, cpu)
 		     : task_deadline(p, tctx, cpu);
@@ -986,20 +992,33 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 	 * compare it with the queues here: if its deadline is still the earliest, it goes on.
 	 */
 	if (prev && (prev->scx.flags & SCX_TASK_QUEUED) &&
-	    (tctx = bpf_task_storage_get(&task_ctxs, prev, 0, 0)) &&
-	    (prev_dl = running_deadline(prev, tctx, cpu)) < first_dl) {
-		/* compat.bpf.h: the kfunc (6.19+), else a plain store */
-		scx_bpf_task_set_slice(prev, task_slice(tctx, cpu));
-		/* A new slice is no wakeup: whatever it ran, it runs on in the fair order. */
-		tctx->lat_crit = 0;
-		/* No ops.running() follows: refresh what preempting wakers see (and any claim). */
-		if (cctx) {
-			cctx->running_dl = prev_dl;
-			cctx->running_short = task_is_short(tctx);
-			cctx->running_lat = 0;
+	    (tctx = bpf_task_storage_get(&task_ctxs, prev, 0, 0))) {
+		/*
+		 * A latency-critical burst within its latency slices (brisk_lat_keeps) goes on in
+		 * the lane, which goes first (no other wakeup waits there, or it would have been
+		 * taken above), unless the lane defers to the fair queue.
+		 */
+		bool lat_on = tctx->lat_crit &&
+			      brisk_lat_keeps(1, brisk_burst_ran(&tctx->burst, scx_bpf_now()),
+					      tun.slice_ns) &&
+			      !(scx_bpf_dsq_nr_queued(llc_dsq(own_llc)) &&
+				lat_defers(own_llc, tctx->lat_light));
+
+		prev_dl = running_deadline(prev, tctx, cpu);
+		if (lat_on || prev_dl < first_dl) {
+			/* compat.bpf.h: the kfunc (6.19+), else a plain store */
+			scx_bpf_task_set_slice(prev, lat_slice(tctx, cpu, lat_on));
+			/* A new slice is no wakeup: past the lane, it runs on in the fair order. */
+			tctx->lat_crit = lat_on;
+			/* No ops.running() follows: refresh what preempting wakers see. */
+			if (cctx) {
+				cctx->running_dl = prev_dl;
+				cctx->running_short = task_is_short(tctx);
+				cctx->running_lat = lat_on;
+			}
+			COUNT(nr_keep_running);
+			return;
 		}
-		COUNT(nr_keep_running);
-		return;
 	}
 
 	/* The latency queue again: it deferred to a fair task another CPU has taken since. */

@@ -273,7 +273,7 @@ static inline int brisk_is_lat_crit(int sync_wakeup, u64 avg_burst_ns, u64 avg_p
  * any task, and the clock bounds it from above. It ran out of turn, outside the fair queue, so
  * what it ran is not held against it there: should it stop qualifying, it queues as a task
  * that just woke, not behind everything it overtook. The same holds for a task sent to the
- * fair queue after its latency slice (brisk_lat_keeps): charged in full for a burst stretched
+ * fair queue after its latency slices (brisk_lat_keeps): charged in full for a burst stretched
  * by a long interruption (an interrupt storm, a hypervisor taking the CPU), it would be a few
  * ms of vruntime ahead of a crowd whose clock moves at a few percent of real time, hundreds
  * of ms behind it.
@@ -286,15 +286,15 @@ static inline u64 brisk_lat_wake_vruntime(u64 vruntime, u64 vtime_now, u64 credi
 }
 
 /*
- * vruntime of a latency-critical task sent to the fair queue after its latency slice
+ * vruntime of a latency-critical task sent to the fair queue after its latency slices
  * (brisk_lat_keeps): the place it woke with, @woke_lag_ns behind its LLC's clock, behind the
  * clock as it is now. What it ran in the lane is not charged (brisk_lat_wake_vruntime); charged
  * up to the clock, it would queue behind every sleeper woken meanwhile, each placed up to the
  * sleep credit before the clock, and a crowd of them (80 message passers) would hold it for
  * their credits added up: hundreds of ms for a task that was promised its burst and lost it to
  * an interruption (a long interrupt, a hypervisor taking the CPU). It queues as a task that
- * just woke, as its wakeup placed it. The cost is bounded: one latency slice outside the fair
- * order per wakeup, which the lane's share accounts for.
+ * just woke, as its wakeup placed it. The cost is bounded: BRISK_LAT_KEEP_SLICES slices outside the
+ * fair order per wakeup, which the lane's share accounts for.
  */
 static inline u64 brisk_lat_demoted_vruntime(u64 vruntime, u64 woke_lag_ns, u64 vtime_now,
 					     u64 credit_ns)
@@ -343,14 +343,16 @@ static inline u64 brisk_carry_vruntime(u64 vruntime, u64 from_clock, u64 to_cloc
 
 /*
  * Whether a task queued again without waking (preempted, or its slice over) stays
- * latency-critical (@lat): only while what it ran since it woke, @ran_ns, is under the
- * latency slice @slice_ns. Another wakeup's preemption or a claim race can take its CPU
- * mid-burst; sent to the fair queue then, it would wait a round of the crowd for a burst it
- * had been promised. Past the slice it ran what a wakeup buys, and queues in the fair order.
+ * latency-critical (@lat): only while what it ran since it woke, @ran_ns, is under
+ * BRISK_LAT_KEEP_SLICES latency slices of @slice_ns. Another wakeup's preemption or a claim
+ * race can take its CPU mid-burst, and an interruption can stretch its burst past a slice;
+ * sent to the fair queue then, it would wait a round of the crowd (each sleeper of a crowd of
+ * message passers runs its sleep credit first) for a burst it had been promised. Past that it ran
+ * what a wakeup buys, and queues in the fair order.
  */
 static inline int brisk_lat_keeps(int lat, u64 ran_ns, u64 slice_ns)
 {
-	return lat && ran_ns < slice_ns;
+	return lat && ran_ns < BRISK_LAT_KEEP_SLICES * slice_ns;
 }
 
 /*

@@ -108,6 +108,17 @@ impl RunDelay {
 /// skipped: the next wakeup is due at the next period boundary, and its lateness counts from
 /// there, so a stall shows in every sample it delayed. Ends after `count` periods.
 pub fn periodic(period: Duration, work: Duration, count: usize) -> Periodic {
+    periodic_with(period, work, count, None)
+}
+
+/// `periodic`, where every `n`th wakeup taken (`long = Some((n, work))`) burns `work` instead:
+/// a frame that takes longer now and then.
+pub fn periodic_with(
+    period: Duration,
+    work: Duration,
+    count: usize,
+    long: Option<(usize, Duration)>,
+) -> Periodic {
     let period_ns = period.as_nanos() as u64;
     let mut next = now_ns(libc::CLOCK_MONOTONIC) + period_ns;
     let mut out = Periodic {
@@ -142,6 +153,10 @@ pub fn periodic(period: Duration, work: Duration, count: usize) -> Periodic {
         if let (Some(before), Some(now)) = (slept_at, woke_delay) {
             out.queue_wait_ns.push(now.saturating_sub(before));
         }
+        let work = match long {
+            Some((n, long_work)) if n > 0 && out.work_wall_ns.len() % n == n - 1 => long_work,
+            _ => work,
+        };
         let cpu0 = now_ns(libc::CLOCK_THREAD_CPUTIME_ID);
         while now_ns(libc::CLOCK_THREAD_CPUTIME_ID) - cpu0 < work.as_nanos() as u64 {
             std::hint::spin_loop();

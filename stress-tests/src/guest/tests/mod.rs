@@ -17,6 +17,7 @@ mod fairness;
 mod helpers;
 mod hotplug;
 mod latency;
+mod long_burst;
 mod no_stall;
 mod probe;
 mod short_first;
@@ -45,6 +46,7 @@ pub const TESTS: &[(&str, TestFn)] = &[
     ("costs", costs::costs),
     ("stats-server", stats_server::stats_server),
     ("timer-wakeups", timer_wakeups::timer_wakeups),
+    ("long-burst", long_burst::long_burst),
 ];
 
 /// Runs the tests of `set` whose names are in `only` (all when empty), then prints a table of
