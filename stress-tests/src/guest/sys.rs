@@ -320,10 +320,24 @@ pub fn shape() -> Shape {
     }
 }
 
-/// The topology the harness asked for (`brisk_topology=SxCxT[,numa]` on the kernel command
-/// line): sockets, cores, threads and whether each socket is a NUMA node.
-pub fn asked_topology() -> Option<(usize, usize, usize, bool)> {
-    let cmdline = read_trim("/proc/cmdline");
+/// The topology the harness asked for (`brisk_topology=SxCxT[,numa]` or `SxDxCxT[,numa]` on
+/// the kernel command line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Asked {
+    pub sockets: usize,
+    /// LLCs per socket.
+    pub dies: usize,
+    pub cores: usize,
+    pub threads: usize,
+    /// One NUMA node per socket.
+    pub numa: bool,
+}
+
+pub fn asked_topology() -> Option<Asked> {
+    parse_asked(&read_trim("/proc/cmdline"))
+}
+
+fn parse_asked(cmdline: &str) -> Option<Asked> {
     let spec = cmdline
         .split_whitespace()
         .find_map(|w| w.strip_prefix("brisk_topology="))?;
@@ -332,33 +346,46 @@ pub fn asked_topology() -> Option<(usize, usize, usize, bool)> {
         None => (spec, false),
     };
     let n: Vec<usize> = shape.split('x').filter_map(|p| p.parse().ok()).collect();
-    match n[..] {
-        [s, c, t] => Some((s, c, t, numa)),
-        _ => None,
-    }
+    let (sockets, dies, cores, threads) = match n[..] {
+        [s, c, t] => (s, 1, c, t),
+        [s, d, c, t] => (s, d, c, t),
+        _ => return None,
+    };
+    Some(Asked {
+        sockets,
+        dies,
+        cores,
+        threads,
+        numa,
+    })
 }
 
 /// Checks that the guest came out in the topology the harness asked for (if it asked): CPU
-/// count, one LLC per socket, SMT siblings, one NUMA node per socket with `numa`. A guest of
+/// count, one LLC per die, SMT siblings, one NUMA node per socket with `numa`. A guest of
 /// another shape would test something else than it claims, so this is an error.
 pub fn check_topology() -> Result<Option<Shape>> {
-    let Some((sockets, cores, threads, numa)) = asked_topology() else {
+    let Some(a) = asked_topology() else {
         return Ok(None);
     };
     let got = shape();
-    let want_nodes = if numa { sockets } else { 1 };
-    if got.cpus != sockets * cores * threads
-        || got.llcs.len() != sockets
-        || got.threads != threads
+    let want_nodes = if a.numa { a.sockets } else { 1 };
+    let (cpus, llcs) = (a.sockets * a.dies * a.cores * a.threads, a.sockets * a.dies);
+    if got.cpus != cpus
+        || got.llcs.len() != llcs
+        || got.threads != a.threads
         || got.nodes.len() != want_nodes
     {
         bail!(
-            "the guest came out as {got} (LLCs {:?}, nodes {:?}), not the {sockets}x{cores}x{threads}{} \
-             asked for: {} CPUs, {sockets} LLCs, {threads} thread(s) per core, {want_nodes} node(s)",
+            "the guest came out as {got} (LLCs {:?}, nodes {:?}), not the {}x{}x{}x{}{} \
+             asked for: {cpus} CPUs, {llcs} LLCs, {} thread(s) per core, {want_nodes} node(s)",
             got.llcs,
             got.nodes,
-            if numa { " with NUMA" } else { "" },
-            sockets * cores * threads
+            a.sockets,
+            a.dies,
+            a.cores,
+            a.threads,
+            if a.numa { " with NUMA" } else { "" },
+            a.threads,
         );
     }
     Ok(Some(got))
@@ -392,4 +419,25 @@ pub fn cpu_times() -> Vec<(u64, u64)> {
             (idle, v.iter().sum::<u64>() - idle)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_asked_topology_is_read_from_the_command_line() {
+        let a = parse_asked("console=ttyS0 brisk_topology=2x2x2,numa quiet").unwrap();
+        assert_eq!(
+            (a.sockets, a.dies, a.cores, a.threads, a.numa),
+            (2, 1, 2, 2, true)
+        );
+        let d = parse_asked("brisk_topology=2x2x2x1").unwrap();
+        assert_eq!(
+            (d.sockets, d.dies, d.cores, d.threads, d.numa),
+            (2, 2, 2, 1, false)
+        );
+        assert_eq!(parse_asked("console=ttyS0 quiet"), None);
+        assert_eq!(parse_asked("brisk_topology=2x4"), None);
+    }
 }

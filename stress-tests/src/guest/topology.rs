@@ -75,7 +75,8 @@ fn share_in(cpus: &[usize], of: &[usize]) -> f64 {
 }
 
 /// 1. Cache-hot placement: a task that wakes while its LLC has an idle CPU stays in that LLC
-///    (and its NUMA node); when its LLC has none, it wakes on another LLC's idle CPU.
+///    (and its NUMA node); when its LLC has none, it wakes on another LLC's idle CPU, and in
+///    its own node if that node has another LLC (a guest with dies, e.g. 2x2x2x1 --numa).
 fn llc_placement() -> Result<String> {
     let shape = multi_llc()?;
     let (own, other) = (&shape.llcs[0], &shape.llcs[1]);
@@ -100,6 +101,12 @@ fn llc_placement() -> Result<String> {
     let moved = wakeup_cpus(idle, 200);
     let away_share = 1.0 - share_in(own, &moved);
     let other_share = share_in(other, &moved);
+    // Another LLC in its node: a full LLC's wakeups stay in the node.
+    let node_has_other_llc = shape
+        .llcs
+        .iter()
+        .any(|l| l != own && l.iter().all(|c| node.contains(c)));
+    let moved_node_share = share_in(&node, &moved);
     drop((hogs, hog_idle));
     let code = b.stop();
     ensure!(code == Some(0), "scx_brisk exit {code:?}:\n{}", b.output());
@@ -115,13 +122,25 @@ fn llc_placement() -> Result<String> {
         "with its LLC full, only {:.0}% of wakeups went to another LLC (want 90%): {moved:?}",
         away_share * 100.0
     );
+    ensure!(
+        !node_has_other_llc || moved_node_share >= 0.9,
+        "with its LLC full and another LLC idle in its node, only {:.0}% of wakeups stayed in \
+         the node (want 90%): {moved:?}",
+        moved_node_share * 100.0
+    );
     Ok(format!(
         "idle CPU in its LLC: {:.0}% of 200 wakeups stayed in the LLC, {:.0}% in the node; \
-         LLC full: {:.0}% went elsewhere ({:.0}% to LLC 1)",
+         LLC full: {:.0}% went elsewhere ({:.0}% to LLC 1, {:.0}% in its node{})",
         stay_share * 100.0,
         node_share * 100.0,
         away_share * 100.0,
-        other_share * 100.0
+        other_share * 100.0,
+        moved_node_share * 100.0,
+        if node_has_other_llc {
+            ", which has another LLC: want 90%"
+        } else {
+            ""
+        }
     ))
 }
 

@@ -116,9 +116,11 @@ pub struct VmOpts {
           value_parser = clap::value_parser!(u32).range(1..=256))]
     pub cpus: u32,
     /// Guest CPU topology instead of --cpus: SOCKETSxCORES[xTHREADS], e.g. 2x4 (8 vCPUs in
-    /// two sockets, each its own LLC) or 2x2x2 (the same with SMT pairs). The guest checks
-    /// from sysfs that it came out so (LLCs, SMT siblings, NUMA nodes) and fails otherwise
-    #[arg(long, value_name = "SxC[xT]", conflicts_with = "cpus")]
+    /// two sockets, each its own LLC) or 2x2x2 (the same with SMT pairs), or
+    /// SOCKETSxDIESxCORESxTHREADS, e.g. 2x2x2x1 (an LLC per die: two per socket, and per NUMA
+    /// node with --numa). The guest checks from sysfs that it came out so (LLCs, SMT
+    /// siblings, NUMA nodes) and fails otherwise
+    #[arg(long, value_name = "SxC[xT]|SxDxCxT", conflicts_with = "cpus")]
     pub topology: Option<super::qemu::Topology>,
     /// With --topology: one NUMA node per socket, the memory split evenly between them
     #[arg(long, requires = "topology")]

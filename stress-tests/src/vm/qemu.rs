@@ -18,6 +18,7 @@ const POLL: Duration = Duration::from_millis(100);
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
+#[derive(Clone)]
 pub struct Vm {
     pub vmlinuz: PathBuf,
     pub initramfs: PathBuf,
@@ -38,24 +39,31 @@ pub struct Vm {
     pub topology: Option<(Topology, bool)>,
 }
 
-/// A guest CPU topology: `sockets` x `cores` x `threads` (`--topology 2x2x2`). qemu gives each
-/// socket its own L3, so sockets are LLCs to the guest.
+/// A guest CPU topology: `sockets` x `dies` x `cores` x `threads` (`--topology 2x2x2`, or
+/// `2x2x2x1` with dies). The guest gets one L3 per die, so dies are its LLCs: several per
+/// socket, and so per NUMA node with `--numa`, when `dies` > 1 (an AMD CCD's shape).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Topology {
     pub sockets: u32,
+    pub dies: u32,
     pub cores: u32,
     pub threads: u32,
 }
 
 impl Topology {
     pub fn cpus(&self) -> u32 {
-        self.sockets * self.cores * self.threads
+        self.sockets * self.dies * self.cores * self.threads
     }
 }
 
 impl std::fmt::Display for Topology {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}x{}x{}", self.sockets, self.cores, self.threads)
+        if self.dies == 1 {
+            write!(f, "{}x{}x{}", self.sockets, self.cores, self.threads)
+        } else {
+            let (s, d, c, t) = (self.sockets, self.dies, self.cores, self.threads);
+            write!(f, "{s}x{d}x{c}x{t}")
+        }
     }
 }
 
@@ -63,52 +71,64 @@ impl std::str::FromStr for Topology {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
+        let form = || {
+            format!(
+                "{s:?} is not SOCKETSxCORES[xTHREADS] or SOCKETSxDIESxCORESxTHREADS \
+                 (e.g. 2x4, 2x2x2 or 2x2x2x1)"
+            )
+        };
         let parts: Vec<u32> = s
             .split('x')
             .map(|p| p.trim().parse::<u32>())
             .collect::<Result<_, _>>()
-            .map_err(|_| format!("{s:?} is not SOCKETSxCORES[xTHREADS] (e.g. 2x4 or 2x2x2)"))?;
-        let t = match parts[..] {
-            [sockets, cores] => Topology {
-                sockets,
-                cores,
-                threads: 1,
-            },
-            [sockets, cores, threads] => Topology {
-                sockets,
-                cores,
-                threads,
-            },
-            _ => {
-                return Err(format!(
-                    "{s:?} is not SOCKETSxCORES[xTHREADS] (e.g. 2x4 or 2x2x2)"
-                ))
-            }
+            .map_err(|_| form())?;
+        let (sockets, dies, cores, threads) = match parts[..] {
+            [sockets, cores] => (sockets, 1, cores, 1),
+            [sockets, cores, threads] => (sockets, 1, cores, threads),
+            [sockets, dies, cores, threads] => (sockets, dies, cores, threads),
+            _ => return Err(form()),
         };
-        if t.sockets == 0 || t.cores == 0 || !(1..=2).contains(&t.threads) || t.cpus() > 256 {
+        let t = Topology {
+            sockets,
+            dies,
+            cores,
+            threads,
+        };
+        if t.sockets == 0
+            || t.dies == 0
+            || t.cores == 0
+            || !(1..=2).contains(&t.threads)
+            || t.cpus() > 256
+        {
             return Err(format!(
-                "{s:?}: sockets and cores at least 1, threads 1 or 2, at most 256 vCPUs in all"
+                "{s:?}: sockets, dies and cores at least 1, threads 1 or 2, at most 256 vCPUs \
+                 in all"
             ));
         }
         Ok(t)
     }
 }
 
-/// The qemu arguments of a topology: `-smp` with its shape, and with `numa` one memory
-/// backend and node per socket.
+/// The qemu arguments of a topology: `-smp` with its shape (with dies, an L3 per die rather
+/// than per socket), and with `numa` one memory backend and node per socket.
 fn topology_args(t: &Topology, numa: bool, mem_mb: u32) -> Vec<String> {
     let mut out = vec![
         "-smp".to_string(),
         format!(
-            "{},sockets={},cores={},threads={}",
+            "{},sockets={}{},cores={},threads={}",
             t.cpus(),
             t.sockets,
+            if t.dies > 1 {
+                format!(",dies={}", t.dies)
+            } else {
+                String::new()
+            },
             t.cores,
             t.threads
         ),
     ];
     if numa {
-        let per_cpus = t.cores * t.threads;
+        let per_cpus = t.dies * t.cores * t.threads;
         let per_mb = mem_mb / t.sockets;
         for n in 0..t.sockets {
             out.push("-object".into());
@@ -122,6 +142,16 @@ fn topology_args(t: &Topology, numa: bool, mem_mb: u32) -> Vec<String> {
         }
     }
     out
+}
+
+/// The guest CPU: qemu's `max`. With dies, as an Intel CPU, whose cache leaf (4) gives each die
+/// its own L3: the AMD model reports one L3 per socket (TCG has no topology extensions), and
+/// CPUID level 0xd keeps qemu (10.0.2) from encoding leaf 0x1F, where it aborts with dies.
+fn cpu_model(vm: &Vm) -> &'static str {
+    match vm.topology {
+        Some((t, _)) if t.dies > 1 => "max,vendor=GenuineIntel,level=0xd",
+        _ => "max",
+    }
 }
 
 /// The guest's memory: with one NUMA node per socket, rounded down to split evenly.
@@ -238,7 +268,7 @@ pub fn qemu_args(vm: &Vm) -> Vec<String> {
     ]
     .into_iter()
     .chain(icount.iter().copied())
-    .chain(["-cpu", "max"]);
+    .chain(["-cpu", cpu_model(vm)]);
     let tail = [
         "-m".to_string(),
         format!("{}M", guest_mem_mb(vm)),
@@ -636,6 +666,17 @@ mod tests {
         assert!(args.contains("-object memory-backend-ram,id=mem0,size=1024M -numa node,nodeid=0,cpus=0-3,memdev=mem0"));
         assert!(args.contains("-numa node,nodeid=1,cpus=4-7,memdev=mem1 -m 2048M"));
         assert!(args.contains("brisk_topology=2x2x2,numa mitigations=off"));
+        // Dies: in -smp, an Intel CPU (its cache leaf gives each die an L3), a node per socket.
+        let d = Vm {
+            topology: Some(("2x2x2x1".parse().unwrap(), true)),
+            ..vm.clone()
+        };
+        let args = qemu_args(&d).join(" ");
+        assert!(args.contains(
+            "-cpu max,vendor=GenuineIntel,level=0xd -smp 8,sockets=2,dies=2,cores=2,threads=1"
+        ));
+        assert!(args.contains("-numa node,nodeid=1,cpus=4-7,memdev=mem1"));
+        assert!(args.contains("brisk_topology=2x2x2x1,numa"));
         let vm = Vm {
             topology: Some(("2x4".parse().unwrap(), false)),
             ..vm
@@ -650,8 +691,27 @@ mod tests {
         let t: Topology = "2x4".parse().unwrap();
         assert_eq!((t.sockets, t.cores, t.threads, t.cpus()), (2, 4, 1, 8));
         assert_eq!("4x4x2".parse::<Topology>().unwrap().cpus(), 32);
+        // With dies: two LLCs per socket.
+        let d: Topology = "2x2x2x1".parse().unwrap();
+        assert_eq!(
+            (d.sockets, d.dies, d.cores, d.threads, d.cpus()),
+            (2, 2, 2, 1, 8)
+        );
+        assert_eq!(d.to_string(), "2x2x2x1");
+        assert_eq!("2x2x2".parse::<Topology>().unwrap().to_string(), "2x2x2");
         for bad in [
-            "", "8", "2x", "x4", "2x0", "0x4", "2x2x3", "2x2x2x2", "axb", "16x16x2",
+            "",
+            "8",
+            "2x",
+            "x4",
+            "2x0",
+            "0x4",
+            "2x2x3",
+            "2x2x2x3",
+            "2x0x2x1",
+            "2x2x2x2x1",
+            "axb",
+            "16x16x2",
         ] {
             assert!(bad.parse::<Topology>().is_err(), "{bad:?} accepted");
         }
