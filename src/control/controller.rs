@@ -331,16 +331,8 @@ impl Controller {
         let mut tune_errors = 0u64;
         while !stop() && !bpf.exited() {
             self.poll(bpf, Duration::from_millis(100));
-            if Instant::now() >= next_tune {
-                if let Err(e) = self.tune(bpf) {
-                    // Once, then every minute while it lasts.
-                    if tune_errors.is_multiple_of(60) {
-                        warn!("auto-tuner step failed ({} so far): {e:#}", tune_errors + 1);
-                    }
-                    tune_errors += 1;
-                }
-                next_tune += Duration::from_secs(1);
-            }
+            // The report first: a line due now shows the settings of the interval it covers,
+            // not a tuner step taken in the same pass.
             if let Some(r) = reporter.as_mut().filter(|r| r.due()) {
                 match bpf.snapshot(self.view()) {
                     Ok(now) => r.record(now),
@@ -349,6 +341,20 @@ impl Controller {
                         r.skip();
                     }
                 }
+            }
+            let now = Instant::now();
+            if now >= next_tune {
+                if let Err(e) = self.tune(bpf) {
+                    // Once, then every minute while it lasts.
+                    if tune_errors.is_multiple_of(60) {
+                        warn!("auto-tuner step failed ({} so far): {e:#}", tune_errors + 1);
+                    }
+                    tune_errors += 1;
+                }
+                // A second from this step, not from when it was due: after a stall (a slow
+                // ctl request, a host taking the CPU) the missed steps are not made up back
+                // to back, each judging a fraction of a second.
+                next_tune = now + Duration::from_secs(1);
             }
         }
     }
