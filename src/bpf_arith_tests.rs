@@ -73,6 +73,10 @@ mod tests {
             own_cpus: u64,
             weight: u64,
         ) -> i32;
+        fn brisk_host_cg_level_weight(eff_fp: u64, cg_weight: u64, cg_load: i64) -> u64;
+        fn brisk_host_weight_of_fp(eff_fp: u64) -> u64;
+        fn brisk_host_scale_inverse_fp(delta: u64, weight_fp: u64) -> u64;
+        fn brisk_host_cg_parent_delta(old: i64, new: i64, cg_weight: u64) -> i64;
     }
 
     const MS: u64 = 1_000_000;
@@ -936,5 +940,100 @@ mod tests {
             queue.push((dl(cpus[cpu], bursts[partner]), bursts[partner], partner));
         }
         panic!("the periodic task never ran");
+    }
+
+    /// A task's effective weight under cgroups `path` (own cgroup first, each as (cpu.weight,
+    /// load)), as ops.stopping computes it, in fixed point.
+    fn cg_weight_fp(w: u64, path: &[(u64, i64)]) -> u64 {
+        let mut fp = w << 10;
+        for &(cw, load) in path {
+            fp = unsafe { brisk_host_cg_level_weight(fp, cw, load) };
+        }
+        fp
+    }
+
+    /// ... rounded.
+    fn cg_weight(w: u64, path: &[(u64, i64)]) -> u64 {
+        unsafe { brisk_host_weight_of_fp(cg_weight_fp(w, path)) }
+    }
+
+    #[test]
+    fn cgroups_share_by_weight_whatever_their_task_counts() {
+        // Two top-level cgroups at weight 100, one with 8 hogs and one with 1: each task of
+        // the crowd weighs an eighth of the lone one, so the groups weigh the same.
+        let crowd = cg_weight_fp(NICE0, &[(100, 800)]);
+        let lone = cg_weight_fp(NICE0, &[(100, 100)]);
+        assert_eq!(lone, NICE0 << 10);
+        assert_eq!(8 * crowd, lone);
+        // Charged at that fraction: a crowd task's vruntime ages 8 times as fast.
+        unsafe {
+            assert_eq!(brisk_host_scale_inverse_fp(MS, lone), MS);
+            assert_eq!(brisk_host_scale_inverse_fp(MS, crowd), 8 * MS);
+            assert_eq!(
+                brisk_host_scale_inverse_fp(MS, NICE5 << 10),
+                MS * 100 / NICE5
+            );
+            assert_eq!(brisk_host_scale_inverse_fp(MS, 0), (MS * 100) << 10);
+        }
+        // Weights 100 and 300 with 2 tasks each: 1:3.
+        assert_eq!(cg_weight(NICE0, &[(100, 200)]), 50);
+        assert_eq!(cg_weight(NICE0, &[(300, 200)]), 150);
+        // Nested: children at 100 and 300 (one task each) under a top-level cgroup at 100
+        // whose load is their weights: a quarter and three quarters of the parent's 100.
+        assert_eq!(cg_weight(NICE0, &[(100, 100), (100, 400)]), 25);
+        assert_eq!(cg_weight(NICE0, &[(300, 100), (100, 400)]), 75);
+        // Nice weights hold inside a cgroup: nice 0 and nice 5 split its 100 as 100:32.
+        let (a, b) = (
+            cg_weight(NICE0, &[(100, (NICE0 + NICE5) as i64)]),
+            cg_weight(NICE5, &[(100, (NICE0 + NICE5) as i64)]),
+        );
+        assert_eq!((a, b), (76, 24));
+    }
+
+    #[test]
+    fn a_cgroup_weight_never_divides_by_zero_or_blows_up() {
+        // A load read mid-update (0 or negative) counts as the task alone.
+        assert_eq!(cg_weight(NICE0, &[(100, 0)]), 100);
+        assert_eq!(cg_weight(NICE0, &[(100, -300)]), 100);
+        // Tiny shares stay at least 1, huge ones at most the largest cpu.weight.
+        assert_eq!(cg_weight(NICE0, &[(1, 10_000), (1, 10_000)]), 1);
+        assert_eq!(cg_weight(10_000, &[(10_000, 10_000)]), 10_000);
+    }
+
+    #[test]
+    fn a_cgroup_counts_in_its_parent_exactly_while_it_has_load() {
+        unsafe {
+            assert_eq!(brisk_host_cg_parent_delta(0, 100, 300), 300);
+            assert_eq!(brisk_host_cg_parent_delta(100, 0, 300), -300);
+            assert_eq!(brisk_host_cg_parent_delta(100, 200, 300), 0);
+            assert_eq!(brisk_host_cg_parent_delta(200, 100, 300), 0);
+        }
+        // Two children going active and idle, their updates reaching the parent in every
+        // order: whatever the order, the parent ends with no load and stays within bounds.
+        let updates = [300i64, 100, -300, -100];
+        let mut order: Vec<usize> = (0..updates.len()).collect();
+        let mut seen = 0;
+        permute(&mut order, 0, &mut |o| {
+            let (mut load, mut grand) = (0i64, 0i64);
+            for &i in o {
+                let new = load + updates[i];
+                grand += unsafe { brisk_host_cg_parent_delta(load, new, 50) };
+                load = new;
+            }
+            assert_eq!((load, grand), (0, 0), "order {o:?}");
+            seen += 1;
+        });
+        assert_eq!(seen, 24);
+    }
+
+    fn permute(v: &mut Vec<usize>, k: usize, f: &mut impl FnMut(&[usize])) {
+        if k == v.len() {
+            return f(v);
+        }
+        for i in k..v.len() {
+            v.swap(k, i);
+            permute(v, k + 1, f);
+            v.swap(k, i);
+        }
     }
 }

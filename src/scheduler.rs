@@ -58,6 +58,18 @@ impl<'a> Scheduler<'a> {
                 .context("--queued-wakeup needs SCX_OPS_ALLOW_QUEUED_WAKEUP (Linux 6.15+)")?;
             skel.struct_ops.brisk_ops_mut().flags |= flag;
         }
+        if !scx_utils::compat::struct_has_field("sched_ext_ops", "cgroup_init").unwrap_or(false) {
+            warn!("this kernel has no sched_ext cgroup callbacks (CONFIG_CGROUP_SCHED off): cgroup cpu.weight is not followed");
+            let ops = skel.struct_ops.brisk_ops_mut();
+            ops.cgroup_init = std::ptr::null_mut();
+            ops.cgroup_exit = std::ptr::null_mut();
+            ops.cgroup_move = std::ptr::null_mut();
+            ops.cgroup_set_weight = std::ptr::null_mut();
+            skel.progs.brisk_cgroup_init.set_autoload(false);
+            skel.progs.brisk_cgroup_exit.set_autoload(false);
+            skel.progs.brisk_cgroup_move.set_autoload(false);
+            skel.progs.brisk_cgroup_set_weight.set_autoload(false);
+        }
         skel.maps.rodata_data.as_mut().unwrap().debug_stall_hogs = opts.debug_stall_hogs;
         if opts.no_latency_probes {
             skel.maps.rodata_data.as_mut().unwrap().probes_on = false;

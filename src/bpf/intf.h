@@ -19,6 +19,8 @@ typedef long long s64;
 enum brisk_consts {
 	BRISK_MAX_CPUS = 1024,
 	BRISK_MAX_LLCS = 256,
+	/* cgroup levels below the root that cpu.weight is followed through (deeper ones: flat). */
+	BRISK_CG_MAX_DEPTH = 16,
 	/* Watchdog: the kernel ejects the scheduler if a runnable task waits this long. */
 	BRISK_TIMEOUT_MS = 5000,
 	/* DSQ ids: one vtime-ordered DSQ per CPU for pinned tasks, one per LLC for the rest. */

@@ -136,6 +136,10 @@ struct task_ctx {
 	u32 llc;	 /* the LLC whose clock its vruntime follows */
 	u32 load_llc;	 /* the LLC whose runnable_load counts it, while runnable */
 	u32 load_weight; /* the weight counted there, 0 while not runnable */
+	/* Its cgroup's level below the root; 0 (the root cgroup) leaves cgroup weights out. */
+	u32 cg_level;
+	u32 cg_counted; /* the weight it added to its cgroup's load (cg_ctx), 0 when none */
+	u64 weight_fp;	/* its weight with its cgroups' shares folded in (task_weight_fp) */
 };
 
 struct {
@@ -144,6 +148,26 @@ struct {
 	__type(key, int);
 	__type(value, struct task_ctx);
 } task_ctxs SEC(".maps");
+
+/*
+ * What the policy keeps per cgroup (with the cpu controller) for cpu.weight: its weight and
+ * its load, the summed weights of its runnable tasks and active child cgroups
+ * (brisk_cg_level_weight). The lock keeps a change of load and the weight it is counted
+ * with in the parent together, so a weight change racing a wakeup leaves no sum off.
+ */
+struct cg_ctx {
+	struct bpf_spin_lock lock;
+	s64 load;
+	u32 weight;
+	u32 dead; /* offline: no longer counted in its parent */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_CGRP_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct cg_ctx);
+} cg_ctxs SEC(".maps");
 
 /* What each CPU runs, read by other CPUs looking for a preemption victim. */
 struct cpu_ctx {
@@ -293,6 +317,120 @@ static void follow_llc(struct task_ctx *tctx, u32 llc)
 		load_track(tctx, true, tctx->load_weight);
 }
 
+/*
+ * cgroup cpu.weight (brisk_cg_level_weight). Only cgroups below the root are kept: the root
+ * cgroup's tasks and the top level's cgroups share the machine at their own weights.
+ */
+
+/* The cg_ctx of @cgrp's ancestor at @level (@cgrp itself at its own), NULL if it has none. */
+static struct cg_ctx *cg_ctx_at(struct cgroup *cgrp, u32 level)
+{
+	struct cgroup *anc = bpf_cgroup_ancestor(cgrp, level);
+	struct cg_ctx *c;
+
+	if (!anc)
+		return NULL;
+	c = bpf_cgrp_storage_get(&cg_ctxs, anc, 0, 0);
+	bpf_cgroup_release(anc);
+	return c;
+}
+
+/*
+ * Adds @delta to @cgrp's load. A cgroup that becomes active or idle by it goes into or out of
+ * its parent's load with its weight (brisk_cg_parent_delta), and so on up.
+ */
+static void cg_load_add(struct cgroup *cgrp, s64 delta)
+{
+	u32 i, lvl = cgrp->level, w, dead;
+	struct cg_ctx *c;
+	s64 old;
+
+	bpf_for (i, 0, BRISK_CG_MAX_DEPTH) {
+		if (!delta || i >= lvl || !(c = cg_ctx_at(cgrp, lvl - i)))
+			break;
+		bpf_spin_lock(&c->lock);
+		old = c->load;
+		c->load = old + delta;
+		w = c->weight;
+		dead = c->dead;
+		bpf_spin_unlock(&c->lock);
+		delta = dead ? 0 : brisk_cg_parent_delta(old, old + delta, w);
+	}
+}
+
+/* Adds @delta to the load of @cgrp's parent, unless that is the root. */
+static void cg_parent_add(struct cgroup *cgrp, s64 delta)
+{
+	struct cgroup *parent;
+
+	if (!delta || cgrp->level < 2)
+		return;
+	parent = bpf_cgroup_ancestor(cgrp, cgrp->level - 1);
+	if (!parent)
+		return;
+	cg_load_add(parent, delta);
+	bpf_cgroup_release(parent);
+}
+
+/*
+ * Counts @p's weight in its cgroup's load while it is runnable (@on), takes out what it counted
+ * otherwise. @p must be the task the op runs for (scx_bpf_task_cgroup).
+ */
+static void cg_track(struct task_struct *p, struct task_ctx *tctx, bool on)
+{
+	u32 w = p->scx.weight ? p->scx.weight : 1;
+	struct cgroup *cgrp;
+
+	if (on ? tctx->cg_counted || !tctx->cg_level : !tctx->cg_counted)
+		return;
+	cgrp = scx_bpf_task_cgroup(p);
+	if (!cgrp)
+		return;
+	cg_load_add(cgrp, on ? (s64)w : -(s64)tctx->cg_counted);
+	tctx->cg_counted = on ? w : 0;
+	bpf_cgroup_release(cgrp);
+}
+
+/*
+ * Refreshes tctx->weight_fp: @p's weight times its cgroups' shares, from its own cgroup up
+ * (brisk_cg_level_weight). @p must be the task the op runs for.
+ */
+static void cg_refresh_weight(struct task_struct *p, struct task_ctx *tctx)
+{
+	u64 fp = (u64)p->scx.weight << BRISK_WEIGHT_FP_SHIFT;
+	struct cgroup *cgrp;
+	struct cg_ctx *c;
+	u32 i, lvl;
+
+	if (!tctx->cg_level || !(cgrp = scx_bpf_task_cgroup(p)))
+		return;
+	lvl = cgrp->level;
+	bpf_for (i, 0, BRISK_CG_MAX_DEPTH) {
+		if (i >= lvl || !(c = cg_ctx_at(cgrp, lvl - i)))
+			break;
+		fp = brisk_cg_level_weight(fp, c->weight, c->load);
+	}
+	bpf_cgroup_release(cgrp);
+	tctx->weight_fp = fp ? fp : 1;
+}
+
+/*
+ * The weight @p's vruntime is charged with, in fixed point (BRISK_WEIGHT_FP_SHIFT): its nice
+ * weight, shared out by its cgroups.
+ */
+static u64 task_weight_fp(const struct task_struct *p, const struct task_ctx *tctx)
+{
+	if (tctx->cg_level && tctx->weight_fp)
+		return tctx->weight_fp;
+	return (u64)p->scx.weight << BRISK_WEIGHT_FP_SHIFT;
+}
+
+/* ... rounded, for what scales with it (deadline offsets). */
+static u32 task_weight(const struct task_struct *p, const struct task_ctx *tctx)
+{
+	return brisk_weight_of_fp(task_weight_fp(p, tctx));
+}
+
 static u64 task_burst(const struct task_ctx *tctx)
 {
 	return brisk_burst_now(&tctx->burst);
@@ -347,18 +485,19 @@ static void llc_load(s32 cpu, u64 *nr_waiting, u64 *nr_cpus)
 	*nr_waiting = l ? l->nr_waiting : 0;
 }
 
-static u64 deadline_at(const struct task_struct *p, u64 vruntime, u64 burst, s32 cpu)
+static u64 deadline_at(const struct task_struct *p, const struct task_ctx *tctx, u64 vruntime,
+		       u64 burst, s32 cpu)
 {
 	u64 nr_waiting, nr_cpus;
 
 	llc_load(cpu, &nr_waiting, &nr_cpus);
-	return brisk_deadline_contended(vruntime, burst, tun.burst_cap_ns, p->scx.weight,
+	return brisk_deadline_contended(vruntime, burst, tun.burst_cap_ns, task_weight(p, tctx),
 					nr_waiting, nr_cpus);
 }
 
 static u64 task_deadline(const struct task_struct *p, const struct task_ctx *tctx, s32 cpu)
 {
-	return deadline_at(p, tctx->vruntime, task_burst(tctx), cpu);
+	return deadline_at(p, tctx, tctx->vruntime, task_burst(tctx), cpu);
 }
 
 /* Deadline of the task running now, counting the runtime of its current run. */
@@ -367,7 +506,9 @@ static u64 running_deadline(const struct task_struct *p, const struct task_ctx *
 	u64 ran = scx_bpf_now() - tctx->burst.started_at;
 	u64 burst = brisk_effective_burst(tctx->burst.avg_ns, tctx->burst.cur_ns + ran);
 
-	return deadline_at(p, tctx->vruntime + brisk_scale_inverse(ran, p->scx.weight), burst, cpu);
+	return deadline_at(p, tctx,
+			   tctx->vruntime + brisk_scale_inverse_fp(ran, task_weight_fp(p, tctx)),
+			   burst, cpu);
 }
 
 /*
@@ -723,11 +864,12 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 	lat = tctx->lat_crit;
 	/* Queued again in the lane: after the wakeups that expect to finish before it does. */
 	if (lat && !(enq_flags & SCX_ENQ_WAKEUP))
-		tctx->lat_key = brisk_lat_key(
-			brisk_lat_deadline(tctx->last_woke_at, task_burst(tctx), p->scx.weight),
-			tctx->lat_light);
+		tctx->lat_key =
+			brisk_lat_key(brisk_lat_deadline(tctx->last_woke_at, task_burst(tctx),
+							 task_weight(p, tctx)),
+				      tctx->lat_light);
 	follow_llc(tctx, llc_of(cpu));
-	dl = demoted ? deadline_at(p, tctx->vruntime, tctx->burst.avg_ns, cpu)
+	dl = demoted ? deadline_at(p, tctx, tctx->vruntime, tctx->burst.avg_ns, cpu)
 		     : task_deadline(p, tctx, cpu);
 	/* One clock read for both stamps (each call is dear under emulation). */
 	tctx->queued_at = bpf_ktime_get_ns();
@@ -1049,6 +1191,8 @@ void BPF_STRUCT_OPS(brisk_runnable, struct task_struct *p, u64 enq_flags)
 	tctx = lookup_task_ctx(p);
 	if (!tctx)
 		return;
+	cg_track(p, tctx, true);
+	cg_refresh_weight(p, tctx);
 	/* Also called when a change of nice, affinity or cgroup re-queues a runnable task. */
 	if (!(enq_flags & SCX_ENQ_WAKEUP)) {
 		load_track(tctx, true, p->scx.weight);
@@ -1079,7 +1223,8 @@ void BPF_STRUCT_OPS(brisk_runnable, struct task_struct *p, u64 enq_flags)
 		/* Kept if it is preempted before its burst ends (brisk_lat_keeps): first again. */
 		tctx->lat_light = lat_light(tctx);
 		tctx->lat_key = brisk_lat_key(
-			brisk_lat_deadline(now, task_burst(tctx), p->scx.weight), tctx->lat_light);
+			brisk_lat_deadline(now, task_burst(tctx), task_weight(p, tctx)),
+			tctx->lat_light);
 	} else {
 		tctx->vruntime = brisk_wake_vruntime(tctx->vruntime, clock, tun.sleep_credit_ns);
 	}
@@ -1150,7 +1295,9 @@ void BPF_STRUCT_OPS(brisk_stopping, struct task_struct *p, bool runnable)
 	if (!tctx)
 		return;
 	delta = brisk_burst_stop(&tctx->burst, now);
-	tctx->vruntime += brisk_scale_inverse(delta, p->scx.weight);
+	/* Its cgroups' loads have moved since it last ran: charge the stint at today's share. */
+	cg_refresh_weight(p, tctx);
+	tctx->vruntime += brisk_scale_inverse_fp(delta, task_weight_fp(p, tctx));
 	/* What hogs get per stint on a CPU: shows the effective slice in the stats. */
 	if (!task_is_short(tctx)) {
 		u32 zero = 0;
@@ -1175,6 +1322,15 @@ void BPF_STRUCT_OPS(brisk_stopping, struct task_struct *p, bool runnable)
 		cctx->running_short = 0;
 		cctx->running_lat = 0;
 	}
+}
+
+/* It sleeps, or a change of nice, affinity or cgroup takes it off its queue for a moment. */
+void BPF_STRUCT_OPS(brisk_quiescent, struct task_struct *p, u64 deq_flags)
+{
+	struct task_ctx *tctx = lookup_task_ctx(p);
+
+	if (tctx)
+		cg_track(p, tctx, false);
 }
 
 /*
@@ -1220,9 +1376,75 @@ void BPF_STRUCT_OPS(brisk_disable, struct task_struct *p)
 
 s32 BPF_STRUCT_OPS(brisk_init_task, struct task_struct *p, struct scx_init_task_args *args)
 {
-	if (!bpf_task_storage_get(&task_ctxs, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE))
+	struct task_ctx *tctx;
+
+	tctx = bpf_task_storage_get(&task_ctxs, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!tctx)
 		return -ENOMEM;
+	if (bpf_core_field_exists(args->cgroup) && args->cgroup)
+		tctx->cg_level = args->cgroup->level;
 	return 0;
+}
+
+/* A cgroup with the cpu controller comes online (or is there as scx_brisk loads). */
+s32 BPF_STRUCT_OPS_SLEEPABLE(brisk_cgroup_init, struct cgroup *cgrp,
+			     struct scx_cgroup_init_args *args)
+{
+	struct cg_ctx *c;
+
+	c = bpf_cgrp_storage_get(&cg_ctxs, cgrp, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!c)
+		return -ENOMEM;
+	c->weight = args->weight;
+	return 0;
+}
+
+/* It goes offline: its weight leaves its parent's load (late events from dying tasks stay). */
+void BPF_STRUCT_OPS(brisk_cgroup_exit, struct cgroup *cgrp)
+{
+	struct cg_ctx *c = bpf_cgrp_storage_get(&cg_ctxs, cgrp, 0, 0);
+	s64 delta = 0;
+
+	if (!c)
+		return;
+	bpf_spin_lock(&c->lock);
+	if (c->load > 0 && !c->dead)
+		delta = -(s64)c->weight;
+	c->dead = 1;
+	bpf_spin_unlock(&c->lock);
+	cg_parent_add(cgrp, delta);
+}
+
+/*
+ * cpu.weight changed. Some kernels call this before cgroup_init, whose arguments then carry
+ * the weight: a cgroup without storage yet is left alone.
+ */
+void BPF_STRUCT_OPS(brisk_cgroup_set_weight, struct cgroup *cgrp, u32 weight)
+{
+	struct cg_ctx *c = bpf_cgrp_storage_get(&cg_ctxs, cgrp, 0, 0);
+	s64 delta = 0;
+
+	if (!c)
+		return;
+	bpf_spin_lock(&c->lock);
+	if (c->load > 0 && !c->dead)
+		delta = (s64)weight - c->weight;
+	c->weight = weight;
+	bpf_spin_unlock(&c->lock);
+	cg_parent_add(cgrp, delta);
+}
+
+/*
+ * @p moves to @to. A runnable task was taken out of @from's load (ops.quiescent) and is
+ * counted in @to's next (ops.runnable); its vruntime stays on its LLC's clock.
+ */
+void BPF_STRUCT_OPS(brisk_cgroup_move, struct task_struct *p, struct cgroup *from,
+		    struct cgroup *to)
+{
+	struct task_ctx *tctx = lookup_task_ctx(p);
+
+	if (tctx)
+		tctx->cg_level = to->level;
 }
 
 /* llc_masks: each LLC's CPUs, as the loader's topology (cpu_llc) has them. */
@@ -1315,10 +1537,15 @@ SCX_OPS_DEFINE(brisk_ops,
 	       .runnable = (void *)brisk_runnable,
 	       .running = (void *)brisk_running,
 	       .stopping = (void *)brisk_stopping,
+	       .quiescent = (void *)brisk_quiescent,
 	       .cpu_release = (void *)brisk_cpu_release,
 	       .enable = (void *)brisk_enable,
 	       .disable = (void *)brisk_disable,
 	       .init_task = (void *)brisk_init_task,
+	       .cgroup_init = (void *)brisk_cgroup_init,
+	       .cgroup_exit = (void *)brisk_cgroup_exit,
+	       .cgroup_move = (void *)brisk_cgroup_move,
+	       .cgroup_set_weight = (void *)brisk_cgroup_set_weight,
 	       .init = (void *)brisk_init,
 	       .exit = (void *)brisk_exit,
 	       .timeout_ms = BRISK_TIMEOUT_MS,

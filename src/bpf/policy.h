@@ -29,6 +29,20 @@ static inline u64 brisk_scale_inverse(u64 delta_ns, u64 weight)
 }
 
 /*
+ * Weights in fixed point (weight << BRISK_WEIGHT_FP_SHIFT), for the shares cgroups give, which
+ * are rarely whole: 8 tasks sharing a weight of 100 weigh 12.5 each.
+ */
+#define BRISK_WEIGHT_FP_SHIFT 10
+
+/* brisk_scale_inverse at a weight in fixed point. */
+static inline u64 brisk_scale_inverse_fp(u64 delta_ns, u64 weight_fp)
+{
+	if (!weight_fp)
+		weight_fp = 1;
+	return (delta_ns * BRISK_WEIGHT_NICE0 << BRISK_WEIGHT_FP_SHIFT) / weight_fp;
+}
+
+/*
  * vruntime of a task that becomes runnable: it keeps what it has, but sleeping can bank at most
  * @credit_ns behind the scheduler's virtual clock, so a long sleeper cannot monopolise a CPU.
  */
@@ -437,6 +451,47 @@ static inline int brisk_should_balance(u64 busy_load, u64 busy_cpus, u64 own_loa
 	u64 shift = brisk_load_per_cpu(weight, busy_cpus) + brisk_load_per_cpu(weight, own_cpus);
 
 	return busy_per > own_per && (busy_per - own_per) * 2 > shift;
+}
+
+/*
+ * cgroup cpu.weight, as CFS shares it: a cgroup's runnable tasks and active child cgroups
+ * split its share by weight, level by level, so a cgroup of 8 hogs and one of 1 hog at equal
+ * weight each get half, whatever their task counts. Flattened into one effective weight per
+ * task, which its vruntime is charged with like a nice weight:
+ *   w_eff(p) = w(p) x product over its cgroups C, own up to the top level, of w(C) / load(C)
+ * where load(C) is the summed weights of C's runnable tasks and active children (the top
+ * level's cgroups and the root cgroup's tasks share the machine at their own weights). One
+ * level of that product, in fixed point (BRISK_WEIGHT_FP_SHIFT): @cg_weight over @cg_load, a
+ * load read below the share it divides (mid-update) counting as that share alone.
+ */
+static inline u64 brisk_cg_level_weight(u64 eff_fp, u64 cg_weight, s64 cg_load)
+{
+	u64 load = cg_load > 0 ? (u64)cg_load : 0;
+
+	if (load < (eff_fp >> BRISK_WEIGHT_FP_SHIFT))
+		load = eff_fp >> BRISK_WEIGHT_FP_SHIFT;
+	return load ? eff_fp * cg_weight / load : eff_fp;
+}
+
+/* A weight from its fixed point: rounded, at least 1, at most the largest (10000). */
+static inline u64 brisk_weight_of_fp(u64 eff_fp)
+{
+	u64 w = (eff_fp + (1ULL << (BRISK_WEIGHT_FP_SHIFT - 1))) >> BRISK_WEIGHT_FP_SHIFT;
+
+	return w < 1 ? 1 : w > 10000 ? 10000 : w;
+}
+
+/*
+ * A cgroup's load went from @old to @new: what its parent's load changes by. A cgroup counts
+ * in its parent with its weight @cg_weight while its load is positive. Updates from several
+ * CPUs may reach a parent out of order and leave its load briefly negative; every change is
+ * paired, so the sums come out exact.
+ */
+static inline s64 brisk_cg_parent_delta(s64 old, s64 new, u64 cg_weight)
+{
+	if ((old > 0) == (new > 0))
+		return 0;
+	return new > 0 ? (s64)cg_weight : -(s64)cg_weight;
 }
 
 /* Whether a waker with deadline @waker_dl should preempt a task running with @victim_dl. */

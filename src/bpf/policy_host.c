@@ -193,3 +193,19 @@ int brisk_host_should_balance(u64 busy_load, u64 busy_cpus, u64 own_load, u64 ow
 {
 	return brisk_should_balance(busy_load, busy_cpus, own_load, own_cpus, w);
 }
+u64 brisk_host_cg_level_weight(u64 eff_fp, u64 cg_weight, s64 cg_load)
+{
+	return brisk_cg_level_weight(eff_fp, cg_weight, cg_load);
+}
+u64 brisk_host_weight_of_fp(u64 eff_fp)
+{
+	return brisk_weight_of_fp(eff_fp);
+}
+u64 brisk_host_scale_inverse_fp(u64 d, u64 w_fp)
+{
+	return brisk_scale_inverse_fp(d, w_fp);
+}
+s64 brisk_host_cg_parent_delta(s64 old, s64 new, u64 cg_weight)
+{
+	return brisk_cg_parent_delta(old, new, cg_weight);
+}

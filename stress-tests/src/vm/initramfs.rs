@@ -303,6 +303,7 @@ mnt tmpfs tmpfs /run
 mnt tmpfs tmpfs /dev/shm
 mnt tracefs tracefs /sys/kernel/tracing
 mnt bpf bpf /sys/fs/bpf
+mnt cgroup2 cgroup2 /sys/fs/cgroup
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 ip link set lo up || echo "brisk-init: cannot bring up lo"
 hostname brisk-guest
@@ -380,6 +381,7 @@ mod tests {
             "devtmpfs /dev",
             "tracefs /sys/kernel/tracing",
             "bpf /sys/fs/bpf",
+            "cgroup2 /sys/fs/cgroup",
             "tmpfs /dev/shm",
         ] {
             assert!(init.contains(mount), "{mount}");

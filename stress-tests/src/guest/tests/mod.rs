@@ -11,6 +11,7 @@ use super::sys;
 mod attach;
 mod auto;
 mod bad_input;
+mod cgroups;
 mod control;
 mod costs;
 mod fairness;
@@ -47,6 +48,7 @@ pub const TESTS: &[(&str, TestFn)] = &[
     ("stats-server", stats_server::stats_server),
     ("timer-wakeups", timer_wakeups::timer_wakeups),
     ("long-burst", long_burst::long_burst),
+    ("cgroups", cgroups::cgroups),
 ];
 
 /// Runs the tests of `set` whose names are in `only` (all when empty), then prints a table of
