@@ -80,6 +80,15 @@ pub struct Opts {
     #[arg(long, default_value_t = 0)]
     pub exit_dump_len: u32,
 
+    /// Serve OpenMetrics for Prometheus at http://ADDR/metrics (e.g. 127.0.0.1:9464; off by
+    /// default).
+    ///
+    /// Decision counters, the latency histograms with their buckets, each BPF program's run
+    /// time (this turns BPF run-time statistics on, as --stats does) and the running tunables.
+    /// Anyone who can reach ADDR can read them: keep it on localhost or behind a firewall.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+
     /// Show the stats of the running scx_brisk every SECS seconds, without loading anything.
     ///
     /// Reads them over the root-only control socket; the format follows --stats-json.
@@ -115,8 +124,9 @@ pub struct Opts {
 /// The options that configure the scheduler this process loads: meaningless for `--monitor`,
 /// which loads nothing and only reads the running one's stats. The tunables' options are added
 /// from their table.
-const SCHEDULER_ONLY: [&str; 9] = [
+const SCHEDULER_ONLY: [&str; 10] = [
     "policy",
+    "metrics_addr",
     "auto",
     "target_p99_us",
     "stats",

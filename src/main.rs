@@ -69,6 +69,9 @@ fn run(opts: Opts, matches: &clap::ArgMatches) -> Result<()> {
     preflight::check_environment()?;
     let mut ctl = Controller::new(settings, cli, opts.policy.clone(), probes)?;
     ctl.listen()?;
+    if let Some(addr) = opts.metrics_addr {
+        ctl.serve_metrics(addr)?;
+    }
 
     let mut open_object = MaybeUninit::uninit();
     let mut restarts = 0;

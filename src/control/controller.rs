@@ -15,6 +15,7 @@ use crate::control::policy_file::PolicyFile;
 use crate::control::settings::{Mode, Settings, Source, View};
 use crate::control::socket::{self, Request, Response};
 use crate::control::tunables::{Tunables, Value};
+use crate::report::metrics::MetricsService;
 use crate::report::stats::{Report, Reporter, Snapshot};
 use crate::report::stats_server::{BriskStats, StatsService};
 
@@ -53,6 +54,8 @@ pub struct Controller {
     /// The scx_stats server (read side), and the reading its previous answer ended at.
     stats: Option<StatsService>,
     stats_last: Option<Snapshot>,
+    /// The OpenMetrics endpoint (--metrics-addr).
+    metrics: Option<MetricsService>,
 }
 
 fn require_probes(settings: &Settings, probes: bool) -> Result<()> {
@@ -112,6 +115,7 @@ impl Controller {
             tune_last: None,
             stats: None,
             stats_last: None,
+            metrics: None,
         })
     }
 
@@ -123,6 +127,12 @@ impl Controller {
             Ok(s) => self.stats = Some(s),
             Err(e) => warn!("stats: no scx_stats server: {e:#}"),
         }
+        Ok(())
+    }
+
+    /// Serves OpenMetrics at `addr` (--metrics-addr); an address it cannot listen on fails.
+    pub fn serve_metrics(&mut self, addr: std::net::SocketAddr) -> Result<()> {
+        self.metrics = Some(MetricsService::launch(addr)?);
         Ok(())
     }
 
@@ -256,6 +266,9 @@ impl Controller {
             let req = p.req.clone();
             p.answer(self.handle(req, bpf));
         }
+        if let Some(m) = self.metrics.as_ref().filter(|m| m.pending()) {
+            m.answer(bpf.snapshot(self.view()));
+        }
         if self.stats.as_ref().is_some_and(|s| s.pending()) {
             let answer = self.stats_since_last(bpf);
             if let Some(s) = &self.stats {
@@ -315,7 +328,7 @@ impl Controller {
         mut stop: impl FnMut() -> bool,
         mut reporter: Option<Reporter>,
     ) {
-        if reporter.is_some() {
+        if reporter.is_some() || self.metrics.is_some() {
             bpf.enable_bpf_stats();
         }
         if self.stats.is_some() {

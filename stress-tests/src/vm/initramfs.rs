@@ -106,6 +106,12 @@ pub fn build(
         })?;
         add_program(&mut archive, &host, &format!("/usr/bin/{command}"))?;
     }
+    // promtool, which `stress-tests/vm` unpacks next to the initramfs, for the metrics test
+    // (which says so if it is missing).
+    let promtool = out.with_file_name("promtool");
+    if promtool.is_file() {
+        add_program(&mut archive, &promtool, "/usr/bin/promtool")?;
+    }
     if Path::new(DYNAMIC_LOADER).exists() {
         add_host_file(&mut archive, Path::new(DYNAMIC_LOADER), DYNAMIC_LOADER)?;
     }

@@ -40,6 +40,10 @@ pub(super) fn bad_input() -> Result<String> {
         (&["--slice-us", "-3"], &["unexpected argument '-3'"]),
         (&["--no-such-option"], &["unexpected argument"]),
         (
+            &["--metrics-addr", "localhost"],
+            &["--metrics-addr", "invalid socket address"],
+        ),
+        (
             &["--restart-on-error", "101"],
             &["--restart-on-error", "0..=100"],
         ),

@@ -19,6 +19,7 @@ mod helpers;
 mod hotplug;
 mod latency;
 mod long_burst;
+mod metrics;
 mod no_stall;
 mod probe;
 mod short_first;
@@ -49,6 +50,7 @@ pub const TESTS: &[(&str, TestFn)] = &[
     ("timer-wakeups", timer_wakeups::timer_wakeups),
     ("long-burst", long_burst::long_burst),
     ("cgroups", cgroups::cgroups),
+    ("metrics", metrics::metrics),
 ];
 
 /// Runs the tests of `set` whose names are in `only` (all when empty), then prints a table of
