@@ -158,6 +158,59 @@ pub enum Command {
     /// needed) and measures whatever scheduler runs, the kernel's default included: the same
     /// per-class histograms and report as --stats, and a total at the end.
     Probe(ProbeOpts),
+    /// Show per task who waits for a CPU, how long, and behind whom (live; q quits).
+    ///
+    /// Loads the probes alone (as `probe` does), so it works beside a running scx_brisk and
+    /// under any other scheduler. Per task over each interval: wakeups, wakeup latency
+    /// p50/p99/max, CPU share, and the tasks its CPU switched from when it finally ran.
+    Top(TopOpts),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TopOpts {
+    /// Refresh (or, with --once, measure) every SECS seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 1)]
+    pub interval_s: u64,
+    /// Measure one interval, print it and exit (for scripts).
+    #[arg(long)]
+    pub once: bool,
+    /// With --once: print the rows as one JSON array.
+    #[arg(long, requires = "once")]
+    pub json: bool,
+    /// Order of the rows, largest first.
+    #[arg(long, value_enum, default_value_t = TopSort::P99)]
+    pub sort: TopSort,
+    /// Show at most N tasks.
+    #[arg(long, value_name = "N", default_value_t = 40)]
+    pub limit: usize,
+    /// Average burst under which a task counts as short, in microseconds (as scx_brisk's).
+    #[arg(long, default_value_t = short_burst().default,
+          value_parser = clap::value_parser!(u64).range(short_burst().min..=short_burst().max))]
+    pub short_burst_us: u64,
+}
+
+/// What `scx_brisk top` sorts by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TopSort {
+    /// Wakeup latency p99.
+    P99,
+    /// Largest wakeup latency.
+    Max,
+    /// Wakeups.
+    Wakeups,
+    /// CPU share.
+    Cpu,
+}
+
+impl TopSort {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::P99 => "p99",
+            Self::Max => "max",
+            Self::Wakeups => "wakeups",
+            Self::Cpu => "cpu",
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]

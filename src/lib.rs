@@ -6,8 +6,8 @@
 //!   settings, policy files, the control socket and its client, the controller, the
 //!   auto-tuner.
 //! - `report`: what it measures: counters, latency histograms, BPF costs, the periodic report.
-//! - `cli`, `preflight`, `probe`: the command line, checks made before loading, and
-//!   `scx_brisk probe`.
+//! - `cli`, `preflight`, `probe`, `top`: the command line, checks made before loading,
+//!   `scx_brisk probe` and `scx_brisk top`.
 //!
 //! The binary (`main.rs`) only wires these together; the library exists so that the pure
 //! parts (policy files, the control protocol, tunables) can also be fuzzed (`fuzz/`).
@@ -21,6 +21,7 @@ pub mod probe;
 pub mod probe_skel;
 pub mod report;
 pub mod scheduler;
+pub mod top;
 
 #[cfg(test)]
 mod bpf_arith_tests;

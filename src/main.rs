@@ -13,7 +13,7 @@ use scx_brisk::cli::{self, Command, Opts};
 use scx_brisk::control::client;
 use scx_brisk::control::controller::Controller;
 use scx_brisk::scheduler::Scheduler;
-use scx_brisk::{preflight, probe};
+use scx_brisk::{preflight, probe, top};
 
 fn main() -> ExitCode {
     let matches = Opts::command().get_matches();
@@ -57,6 +57,7 @@ fn run(opts: Opts, matches: &clap::ArgMatches) -> Result<()> {
     match &opts.command {
         Some(Command::Ctl { action }) => return client::ctl(action),
         Some(Command::Probe(p)) => return probe::run(p, opts.verbose, &shutdown),
+        Some(Command::Top(t)) => return top::run(t, opts.verbose, &shutdown),
         None => {}
     }
     if let Some(secs) = opts.monitor {

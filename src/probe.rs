@@ -33,33 +33,45 @@ fn snapshot(skel: &ProbeSkel, bpf_stats: bool) -> Result<Snapshot> {
     })
 }
 
-pub fn run(opts: &ProbeOpts, verbose: bool, shutdown: &Arc<AtomicBool>) -> Result<()> {
+/// Loads and attaches the probe object, classifying at `short_burst_us`; `top` turns on its
+/// per-task figures (`scx_brisk top`). Needs root.
+pub fn load<'o>(
+    open_object: &'o mut MaybeUninit<libbpf_rs::OpenObject>,
+    short_burst_us: u64,
+    top: bool,
+    verbose: bool,
+) -> Result<ProbeSkel<'o>> {
     if unsafe { libc::geteuid() } != 0 {
-        bail!("scx_brisk probe needs root to load BPF programs (run it with sudo)");
-    }
-    if opts.stats == 0 {
-        bail!("--stats must be at least 1 second");
+        bail!("loading the probes needs root (run it with sudo)");
     }
     let mut builder = ProbeSkelBuilder::default();
     builder.obj_builder.debug(verbose);
-    let mut open_object = MaybeUninit::uninit();
     let mut open = builder
-        .open(&mut open_object)
+        .open(open_object)
         .context("failed to open the probe BPF object")?;
     let rodata = open.maps.rodata_data.as_mut().unwrap();
-    rodata.short_burst_ns = opts
-        .short_burst_us
+    rodata.short_burst_ns = short_burst_us
         .checked_mul(1000)
         .context("--short-burst-us is too large to count in nanoseconds")?;
     let dfl = Tunables::default().to_bpf(0);
     rodata.burst_cap_ns = dfl.burst_cap_ns;
     rodata.burst_ewma_shift = dfl.burst_ewma_shift as u32;
+    rodata.top_on = top;
     let mut skel = open.load().context(
         "failed to load the probes (they need BTF, /sys/kernel/btf/vmlinux, and tp_btf support)",
     )?;
     skel.attach().context(
         "failed to attach the probes to sched_waking, sched_wakeup_new and sched_switch",
     )?;
+    Ok(skel)
+}
+
+pub fn run(opts: &ProbeOpts, verbose: bool, shutdown: &Arc<AtomicBool>) -> Result<()> {
+    if opts.stats == 0 {
+        bail!("--stats must be at least 1 second");
+    }
+    let mut open_object = MaybeUninit::uninit();
+    let skel = load(&mut open_object, opts.short_burst_us, false, verbose)?;
     let bpf_stats = match overhead::StatsEnabled::enable() {
         Ok(g) => Some(g),
         Err(e) => {

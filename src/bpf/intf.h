@@ -91,6 +91,35 @@ struct brisk_lat_hist {
 };
 
 /*
+ * `scx_brisk top`: what the standalone probe object keeps per task (thread id) for it, in an
+ * LRU map of at most BRISK_TOP_MAX_TASKS entries (so memory stays bounded whatever runs): its
+ * wakeup latency, CPU time, and the tasks it waited behind (the one its CPU switched from
+ * when it finally ran), the BRISK_TOP_NR_BEHIND that cost it most.
+ */
+enum brisk_top_consts {
+	BRISK_TOP_MAX_TASKS = 4096,
+	BRISK_TOP_NR_BEHIND = 3,
+	BRISK_COMM_LEN = 16,
+};
+
+struct brisk_top_behind {
+	u64 wait_ns; /* the waits that ended with it switched out, summed */
+	u64 count;
+	u32 pid;
+	char comm[BRISK_COMM_LEN];
+};
+
+struct brisk_top_task {
+	char comm[BRISK_COMM_LEN];
+	u32 tgid;
+	u32 is_short; /* its class at its last switch-in (policy.h's burst rule) */
+	u64 run_ns;   /* CPU time */
+	u64 on_at;    /* when it was switched in, 0 while off a CPU */
+	struct brisk_lat_hist wakeup;
+	struct brisk_top_behind behind[BRISK_TOP_NR_BEHIND];
+};
+
+/*
  * The policy's tunables as the BPF side reads them. Their one definition (unit, range,
  * default, what each trades off) is the table in src/tunables.rs; the loader fills this struct
  * from it (`Tunables::to_bpf`, which names every field, so the two cannot drift apart). Times

@@ -17,13 +17,11 @@ struct {
 	__type(value, struct brisk_lat_hist);
 } lat_hists SEC(".maps");
 
-static void lat_add(u32 kind, u32 class, u64 delta_ns)
+/* Adds a sample of @delta_ns to @h. */
+static void hist_add(struct brisk_lat_hist *h, u64 delta_ns)
 {
-	u32 key = kind * BRISK_NR_CLASSES + class, b;
-	struct brisk_lat_hist *h = bpf_map_lookup_elem(&lat_hists, &key);
+	u32 b;
 
-	if (!h)
-		return;
 	h->count++;
 	h->sum_ns += delta_ns;
 	if (delta_ns > h->max_ns)
@@ -33,14 +31,23 @@ static void lat_add(u32 kind, u32 class, u64 delta_ns)
 		h->buckets[b]++;
 }
 
-/* Records now - *since for the task's class and clears the timestamp. */
-static void lat_record(u32 kind, bool is_short, u64 *since, u64 now)
+static void lat_add(u32 kind, u32 class, u64 delta_ns)
+{
+	u32 key = kind * BRISK_NR_CLASSES + class;
+	struct brisk_lat_hist *h = bpf_map_lookup_elem(&lat_hists, &key);
+
+	if (h)
+		hist_add(h, delta_ns);
+}
+
+/* Records now - *since for the task's class and clears the timestamp: the delay, 0 if none. */
+static u64 lat_record(u32 kind, bool is_short, u64 *since, u64 now)
 {
 	u64 delta = brisk_lat_take(since, now);
 
-	if (!delta)
-		return;
-	lat_add(kind, is_short ? BRISK_CLASS_SHORT : BRISK_CLASS_HOG, delta);
+	if (delta)
+		lat_add(kind, is_short ? BRISK_CLASS_SHORT : BRISK_CLASS_HOG, delta);
+	return delta;
 }
 
 #endif /* __BRISK_LAT_RECORD_BPF_H */

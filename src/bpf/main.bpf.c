@@ -1522,6 +1522,9 @@ static __always_inline bool probed_task(struct task_struct *p, struct brisk_lat_
 #define probes_short_burst_ns tun.short_burst_ns
 #define probes_burst_shift    tun.burst_ewma_shift
 #define probes_burst_cap_ns   brisk_burst_sample_cap(tun.burst_cap_ns, tun.short_burst_ns)
+/* Per-task figures are `scx_brisk top`'s, from the standalone probe object. */
+#define probes_task_off(p, now)
+#define probes_task_on(p, prev, is_short, waited, now) ((void)(waited))
 #include "probes.bpf.h"
 
 void BPF_STRUCT_OPS(brisk_exit, struct scx_exit_info *ei)

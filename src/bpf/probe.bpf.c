@@ -16,6 +16,7 @@
 #include "intf.h"
 #include "policy.h"
 #include "lat_stamps.h"
+#include "lat_record.bpf.h"
 
 char _license[] SEC("license") = "GPL";
 
@@ -65,6 +66,84 @@ static __always_inline bool probed_task(struct task_struct *p, struct brisk_lat_
 	*lat = &t->lat;
 	*burst = &t->burst;
 	return true;
+}
+
+/* `scx_brisk top` turns on the per-task figures (intf.h, struct brisk_top_task). */
+const volatile bool top_on;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, BRISK_TOP_MAX_TASKS);
+	__type(key, u32);
+	__type(value, struct brisk_top_task);
+} top_tasks SEC(".maps");
+
+/* A zeroed entry to insert from (one is larger than the BPF stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct brisk_top_task);
+} top_blank SEC(".maps");
+
+static __always_inline void probes_task_off(struct task_struct *p, u64 now)
+{
+	u32 pid = p->pid;
+	struct brisk_top_task *t;
+
+	if (!top_on || !(t = bpf_map_lookup_elem(&top_tasks, &pid)) || !t->on_at)
+		return;
+	t->run_ns += now - t->on_at;
+	t->on_at = 0;
+}
+
+/*
+ * @p takes a CPU from @prev after waiting @waited_ns since its wakeup (0: not a wakeup). The
+ * wait is put down to @prev, the task it waited behind last, in the BRISK_TOP_NR_BEHIND
+ * entries that cost it most (a new one replaces the smallest if it cost more).
+ */
+static __always_inline void probes_task_on(struct task_struct *p, struct task_struct *prev,
+					   bool is_short, u64 waited_ns, u64 now)
+{
+	u32 pid = p->pid, zero = 0, i, min = 0;
+	struct brisk_top_task *t, *blank;
+	struct brisk_top_behind *b;
+
+	if (!top_on)
+		return;
+	t = bpf_map_lookup_elem(&top_tasks, &pid);
+	if (!t) {
+		blank = bpf_map_lookup_elem(&top_blank, &zero);
+		if (!blank)
+			return;
+		bpf_map_update_elem(&top_tasks, &pid, blank, BPF_NOEXIST);
+		if (!(t = bpf_map_lookup_elem(&top_tasks, &pid)))
+			return;
+	}
+	t->on_at = now;
+	t->is_short = is_short;
+	if (!waited_ns)
+		return;
+	t->tgid = p->tgid;
+	bpf_probe_read_kernel_str(t->comm, sizeof(t->comm), p->comm);
+	hist_add(&t->wakeup, waited_ns);
+	bpf_for (i, 0, BRISK_TOP_NR_BEHIND) {
+		b = &t->behind[i];
+		if (b->count && b->pid == prev->pid) {
+			b->wait_ns += waited_ns;
+			b->count++;
+			return;
+		}
+		if (b->wait_ns < t->behind[min].wait_ns)
+			min = i;
+	}
+	b = &t->behind[min];
+	if (b->count && b->wait_ns >= waited_ns)
+		return;
+	b->pid = prev->pid;
+	b->wait_ns = waited_ns;
+	b->count = 1;
+	bpf_probe_read_kernel_str(b->comm, sizeof(b->comm), prev->comm);
 }
 
 #define PROBES_TRACK_BURSTS   1

@@ -19,7 +19,9 @@
  * - PROBES_TRACK_BURSTS: 1 when the probes track bursts at each context switch (the standalone
  *   object), 0 when the policy does in ops.running/ops.stopping;
  * - probes_short_burst_ns, probes_burst_shift, probes_burst_cap_ns: the classification's
- *   border, and the average's smoothing and sample cap (brisk_burst_sleep).
+ *   border, and the average's smoothing and sample cap (brisk_burst_sleep);
+ * - probes_task_off(p, now) and probes_task_on(p, prev, is_short, waited_ns, now): per-task
+ *   figures as a task leaves and takes a CPU (`scx_brisk top`), or nothing.
  */
 #ifndef __BRISK_PROBES_BPF_H
 #define __BRISK_PROBES_BPF_H
@@ -57,12 +59,13 @@ int BPF_PROG(brisk_tp_switch, bool preempt, struct task_struct *prev, struct tas
 	     unsigned int prev_state)
 {
 	bool runnable = preempt || prev_state == 0 /* TASK_RUNNING */, is_short;
-	u64 now = bpf_ktime_get_ns();
+	u64 now = bpf_ktime_get_ns(), waited;
 	struct brisk_lat_stamps *lat;
 	struct brisk_burst *burst;
 
 	if (probed_task(prev, &lat, &burst)) {
 		brisk_lat_switched_out(lat, runnable, now);
+		probes_task_off(prev, now);
 		if (PROBES_TRACK_BURSTS) {
 			brisk_burst_stop(burst, now);
 			/* Going to sleep: the burst is complete. */
@@ -77,7 +80,8 @@ int BPF_PROG(brisk_tp_switch, bool preempt, struct task_struct *prev, struct tas
 		if (PROBES_TRACK_BURSTS)
 			brisk_burst_start(burst, now);
 		is_short = brisk_is_short(brisk_burst_now(burst), probes_short_burst_ns);
-		lat_record(BRISK_LAT_WAKEUP, is_short, &lat->wake_at, now);
+		waited = lat_record(BRISK_LAT_WAKEUP, is_short, &lat->wake_at, now);
+		probes_task_on(next, prev, is_short, waited, now);
 		lat_record(BRISK_LAT_PREEMPTED, is_short, &lat->preempt_at, now);
 		lat_record(BRISK_LAT_DISPATCH, is_short, &lat->enq_at, now);
 	}

@@ -25,6 +25,7 @@ mod probe;
 mod short_first;
 mod stats_server;
 mod timer_wakeups;
+mod top;
 mod verifier;
 mod weights;
 
@@ -51,6 +52,7 @@ pub const TESTS: &[(&str, TestFn)] = &[
     ("long-burst", long_burst::long_burst),
     ("cgroups", cgroups::cgroups),
     ("metrics", metrics::metrics),
+    ("top", top::top),
 ];
 
 /// Runs the tests of `set` whose names are in `only` (all when empty), then prints a table of
