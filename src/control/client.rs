@@ -1,4 +1,5 @@
-//! The client side of the control socket: `scx_brisk ctl ...` and `scx_brisk --monitor`.
+//! The clients: `scx_brisk ctl ...` (the control socket) and `scx_brisk --monitor` (the
+//! scx_stats socket).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,7 +11,8 @@ use anyhow::{bail, Context, Result};
 use crate::cli::CtlAction;
 use crate::control::policy_file::{self, PolicyFile};
 use crate::control::socket::{self, Request};
-use crate::report::stats::{Lines, Reporter};
+use crate::report::stats::{Lines, Reporter, Snapshot};
+use scx_stats::prelude::StatsClient;
 
 fn socket() -> &'static Path {
     Path::new(socket::SOCKET)
@@ -58,16 +60,17 @@ pub fn ctl(action: &CtlAction) -> Result<()> {
     Ok(())
 }
 
-/// `scx_brisk --monitor SECS`: the running scheduler's stats every SECS seconds.
+/// `scx_brisk --monitor SECS`: the running scheduler's stats every SECS seconds, from its
+/// scx_stats socket (cumulative snapshots, differenced here).
 pub fn monitor(interval_s: u64, json: bool, shutdown: &Arc<AtomicBool>) -> Result<()> {
     if interval_s == 0 {
         bail!("--monitor needs an interval of at least 1 second");
     }
-    let snap = || -> Result<_> {
-        socket::request(socket(), &Request::Snapshot)?
-            .snapshot
-            .context("scx_brisk sent no snapshot")
-            .map(|s| *s)
+    let mut client = StatsClient::new().connect(None).context(
+        "connecting to scx_brisk's scx_stats socket (/var/run/scx/root/stats): is it running?",
+    )?;
+    let mut snap = || -> Result<Snapshot> {
+        client.request("stats", vec![("target".into(), "snapshot".into())])
     };
     let mut reporter = Reporter::new(Duration::from_secs(interval_s), json, Lines::Stdout);
     // The first snapshot must come: it is how a missing scheduler is reported.

@@ -17,7 +17,7 @@ use crate::control::socket::{self, Request, Response};
 use crate::control::tunables::{Tunables, Value};
 use crate::report::metrics::MetricsService;
 use crate::report::stats::{Report, Reporter, Snapshot};
-use crate::report::stats_server::{BriskStats, StatsService};
+use crate::report::stats_server::{Ask, BriskStats, StatsService};
 
 /// How long a change waits for the BPF side to run a decision with it before answering.
 const ACK_WAIT: Duration = Duration::from_millis(500);
@@ -269,8 +269,18 @@ impl Controller {
         if let Some(m) = self.metrics.as_ref().filter(|m| m.pending()) {
             m.answer(bpf.snapshot(self.view()));
         }
-        if self.stats.as_ref().is_some_and(|s| s.pending()) {
-            let answer = self.stats_since_last(bpf);
+        if let Some(ask) = self.stats.as_ref().and_then(|s| s.pending()) {
+            let answer = match ask {
+                Ask::Interval => self
+                    .stats_since_last(bpf)
+                    .and_then(|s| Ok(serde_json::to_value(s)?)),
+                Ask::Snapshot => {
+                    // A monitor shows the programs' costs: keep run-time statistics on.
+                    bpf.enable_bpf_stats();
+                    bpf.snapshot(self.view())
+                        .and_then(|s| Ok(serde_json::to_value(s)?))
+                }
+            };
             if let Some(s) = &self.stats {
                 s.answer(answer);
             }

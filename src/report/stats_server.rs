@@ -106,28 +106,38 @@ impl From<&Report> for BriskStats {
     }
 }
 
-/// The server's answer to one request: the stats, or why there are none.
-type Answer = std::result::Result<BriskStats, String>;
+/// What a client asked for: `top` (the interval since the previous such request, for generic
+/// clients) or `snapshot` (the cumulative state, which `--monitor` differences itself, so that
+/// monitors and other clients do not cut each other's intervals).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ask {
+    Interval,
+    Snapshot,
+}
+
+/// The server's answer to one request: the stats as JSON, or why there are none.
+type Answer = std::result::Result<serde_json::Value, String>;
 
 /// The scx_stats server. Requests come in on its own thread; the controller's loop answers
 /// them (`pending`, `answer`), since only it reads the BPF maps.
 pub struct StatsService {
-    server: StatsServer<(), Answer>,
+    server: StatsServer<Ask, Answer>,
 }
 
 impl StatsService {
     /// Listens at `path`, or at the standard `/var/run/scx/root/stats`.
     pub fn launch(path: Option<&Path>) -> Result<Self> {
-        let data = StatsServerData::<(), Answer>::new()
+        let ask = |what: Ask| -> Box<dyn StatsReaderSend<Ask, Answer>> {
+            Box::new(move |_args, (tx, rx)| {
+                tx.send(what)?;
+                rx.recv()?.map_err(anyhow::Error::msg)
+            })
+        };
+        let data = StatsServerData::<Ask, Answer>::new()
             .add_meta(BriskStats::meta())
             .add_meta(ClassLatency::meta())
-            .add_stats(
-                "top",
-                Box::new(|_args, (tx, rx)| {
-                    tx.send(())?;
-                    rx.recv()?.map_err(anyhow::Error::msg)?.to_json()
-                }),
-            );
+            .add_stats("top", ask(Ask::Interval))
+            .add_stats("snapshot", ask(Ask::Snapshot));
         let mut server = StatsServer::new(data);
         if let Some(p) = path {
             server = server.set_path(p);
@@ -138,13 +148,13 @@ impl StatsService {
         Ok(Self { server })
     }
 
-    /// Whether a client waits for an answer.
-    pub fn pending(&self) -> bool {
-        self.server.channels().1.try_recv().is_ok()
+    /// What a waiting client asked for, if one waits.
+    pub fn pending(&self) -> Option<Ask> {
+        self.server.channels().1.try_recv().ok()
     }
 
     /// Answers the client that `pending` saw.
-    pub fn answer(&self, stats: Result<BriskStats>) {
+    pub fn answer(&self, stats: Result<serde_json::Value>) {
         let _ = self
             .server
             .channels()
@@ -175,8 +185,9 @@ mod tests {
         let answerer = std::thread::spawn(move || {
             let t0 = std::time::Instant::now();
             while t0.elapsed() < std::time::Duration::from_secs(10) {
-                if svc.pending() {
-                    svc.answer(Ok(served));
+                if let Some(ask) = svc.pending() {
+                    assert_eq!(ask, Ask::Interval);
+                    svc.answer(served.to_json());
                     return;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(10));
