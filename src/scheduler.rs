@@ -284,6 +284,7 @@ fn configure_topology(skel: &mut crate::bpf_skel::OpenBpfSkel, topo: &Topology) 
             nr += 1;
         }
         rodata.llc_nr_cpus[idx] = nr;
+        rodata.llc_node[idx] = llc.node_id as u32;
     }
     Ok(())
 }

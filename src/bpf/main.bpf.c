@@ -33,6 +33,8 @@ UEI_DEFINE(uei);
 const volatile u32 nr_cpu_ids_seen = 1;
 const volatile u32 nr_llcs = 1;
 const volatile u32 cpu_llc[BRISK_MAX_CPUS];
+/* Each LLC's NUMA node: an idle CPU takes work from its own node's LLCs first. */
+const volatile u32 llc_node[BRISK_MAX_LLCS];
 const volatile u32 llc_nr_cpus[BRISK_MAX_LLCS];
 /* Each LLC's CPUs, listed together: llc_nr_cpus[llc] of them from llc_first_cpu[llc]. */
 const volatile u32 llc_first_cpu[BRISK_MAX_LLCS];
@@ -235,6 +237,13 @@ static u32 llc_of(s32 cpu)
 
 	/* MEMBER_VPTR bounds the index in a way the verifier can follow. */
 	return llc ? *llc : 0;
+}
+
+static u32 llc_node_of(u32 llc)
+{
+	const volatile u32 *node = MEMBER_VPTR(llc_node, [llc]);
+
+	return node ? *node : 0;
 }
 
 static u64 llc_dsq(u32 llc)
@@ -1170,12 +1179,18 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 		return;
 	}
 
-	/* Nothing here: take work from other LLCs rather than idle. */
-	bpf_for (i, 0, nr_llcs) {
-		if (i == own_llc)
+	/*
+	 * Nothing here: take work from other LLCs rather than idle, those of this CPU's NUMA
+	 * node first (a task moved there keeps its memory local), then the others.
+	 */
+	bpf_for (i, 0, 2 * nr_llcs) {
+		u32 llc = i % nr_llcs;
+		bool near = llc_node_of(llc) == llc_node_of(own_llc);
+
+		if (llc == own_llc || near != (i < nr_llcs))
 			continue;
-		if (scx_bpf_dsq_move_to_local(lat_dsq(i), 0) ||
-		    scx_bpf_dsq_move_to_local(llc_dsq(i), 0)) {
+		if (scx_bpf_dsq_move_to_local(lat_dsq(llc), 0) ||
+		    scx_bpf_dsq_move_to_local(llc_dsq(llc), 0)) {
 			COUNT(nr_dispatched);
 			COUNT(nr_stolen);
 			return;
