@@ -2,9 +2,10 @@
 /*
  * scx_brisk: a weighted-vruntime scheduler that favours short-running tasks.
  *
- * Every task has a vruntime that advances with its runtime scaled by its weight (nice). Tasks
- * are queued by deadline = vruntime + (capped, weighted) burst, where the burst is the CPU time
- * a task uses between sleeps, averaged per task. Tasks that run briefly and sleep therefore sort
+ * Every task has a vruntime that advances with its runtime scaled by its weight (nice, shared
+ * out by its cgroups' cpu.weight as CFS does: cg_refresh_weight). Tasks are queued by
+ * deadline = vruntime + (capped, weighted) burst, where the burst is the CPU time a task uses
+ * between sleeps, averaged per task. Tasks that run briefly and sleep therefore sort
  * ahead of CPU hogs with the same vruntime, while a hog's deadline stays within burst_cap of its
  * fair position, so it keeps its weighted share and is never starved.
  *

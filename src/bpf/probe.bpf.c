@@ -122,10 +122,13 @@ static __always_inline void probes_task_on(struct task_struct *p, struct task_st
 	}
 	t->on_at = now;
 	t->is_short = is_short;
+	/* Named when first seen and at each wakeup (an exec renames it). */
+	if (!t->comm[0] || waited_ns) {
+		t->tgid = p->tgid;
+		bpf_probe_read_kernel_str(t->comm, sizeof(t->comm), p->comm);
+	}
 	if (!waited_ns)
 		return;
-	t->tgid = p->tgid;
-	bpf_probe_read_kernel_str(t->comm, sizeof(t->comm), p->comm);
 	hist_add(&t->wakeup, waited_ns);
 	bpf_for (i, 0, BRISK_TOP_NR_BEHIND) {
 		b = &t->behind[i];

@@ -11,9 +11,9 @@ use crate::guest::sys::{self, Brisk, Procs};
 
 /// 19. `scx_brisk top --once --json --interval-s 3` beside a periodic task (1 ms of work every
 ///     10 ms) and a hog per CPU, once with scx_brisk attached and once under the default
-///     scheduler: the periodic task's row has at least half its 300 wakeups, class short, a
-///     wakeup p99, a CPU share of 5-30 % and a hog among the tasks it waited behind; each
-///     hog's row has class hog and over 50 % of a CPU.
+///     scheduler: the periodic task's row has its name, at least half its 300 wakeups, class
+///     short, a wakeup p99, a CPU share of 5-30 % and a hog among the tasks it waited behind;
+///     each hog's row (hogs never sleep) has its name, class hog and over 50 % of a CPU.
 pub(super) fn top() -> Result<String> {
     let mut figures = Vec::new();
     for under in ["scx_brisk", "the default scheduler"] {
@@ -74,7 +74,11 @@ pub(super) fn top() -> Result<String> {
             .map(|b| b.iter().filter_map(|x| x["pid"].as_u64()).collect())
             .unwrap_or_default();
         ensure!(
-            wakeups >= 150 && p["class"] == "short" && p99.is_some() && (5.0..=30.0).contains(&cpu),
+            p["comm"] == "periodic"
+                && wakeups >= 150
+                && p["class"] == "short"
+                && p99.is_some()
+                && (5.0..=30.0).contains(&cpu),
             "under {under}: periodic row {p}"
         );
         ensure!(
@@ -84,7 +88,9 @@ pub(super) fn top() -> Result<String> {
         for pid in &hog_pids {
             let h = row(*pid).with_context(|| format!("under {under}: no row for hog {pid}"))?;
             ensure!(
-                h["class"] == "hog" && h["cpu_pct"].as_f64().unwrap_or(0.0) > 50.0,
+                h["comm"] == "brisk-guest"
+                    && h["class"] == "hog"
+                    && h["cpu_pct"].as_f64().unwrap_or(0.0) > 50.0,
                 "under {under}: hog row {h}"
             );
         }
