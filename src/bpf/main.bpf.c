@@ -1415,8 +1415,11 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(brisk_cgroup_init, struct cgroup *cgrp,
 	return 0;
 }
 
-/* It goes offline: its weight leaves its parent's load (late events from dying tasks stay). */
-void BPF_STRUCT_OPS(brisk_cgroup_exit, struct cgroup *cgrp)
+/*
+ * What @cgrp counts for in its parent's load while active becomes @weight, or nothing from now
+ * on if it goes offline (@offline: late events from its dying tasks leave the parent alone).
+ */
+static void cg_reweigh(struct cgroup *cgrp, u32 weight, bool offline)
 {
 	struct cg_ctx *c = bpf_cgrp_storage_get(&cg_ctxs, cgrp, 0, 0);
 	s64 delta = 0;
@@ -1425,10 +1428,19 @@ void BPF_STRUCT_OPS(brisk_cgroup_exit, struct cgroup *cgrp)
 		return;
 	bpf_spin_lock(&c->lock);
 	if (c->load > 0 && !c->dead)
-		delta = -(s64)c->weight;
-	c->dead = 1;
+		delta = (offline ? 0 : (s64)weight) - c->weight;
+	if (offline)
+		c->dead = 1;
+	else
+		c->weight = weight;
 	bpf_spin_unlock(&c->lock);
 	cg_parent_add(cgrp, delta);
+}
+
+/* It goes offline: its weight leaves its parent's load. */
+void BPF_STRUCT_OPS(brisk_cgroup_exit, struct cgroup *cgrp)
+{
+	cg_reweigh(cgrp, 0, true);
 }
 
 /*
@@ -1437,17 +1449,7 @@ void BPF_STRUCT_OPS(brisk_cgroup_exit, struct cgroup *cgrp)
  */
 void BPF_STRUCT_OPS(brisk_cgroup_set_weight, struct cgroup *cgrp, u32 weight)
 {
-	struct cg_ctx *c = bpf_cgrp_storage_get(&cg_ctxs, cgrp, 0, 0);
-	s64 delta = 0;
-
-	if (!c)
-		return;
-	bpf_spin_lock(&c->lock);
-	if (c->load > 0 && !c->dead)
-		delta = (s64)weight - c->weight;
-	c->weight = weight;
-	bpf_spin_unlock(&c->lock);
-	cg_parent_add(cgrp, delta);
+	cg_reweigh(cgrp, weight, false);
 }
 
 /*
