@@ -13,7 +13,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use log::warn;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeCounterValue, EncodeMetric, MetricEncoder, NoLabelSet,
+};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
@@ -181,13 +183,9 @@ where
     }
 }
 
-fn counter(v: u64) -> With<impl Fn(&mut MetricEncoder) -> std::fmt::Result> {
-    With(MetricType::Counter, move |e: &mut MetricEncoder| {
-        e.encode_counter::<NoLabelSet, _, u64>(&v, None)
-    })
-}
-
-fn counter_f(v: f64) -> With<impl Fn(&mut MetricEncoder) -> std::fmt::Result> {
+fn counter<V: EncodeCounterValue + 'static>(
+    v: V,
+) -> With<impl Fn(&mut MetricEncoder) -> std::fmt::Result> {
     With(MetricType::Counter, move |e: &mut MetricEncoder| {
         e.encode_counter::<NoLabelSet, _, u64>(&v, None)
     })
@@ -268,7 +266,7 @@ impl Collector for Scrape {
                 MetricType::Counter,
             )?;
             for (prog, (ns, _)) in progs {
-                counter_f(*ns as f64 / 1e9).encode(e.encode_family(&[("prog", prog.as_str())])?)?;
+                counter(*ns as f64 / 1e9).encode(e.encode_family(&[("prog", prog.as_str())])?)?;
             }
             let mut e = enc.encode_descriptor(
                 "bpf_runs",

@@ -1,11 +1,12 @@
 //! Guest test `cgroups`: cgroup v2 cpu.weight, with group fairness.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 
+use super::helpers::periodic_workload;
 use super::Cases;
 use crate::guest::sys::{self, Brisk, Procs};
 use crate::guest::workloads::cli::PeriodicReport;
@@ -102,17 +103,8 @@ pub(super) fn cgroups() -> Result<String> {
 
 /// Runs a periodic task (1 ms of work every 10 ms for 5 s) in `group`: its lateness p99, us.
 fn periodic_in(group: &Cgroup) -> Result<f64> {
-    let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.args([
-        "workload",
-        "periodic",
-        "--duration-s",
-        "5",
-        "--period-ms",
-        "10",
-    ])
-    .args(["--work-ms", "1"])
-    .stdout(Stdio::piped());
+    let mut cmd = periodic_workload(5)?;
+    cmd.stdout(Stdio::piped());
     let mut procs = Procs::spawn(cmd)?;
     let child = procs.0.pop().context("no periodic process")?;
     group.add(child.id())?;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use serde_json::Value;
 
+use super::helpers::periodic_workload;
 use crate::guest::sys::{self, Brisk, Procs};
 
 /// 19. `scx_brisk top --once --json --interval-s 3` beside a periodic task (1 ms of work every
@@ -23,17 +24,8 @@ pub(super) fn top() -> Result<String> {
             None
         };
         let hogs = Procs::hogs(sys::nr_cpus(), &[])?;
-        let mut cmd = Command::new(std::env::current_exe()?);
-        cmd.args([
-            "workload",
-            "periodic",
-            "--duration-s",
-            "8",
-            "--period-ms",
-            "10",
-        ])
-        .args(["--work-ms", "1"])
-        .stdout(Stdio::null());
+        let mut cmd = periodic_workload(8)?;
+        cmd.stdout(Stdio::null());
         let periodic = Procs::spawn(cmd)?;
         std::thread::sleep(Duration::from_millis(500));
         let out = Command::new(sys::SCX_BRISK)
