@@ -4,3 +4,8 @@
 
 pub mod results;
 pub mod stats;
+
+/// Where the service test's guest (`brisk-vm test --service`) has the files of the checkout
+/// that the README's install command, `dist/install`, reads: brisk-vm puts them there, with
+/// the built binary in target/release, and `brisk-guest test --service` runs the install.
+pub const SERVICE_CHECKOUT: &str = "/usr/src/scx_brisk";

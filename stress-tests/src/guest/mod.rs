@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod reliability;
 pub mod run;
+pub mod service;
 pub mod sys;
 pub mod tests;
 pub mod topology;
@@ -43,6 +44,10 @@ pub enum Cmd {
         /// llc-offline; they need a guest of several LLCs).
         #[arg(long, conflicts_with = "reliability")]
         topology_tests: bool,
+        /// Run the service test instead (scx_brisk.service under systemd; it needs the guest
+        /// `stress-tests/vm test --service` boots).
+        #[arg(long, conflicts_with_all = ["reliability", "topology_tests"])]
+        service: bool,
         /// How long the reliability soak runs, in seconds.
         #[arg(long, default_value_t = 120)]
         soak_s: u64,
@@ -81,6 +86,7 @@ pub fn main(cli: Cli) -> anyhow::Result<i32> {
             names,
             reliability,
             topology_tests,
+            service,
             soak_s,
         } => {
             reliability::SOAK_S.store(soak_s, std::sync::atomic::Ordering::Relaxed);
@@ -88,6 +94,8 @@ pub fn main(cli: Cli) -> anyhow::Result<i32> {
                 reliability::TESTS
             } else if topology_tests {
                 topology::TESTS
+            } else if service {
+                service::TESTS
             } else {
                 tests::TESTS
             };

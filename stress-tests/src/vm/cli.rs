@@ -48,6 +48,12 @@ pub enum Command {
         /// several LLCs, e.g. --topology 2x2x2 --numa
         #[arg(long, conflicts_with = "reliability")]
         topology_tests: bool,
+        /// Run the service test instead: boot Debian trixie with systemd as PID 1 (a rootfs
+        /// made once with debootstrap, cached in target/vm/systemd-rootfs), install
+        /// scx_brisk with dist/install, enable its unit, and check start at boot, the stats
+        /// and control sockets, reload, restart after a crash, stop and bad flags
+        #[arg(long, conflicts_with_all = ["reliability", "topology_tests"])]
+        service: bool,
         /// Arguments passed on to `brisk-guest test` in the guest
         #[arg(last = true, value_name = "GUEST_TEST_ARGS")]
         guest_args: Vec<String>,

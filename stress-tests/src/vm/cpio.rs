@@ -18,9 +18,25 @@ pub enum Content {
     Host(PathBuf),
 }
 
+/// Permission bits and owner (uid, gid) of a directory or file.
+#[derive(Clone, Copy)]
+struct Meta {
+    perm: u32,
+    owner: (u32, u32),
+}
+
+impl Meta {
+    const fn root(perm: u32) -> Meta {
+        Meta {
+            perm,
+            owner: (0, 0),
+        }
+    }
+}
+
 enum Node {
-    Dir,
-    File { content: Content, perm: u32 },
+    Dir(Meta),
+    File { content: Content, meta: Meta },
     Symlink(String),
     CharDev { major: u32, minor: u32 },
 }
@@ -35,13 +51,16 @@ pub struct Archive {
 impl Archive {
     pub fn dir(&mut self, path: &str) {
         let key = self.key(path);
-        self.nodes.entry(key).or_insert(Node::Dir);
+        self.nodes
+            .entry(key)
+            .or_insert(Node::Dir(Meta::root(0o755)));
     }
 
     /// Adds (or replaces) a regular file with permission bits `perm` (e.g. 0o755).
     pub fn file(&mut self, path: &str, content: Content, perm: u32) {
         let key = self.key(path);
-        self.nodes.insert(key, Node::File { content, perm });
+        let meta = Meta::root(perm);
+        self.nodes.insert(key, Node::File { content, meta });
     }
 
     /// Adds a symlink unless `path` already exists.
@@ -57,6 +76,47 @@ impl Archive {
         self.nodes.insert(key, Node::CharDev { major, minor });
     }
 
+    /// Adds the directory tree at `host` as the guest's `/`: directories and regular files
+    /// with their permission bits (setuid and sticky included) and owners, and symlinks.
+    /// Device nodes, sockets and FIFOs are left out (the guest mounts devtmpfs on /dev).
+    /// Entries already in the archive are replaced.
+    pub fn tree(&mut self, host: &Path) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let mut stack = vec![host.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in
+                std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
+            {
+                let path = entry?.path();
+                let md = std::fs::symlink_metadata(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let guest = format!("/{}", path.strip_prefix(host)?.to_string_lossy());
+                let key = self.key(&guest);
+                let meta = Meta {
+                    perm: md.mode() & 0o7777,
+                    owner: (md.uid(), md.gid()),
+                };
+                let node = if md.is_dir() {
+                    stack.push(path);
+                    Node::Dir(meta)
+                } else if md.is_file() {
+                    Node::File {
+                        content: Content::Host(path),
+                        meta,
+                    }
+                } else if md.file_type().is_symlink() {
+                    let target = std::fs::read_link(&path)
+                        .with_context(|| format!("reading the link {}", path.display()))?;
+                    Node::Symlink(target.to_string_lossy().into_owned())
+                } else {
+                    continue;
+                };
+                self.nodes.insert(key, node);
+            }
+        }
+        Ok(())
+    }
+
     pub fn contains(&self, path: &str) -> bool {
         self.nodes.contains_key(path.trim_matches('/'))
     }
@@ -68,7 +128,7 @@ impl Archive {
         while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {
             self.nodes
                 .entry(p.to_string_lossy().into_owned())
-                .or_insert(Node::Dir);
+                .or_insert(Node::Dir(Meta::root(0o755)));
             parent = p.parent();
         }
         key
@@ -79,9 +139,14 @@ impl Archive {
         let mut offset = 0usize;
         // A key sorts after every one of its prefixes, so parents come first.
         for (ino, (name, node)) in self.nodes.iter().enumerate() {
+            let mut owner = (0, 0);
             let (mode, data, rdev): (u32, Cow<[u8]>, _) = match node {
-                Node::Dir => (S_IFDIR | 0o755, Cow::Borrowed(&[]), (0, 0)),
-                Node::File { content, perm } => {
+                Node::Dir(meta) => {
+                    owner = meta.owner;
+                    (S_IFDIR | meta.perm, Cow::Borrowed(&[]), (0, 0))
+                }
+                Node::File { content, meta } => {
+                    owner = meta.owner;
                     let data = match content {
                         Content::Bytes(b) => Cow::Borrowed(b.as_slice()),
                         Content::Host(p) => Cow::Owned(
@@ -89,7 +154,7 @@ impl Archive {
                                 .with_context(|| format!("reading {} for /{name}", p.display()))?,
                         ),
                     };
-                    (S_IFREG | perm, data, (0, 0))
+                    (S_IFREG | meta.perm, data, (0, 0))
                 }
                 Node::Symlink(target) => {
                     (S_IFLNK | 0o777, Cow::Borrowed(target.as_bytes()), (0, 0))
@@ -98,31 +163,47 @@ impl Archive {
                     (S_IFCHR | 0o600, Cow::Borrowed(&[]), (*major, *minor))
                 }
             };
-            let nlink = if matches!(node, Node::Dir) { 2 } else { 1 };
-            offset += write_entry(out, ino as u32 + 1, mode, nlink, rdev, name, &data)?;
+            let nlink = if matches!(node, Node::Dir(_)) { 2 } else { 1 };
+            let entry = Entry {
+                ino: ino as u32 + 1,
+                mode,
+                owner,
+                nlink,
+                rdev,
+            };
+            offset += write_entry(out, &entry, name, &data)?;
         }
-        offset += write_entry(out, 0, 0, 1, (0, 0), "TRAILER!!!", &[])?;
+        let trailer = Entry {
+            ino: 0,
+            mode: 0,
+            owner: (0, 0),
+            nlink: 1,
+            rdev: (0, 0),
+        };
+        offset += write_entry(out, &trailer, "TRAILER!!!", &[])?;
         // The kernel does not need it, but cpio tools expect 512-byte blocks.
         out.write_all(&vec![0; (512 - offset % 512) % 512])?;
         Ok(())
     }
 }
 
-/// Writes one header + name + data, each padded to 4 bytes; returns the bytes written.
-fn write_entry(
-    out: &mut impl Write,
+/// The header fields of one entry that vary.
+struct Entry {
     ino: u32,
     mode: u32,
+    owner: (u32, u32),
     nlink: u32,
     rdev: (u32, u32),
-    name: &str,
-    data: &[u8],
-) -> Result<usize> {
+}
+
+/// Writes one header + name + data, each padded to 4 bytes; returns the bytes written.
+fn write_entry(out: &mut impl Write, e: &Entry, name: &str, data: &[u8]) -> Result<usize> {
+    let (ino, mode, nlink, rdev) = (e.ino, e.mode, e.nlink, e.rdev);
     let fields = [
         ino,
         mode,
-        0, // uid
-        0, // gid
+        e.owner.0,
+        e.owner.1,
         nlink,
         0, // mtime: reproducible archives
         data.len() as u32,
@@ -243,5 +324,38 @@ mod tests {
         let pos = |n: &str| names.iter().position(|x| x == n).unwrap();
         assert!(pos("lib") < pos("lib/x86_64-linux-gnu"));
         assert!(pos("lib/x86_64-linux-gnu") < pos("lib/x86_64-linux-gnu/libc.so.6"));
+    }
+
+    #[test]
+    fn a_host_tree_keeps_modes_and_links() {
+        use std::os::unix::fs::{symlink, PermissionsExt};
+        let dir = std::env::temp_dir().join(format!("brisk-cpio-tree-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("tmp")).unwrap();
+        std::fs::create_dir_all(dir.join("usr/bin")).unwrap();
+        std::fs::set_permissions(dir.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        std::fs::write(dir.join("usr/bin/su"), b"elf").unwrap();
+        std::fs::set_permissions(
+            dir.join("usr/bin/su"),
+            std::fs::Permissions::from_mode(0o4755),
+        )
+        .unwrap();
+        symlink("usr/bin", dir.join("bin")).unwrap();
+        let mut a = Archive::default();
+        a.tree(&dir).unwrap();
+        let mut out = Vec::new();
+        a.write(&mut out).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let entries = read_back(&out);
+        let get = |n: &str| entries.iter().find(|e| e.0 == n).unwrap();
+        assert_eq!(get("tmp").1, S_IFDIR | 0o1777);
+        assert_eq!(get("usr/bin/su").1, S_IFREG | 0o4755);
+        assert_eq!(get("usr/bin/su").3, b"elf");
+        assert_eq!(get("bin").1, S_IFLNK | 0o777);
+        assert_eq!(get("bin").3, b"usr/bin");
+        assert!(
+            entries.iter().position(|e| e.0 == "usr")
+                < entries.iter().position(|e| e.0 == "usr/bin/su")
+        );
     }
 }

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 /// The line the guest's /init writes to the result port after brisk-guest exits.
 pub const EXIT_MARKER: &str = "BRISK-GUEST-EXIT";
 /// The guest device the host reads as result.log (qemu's second `-serial`).
-const RESULT_PORT: &str = "/dev/ttyS1";
+pub const RESULT_PORT: &str = "/dev/ttyS1";
 const HOST_BUSYBOX: &str = "/bin/busybox";
 const DYNAMIC_LOADER: &str = "/lib64/ld-linux-x86-64.so.2";
 /// Host workloads copied to the same path in the guest: (command, package that has it).
@@ -116,15 +116,7 @@ pub fn build(
         add_host_file(&mut archive, Path::new(DYNAMIC_LOADER), DYNAMIC_LOADER)?;
     }
 
-    if let Some(config) = &kernel.config {
-        // libbpf resolves __kconfig externs from /boot/config-$(uname -r); /init links
-        // /boot/config there if the version is unknown here.
-        let name = match &kernel.kver {
-            Some(kver) => format!("/boot/config-{kver}"),
-            None => "/boot/config".to_string(),
-        };
-        add_host_file(&mut archive, config, &name)?;
-    }
+    add_kernel_config(&mut archive, kernel)?;
 
     archive.file(
         "/init",
@@ -133,6 +125,19 @@ pub fn build(
     );
 
     write_gzip(&archive, out)
+}
+
+/// Adds the kernel's config: libbpf resolves __kconfig externs from /boot/config-$(uname -r).
+/// /init links /boot/config there if the version is unknown here.
+pub fn add_kernel_config(archive: &mut Archive, kernel: &Kernel) -> Result<()> {
+    if let Some(config) = &kernel.config {
+        let name = match &kernel.kver {
+            Some(kver) => format!("/boot/config-{kver}"),
+            None => "/boot/config".to_string(),
+        };
+        add_host_file(archive, config, &name)?;
+    }
+    Ok(())
 }
 
 /// Adds an executable and every shared library `ldd` lists for it, at their host paths.
@@ -195,7 +200,7 @@ fn find_in_path(command: &str) -> Option<PathBuf> {
 }
 
 /// Writes the archive through `gzip -1` to `out` (via a temporary file, then renamed).
-fn write_gzip(archive: &Archive, out: &Path) -> Result<()> {
+pub fn write_gzip(archive: &Archive, out: &Path) -> Result<()> {
     let tmp = out.with_extension("tmp");
     let file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let mut gzip = Command::new("gzip")

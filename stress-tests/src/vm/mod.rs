@@ -10,6 +10,7 @@ pub mod peers;
 pub mod plots;
 pub mod qemu;
 pub mod report;
+pub mod service;
 
 use anyhow::{bail, Context, Result};
 use cli::{Cli, Command, VmOpts};
@@ -110,8 +111,13 @@ pub fn run(cli: Cli) -> Result<i32> {
             timeout_s,
             reliability,
             topology_tests,
+            service,
             guest_args,
         } => {
+            if service {
+                let paths = Paths::locate()?;
+                return boot(&paths, &vm, timeout_s, &Guest::Service, &[]);
+            }
             let mut argv = vec!["test".to_string()];
             if reliability {
                 argv.push("--reliability".to_string());
@@ -175,9 +181,13 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
     };
     let paths = Paths::locate()?;
-    std::fs::create_dir_all(&paths.vm)
-        .with_context(|| format!("creating {}", paths.vm.display()))?;
-    let code = boot(&paths, &opts, timeout_s, &guest_argv, &extra_files)?;
+    let code = boot(
+        &paths,
+        &opts,
+        timeout_s,
+        &Guest::Init(guest_argv),
+        &extra_files,
+    )?;
     if !is_bench || code == EXIT_INTERRUPTED {
         return Ok(code);
     }
@@ -188,13 +198,24 @@ pub fn run(cli: Cli) -> Result<i32> {
     )
 }
 
+/// What the guest runs.
+enum Guest {
+    /// The harness's busybox /init, which runs `brisk-guest ARGS`.
+    Init(Vec<String>),
+    /// Debian with systemd as init, scx_brisk installed as a service, and a unit that runs
+    /// `brisk-guest test --service` (`test --service`).
+    Service,
+}
+
 fn boot(
     paths: &Paths,
     opts: &VmOpts,
     timeout_s: u64,
-    guest_argv: &[String],
+    guest: &Guest,
     extra_files: &[(PathBuf, String)],
 ) -> Result<i32> {
+    std::fs::create_dir_all(&paths.vm)
+        .with_context(|| format!("creating {}", paths.vm.display()))?;
     let guest_bins = initramfs::GuestBinaries::locate(&paths.release)?;
 
     let kernel = match &opts.kernel {
@@ -214,14 +235,37 @@ fn boot(
     };
 
     let initramfs_path = paths.vm.join("initramfs.cpio.gz");
-    phase(
-        "initramfs",
-        &format!(
-            "building {} (busybox, scx_brisk, brisk-guest, stress-ng, hackbench)",
-            initramfs_path.display()
-        ),
-        || initramfs::build(&initramfs_path, &guest_bins, &kernel, guest_argv),
-    )?;
+    let guest_argv = match guest {
+        Guest::Init(argv) => {
+            phase(
+                "initramfs",
+                &format!(
+                    "building {} (busybox, scx_brisk, brisk-guest, stress-ng, hackbench)",
+                    initramfs_path.display()
+                ),
+                || initramfs::build(&initramfs_path, &guest_bins, &kernel, argv),
+            )?;
+            argv.clone()
+        }
+        Guest::Service => {
+            let rootfs = phase(
+                "rootfs",
+                "Debian trixie with systemd (debootstrap, once)",
+                || service::rootfs(&paths.vm),
+            )?;
+            phase(
+                "initramfs",
+                &format!(
+                    "building {} (the rootfs, scx_brisk by dist/install, the check)",
+                    initramfs_path.display()
+                ),
+                || service::build(&initramfs_path, &rootfs, &guest_bins, &kernel),
+            )?;
+            ["test", "--service", "(from systemd)"]
+                .map(String::from)
+                .to_vec()
+        }
+    };
     if !extra_files.is_empty() {
         let list: Vec<String> = extra_files
             .iter()
