@@ -64,6 +64,7 @@ mod tests {
         fn brisk_host_carry_vruntime(v: u64, from: u64, to: u64, max: u64) -> u64;
         fn brisk_host_lat_debt(debt: u64, ran: u64, lat: i32, share_pct: u64, cap: u64) -> u64;
         fn brisk_host_lat_defer(debt: u64, allowance: u64, light: i32) -> i32;
+        fn brisk_host_deferred_slice(slice: u64, lat_waits: i32) -> u64;
         fn brisk_host_duty_pct(avg_burst: u64, avg_period: u64) -> u64;
         fn brisk_host_lat_key(deadline: u64, light: i32) -> u64;
         fn brisk_host_should_balance(
@@ -328,6 +329,38 @@ mod tests {
                 "share {share}: {worst}"
             );
         }
+    }
+
+    /// The same saturated lane, the fair stints cut by brisk_deferred_slice since the lane
+    /// waits whenever it defers: each wait of the lane is one short turn, not a 4 ms slice,
+    /// and the fair queue still gets its share of the time.
+    #[test]
+    fn a_deferred_lane_waits_a_short_turn() {
+        unsafe {
+            assert_eq!(brisk_host_deferred_slice(4 * MS, 0), 4 * MS);
+            assert_eq!(brisk_host_deferred_slice(4 * MS, 1), MS);
+            assert_eq!(brisk_host_deferred_slice(300 * US, 1), 300 * US);
+        }
+        let (share, allowance) = (67u64, 10 * MS);
+        let (mut debt, mut lat_ns, mut fair_ns, mut longest_fair_turn) = (0, 0, 0, 0);
+        while lat_ns + fair_ns < 1000 * MS {
+            let lat = unsafe { brisk_host_lat_defer(debt, allowance, 0) } == 0;
+            let ran = if lat {
+                MS
+            } else {
+                unsafe { brisk_host_deferred_slice(4 * MS, 1) }
+            };
+            debt = unsafe { brisk_host_lat_debt(debt, ran, lat as i32, share, 8 * allowance) };
+            if lat {
+                lat_ns += ran;
+            } else {
+                fair_ns += ran;
+                longest_fair_turn = longest_fair_turn.max(ran);
+            }
+        }
+        assert_eq!(longest_fair_turn, MS);
+        let fair_pct = fair_ns * 100 / (lat_ns + fair_ns);
+        assert!((32..=34).contains(&fair_pct), "fair queue got {fair_pct} %");
     }
 
     #[test]

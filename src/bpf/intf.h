@@ -54,6 +54,16 @@ enum brisk_consts {
 	 * back the lane's later wakeups.
 	 */
 	BRISK_LAT_KEEP_SLICES = 4,
+	/*
+	 * The slice of a hog (a fair task that is not short) that starts, or goes on, while
+	 * latency-critical wakeups wait for the fair queue (the lane deferred to it,
+	 * brisk_lat_defer): they wait about this long per deferral, not a whole fair slice.
+	 * Shorter serves them sooner, at the cost of more switches for the hogs of an overloaded
+	 * LLC; the fair queue's share of the time (lat_share_max_pct) is the same either way,
+	 * taken in more, shorter turns. Short tasks keep their slices: cutting message passers'
+	 * batches costs more switches than it saves waiting (docs/bench/findings.md).
+	 */
+	BRISK_DEFERRED_SLICE_NS = 1000 * 1000,
 	/* Starvation guard: how often a CPU scans its queues for tasks waiting too long. */
 	BRISK_STARVE_SCAN_INTERVAL_NS = 100 * 1000 * 1000,
 };

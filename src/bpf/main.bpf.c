@@ -1158,8 +1158,16 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 
 		prev_dl = running_deadline(prev, tctx, cpu);
 		if (lat_on || prev_dl < first_dl) {
-			/* compat.bpf.h: the kfunc (6.19+), else a plain store */
-			scx_bpf_task_set_slice(prev, lat_slice(tctx, cpu, lat_on));
+			/*
+			 * compat.bpf.h: the kfunc (6.19+), else a plain store. A latency-critical
+			 * wakeup still queued means the lane deferred to the fair queue: a hog goes
+			 * on for a short turn only (brisk_deferred_slice).
+			 */
+			scx_bpf_task_set_slice(
+				prev, brisk_deferred_slice(
+					      lat_slice(tctx, cpu, lat_on),
+					      !lat_on && !task_is_short(tctx) &&
+						      scx_bpf_dsq_nr_queued(lat_dsq(own_llc))));
 			/* A new slice is no wakeup: past the lane, it runs on in the fair order. */
 			tctx->lat_crit = lat_on;
 			/* No ops.running() follows: refresh what preempting wakers see. */
@@ -1279,6 +1287,17 @@ void BPF_STRUCT_OPS(brisk_running, struct task_struct *p)
 		cctx->running_dl = task_deadline(p, tctx, cpu);
 		cctx->running_short = task_is_short(tctx);
 		cctx->running_lat = tctx->lat_crit;
+	}
+	/*
+	 * A hog that starts while latency-critical wakeups wait (the lane deferred to it): a
+	 * short turn (brisk_deferred_slice). The lane's debt is read first: without it nothing
+	 * defers, and the queue count is a kfunc call.
+	 */
+	if (!tctx->lat_crit && !task_is_short(tctx) && p->scx.slice > BRISK_DEFERRED_SLICE_NS) {
+		struct llc_ctx *l = llc_ctx_of(llc_of(cpu));
+
+		if (l && l->lat_debt && scx_bpf_dsq_nr_queued(lat_dsq(llc_of(cpu))))
+			scx_bpf_task_set_slice(p, brisk_deferred_slice(p->scx.slice, 1));
 	}
 }
 

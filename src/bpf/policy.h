@@ -370,6 +370,16 @@ static inline int brisk_lat_keeps(int lat, u64 ran_ns, u64 slice_ns)
 }
 
 /*
+ * The slice of a hog about to run (or run on) with @slice_ns: at most BRISK_DEFERRED_SLICE_NS
+ * while latency-critical wakeups wait for the fair queue (@lat_waits), so that they wait a
+ * short turn rather than a whole slice.
+ */
+static inline u64 brisk_deferred_slice(u64 slice_ns, int lat_waits)
+{
+	return lat_waits && slice_ns > BRISK_DEFERRED_SLICE_NS ? BRISK_DEFERRED_SLICE_NS : slice_ns;
+}
+
+/*
  * The latency lane's debt to an LLC's fair queue after a stint of @ran_ns on one of its CPUs,
  * in ns times percent: a stint in the lane (@lat) adds @ran_ns * (100 - @share_pct), a stint
  * in fair order pays back @ran_ns * @share_pct. If the lane runs a fraction f of the LLC's

@@ -124,6 +124,11 @@ int brisk_host_lat_defer(u64 debt, u64 allowance, int light)
 	return brisk_lat_defer(debt, allowance, light);
 }
 
+u64 brisk_host_deferred_slice(u64 slice, int lat_waits)
+{
+	return brisk_deferred_slice(slice, lat_waits);
+}
+
 u64 brisk_host_duty_pct(u64 avg_burst, u64 avg_period)
 {
 	return brisk_duty_pct(avg_burst, avg_period);
