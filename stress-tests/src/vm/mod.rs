@@ -115,6 +115,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             guest_args,
         } => {
             if service {
+                if !guest_args.is_empty() {
+                    bail!("--service runs its one test: it takes no test names or guest arguments");
+                }
                 let paths = Paths::locate()?;
                 return boot(&paths, &vm, timeout_s, &Guest::Service, &[]);
             }
@@ -256,7 +259,7 @@ fn boot(
             phase(
                 "initramfs",
                 &format!(
-                    "building {} (the rootfs, scx_brisk by dist/install, the check)",
+                    "building {} (the rootfs, what dist/install needs of this checkout, the check)",
                     initramfs_path.display()
                 ),
                 || service::build(&initramfs_path, &rootfs, &guest_bins, &kernel),

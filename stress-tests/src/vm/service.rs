@@ -90,7 +90,9 @@ pub fn build(out: &Path, rootfs: &Path, bins: &GuestBinaries, kernel: &Kernel) -
     ];
     for dir in ["dist", "scheduler-policies"] {
         let path = workspace.join(dir);
-        for entry in std::fs::read_dir(&path).with_context(|| format!("{}", path.display()))? {
+        for entry in
+            std::fs::read_dir(&path).with_context(|| format!("reading {}", path.display()))?
+        {
             let file = entry?.path();
             let name = file.file_name().unwrap_or_default().to_string_lossy();
             if file.is_file() && name != "install" {
