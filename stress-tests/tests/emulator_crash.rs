@@ -1,10 +1,12 @@
 //! brisk-vm against a stand-in for qemu: a guest that dies of the emulator's stale-code race
 //! (`Oops: int3` with the int3 gone from memory) is booted once more, once; any other crash, or
-//! the race twice, fails the run with the harness's VM-failure exit code.
+//! the race twice, fails the run with the harness's VM-failure exit code. So is a guest that
+//! writes nothing at all (a boot the emulator hung), once.
 //!
 //! The stand-in is a shell script named qemu-system-x86_64 first in PATH. It writes, per boot,
 //! what the next word of $FAKE_QEMU_BOOTS says to the serial files qemu would have written:
-//! `race` (the CI crash of 2026-11-28), `gpf` (a general protection fault) or `ok` (the guest's
+//! `race` (the CI crash of 2026-11-28), `gpf` (a general protection fault), `hang` (nothing,
+//! as the masks guest of a CI run on 2026-12-01 wrote for 15 minutes) or `ok` (the guest's
 //! exit line). Booting needs the host's busybox, stress-ng and hackbench (`stress-tests/vm
 //! install`), as the real harness does.
 
@@ -34,6 +36,7 @@ case "$what" in
 race) oops int3 >>"$console" ;;
 gpf) oops "general protection fault" >>"$console" ;;
 ok) echo "guest ran" >>"$result"; echo "BRISK-GUEST-EXIT 0" >>"$result" ;;
+hang) exec sleep 60 ;;
 *) echo "stand-in qemu: no boot $n in '$FAKE_QEMU_BOOTS'" >&2; exit 1 ;;
 esac
 "#;
@@ -76,6 +79,7 @@ impl Rig {
             .env("BRISK_ROOT", self.dir.join("root"))
             .env("FAKE_QEMU_STATE", self.dir.join("state"))
             .env("FAKE_QEMU_BOOTS", boots)
+            .env("BRISK_SILENT_BOOT_S", "3")
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned()
@@ -155,4 +159,23 @@ fn any_other_crash_fails_at_once() {
     assert_eq!(code, 3, "{out}");
     assert_eq!(boots, 1, "{out}");
     assert!(!rig.kept_log().exists());
+}
+
+#[test]
+fn a_silent_boot_gets_one_more_boot() {
+    if !host_can_build_initramfs() {
+        return;
+    }
+    let rig = Rig::new("hang-ok");
+    let (code, out, boots) = rig.run("hang,ok");
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(boots, 2, "{out}");
+    assert!(
+        out.contains("wrote nothing") && out.contains("(second boot)"),
+        "{out}"
+    );
+    let rig = Rig::new("hang-hang");
+    let (code, out, boots) = rig.run("hang,hang,ok");
+    assert_eq!(code, 3, "{out}");
+    assert_eq!(boots, 2, "{out}");
 }

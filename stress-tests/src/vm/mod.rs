@@ -315,30 +315,43 @@ fn boot(
             .join(" ")
     );
     let mut outcome = phase("guest", &what, || qemu::run(&vm))?;
-    // One more boot, once, when the guest died of the emulator's stale-code race (see
-    // `qemu::stale_code_crash`); any other crash, or the same one twice, fails the run.
-    if let qemu::Outcome::Panicked(_) = &outcome {
-        let console = std::fs::read(&vm.console_log).unwrap_or_default();
-        if let Some(oops) = qemu::stale_code_crash(&String::from_utf8_lossy(&console)) {
-            let kept = paths.vm.join("console-emulator-crash.log");
-            std::fs::copy(&vm.console_log, &kept)
-                .with_context(|| format!("keeping {}", kept.display()))?;
-            eprintln!(
-                "warning: the guest kernel died on an int3 that is no longer in its memory \
-                 ({oops}): qemu's multi-threaded TCG ran stale code while the kernel re-patched \
-                 its text, a known emulator race when a scheduler or probe attaches or \
-                 detaches, not a fault of the guest. Its kernel log is kept in {}. Booting \
-                 the guest once more; a second crash fails the run.",
-                kept.display()
-            );
-            outcome = phase("guest", &format!("{what} (second boot)"), || qemu::run(&vm))?;
-        }
+    // One more boot, once, when the emulator failed the guest (see `emulator_fault`); any
+    // other failure, or the same one twice, fails the run.
+    if let Some(why) = emulator_fault(&outcome, &vm, paths)? {
+        eprintln!("warning: {why} Booting the guest once more; a second failure fails the run.");
+        outcome = phase("guest", &format!("{what} (second boot)"), || qemu::run(&vm))?;
     }
 
     let code = report(&outcome, &vm);
     println!("    console (kernel log): {}", vm.console_log.display());
     println!("    result (guest output): {}", vm.result_log.display());
     Ok(code)
+}
+
+/// Why `outcome` is the emulator's fault, not the guest's, if it is: a death on the
+/// stale-code race (`qemu::stale_code_crash`; its kernel log is kept), or a boot that wrote
+/// nothing at all (`qemu::Outcome::SilentBoot`: nothing of the project had run yet).
+fn emulator_fault(outcome: &qemu::Outcome, vm: &qemu::Vm, paths: &Paths) -> Result<Option<String>> {
+    match outcome {
+        qemu::Outcome::Panicked(_) => {
+            let console = std::fs::read(&vm.console_log).unwrap_or_default();
+            let Some(oops) = qemu::stale_code_crash(&String::from_utf8_lossy(&console)) else {
+                return Ok(None);
+            };
+            let kept = paths.vm.join("console-emulator-crash.log");
+            std::fs::copy(&vm.console_log, &kept)
+                .with_context(|| format!("keeping {}", kept.display()))?;
+            Ok(Some(format!(
+                "the guest kernel died on an int3 that is no longer in its memory ({oops}): \
+                 qemu's multi-threaded TCG ran stale code while the kernel re-patched its text, \
+                 a known emulator race when a scheduler or probe attaches or detaches, not a \
+                 fault of the guest. Its kernel log is kept in {}.",
+                kept.display()
+            )))
+        }
+        qemu::Outcome::SilentBoot => Ok(Some(format!("{}.", outcome.describe(vm.timeout_s)))),
+        _ => Ok(None),
+    }
 }
 
 /// Prints the outcome; returns the harness's exit code.

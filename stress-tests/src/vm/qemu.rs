@@ -14,6 +14,19 @@ use std::time::Duration;
 const QEMU: &str = "qemu-system-x86_64";
 /// Seconds `timeout` waits after SIGTERM before it SIGKILLs qemu.
 const KILL_AFTER_S: u64 = 10;
+/// A guest that has written nothing to either serial port this long after qemu started hung
+/// while booting: /init writes its first line within seconds (a systemd guest's check within
+/// a minute), also under instruction-counted time. `BRISK_SILENT_BOOT_S` overrides it (the
+/// harness's own tests, with a stand-in for qemu).
+const SILENT_BOOT_S: u64 = 240;
+
+fn silent_boot_limit() -> Duration {
+    let secs = std::env::var("BRISK_SILENT_BOOT_S")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(SILENT_BOOT_S);
+    Duration::from_secs(secs)
+}
 const POLL: Duration = Duration::from_millis(100);
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -196,6 +209,8 @@ pub enum Outcome {
     Panicked(String),
     /// qemu ended without the exit line (how it exited).
     NoExitLine(String),
+    /// The guest wrote nothing at all within SILENT_BOOT_S seconds; qemu was stopped.
+    SilentBoot,
 }
 
 impl Outcome {
@@ -207,6 +222,11 @@ impl Outcome {
                 "timeout: the guest did not finish within --timeout-s {timeout_s}; qemu was killed"
             ),
             Outcome::Panicked(line) => format!("the guest kernel panicked: {line}"),
+            Outcome::SilentBoot => format!(
+                "the guest wrote nothing, neither a kernel message nor a line of /init, within \
+                 {} s: the emulator hung while booting it; qemu was stopped",
+                silent_boot_limit().as_secs()
+            ),
             Outcome::NoExitLine(how) => format!(
                 "qemu {how} but the guest never reported an exit code ({EXIT_MARKER} line \
                  missing): it crashed, or qemu failed (see its messages above)"
@@ -316,6 +336,8 @@ pub fn run(vm: &Vm) -> Result<Outcome> {
     let mut lines = LineSplitter::default();
     let mut hide = HideResults::default();
     let mut stopping = false;
+    let mut silent = false;
+    let (started, limit) = (std::time::Instant::now(), silent_boot_limit());
     let mut polls = 0u32;
     let status = loop {
         polls += 1;
@@ -326,6 +348,12 @@ pub fn run(vm: &Vm) -> Result<Outcome> {
         pump(&mut result, &mut lines, &mut hide)?;
         if let Some(status) = status {
             break status;
+        }
+        if !stopping && silent_for(started.elapsed(), limit, &[&vm.console_log, &vm.result_log]) {
+            stopping = true;
+            silent = true;
+            // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
         }
         if INTERRUPTED.load(Ordering::SeqCst) && !stopping {
             stopping = true;
@@ -345,9 +373,21 @@ pub fn run(vm: &Vm) -> Result<Outcome> {
     if INTERRUPTED.load(Ordering::SeqCst) {
         return Ok(Outcome::Interrupted);
     }
+    if silent {
+        return Ok(Outcome::SilentBoot);
+    }
     let result_text = read_lossy(&vm.result_log)?;
     let console_text = read_lossy(&vm.console_log)?;
     Ok(classify(&result_text, &console_text, status))
+}
+
+/// Whether a guest running for `elapsed` has hung while booting: `limit` passed and every one
+/// of its `logs` is still empty.
+fn silent_for(elapsed: Duration, limit: Duration, logs: &[&Path]) -> bool {
+    elapsed >= limit
+        && logs
+            .iter()
+            .all(|log| fs::metadata(log).is_ok_and(|m| m.len() == 0))
 }
 
 /// `timeout` runs qemu in its own process group, so Ctrl-C reaches only us: we pass it on.
@@ -715,5 +755,21 @@ mod tests {
         ] {
             assert!(bad.parse::<Topology>().is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn a_boot_is_silent_only_when_nothing_came_for_long() {
+        let dir = std::env::temp_dir().join(format!("brisk-silent-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let (console, result) = (dir.join("console.log"), dir.join("result.log"));
+        fs::write(&console, b"").unwrap();
+        fs::write(&result, b"").unwrap();
+        let logs = [console.as_path(), result.as_path()];
+        let late = Duration::from_secs(SILENT_BOOT_S);
+        assert!(silent_for(late, late, &logs));
+        assert!(!silent_for(late - Duration::from_secs(1), late, &logs));
+        fs::write(&console, b"brisk-init: running\n").unwrap();
+        assert!(!silent_for(late * 2, late, &logs));
+        fs::remove_dir_all(&dir).unwrap();
     }
 }
