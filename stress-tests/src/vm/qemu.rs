@@ -20,6 +20,8 @@ const KILL_AFTER_S: u64 = 10;
 /// harness's own tests, with a stand-in for qemu).
 const SILENT_BOOT_S: u64 = 240;
 
+const POLL: Duration = Duration::from_millis(100);
+
 fn silent_boot_limit() -> Duration {
     let secs = std::env::var("BRISK_SILENT_BOOT_S")
         .ok()
@@ -27,7 +29,6 @@ fn silent_boot_limit() -> Duration {
         .unwrap_or(SILENT_BOOT_S);
     Duration::from_secs(secs)
 }
-const POLL: Duration = Duration::from_millis(100);
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -349,13 +350,10 @@ pub fn run(vm: &Vm) -> Result<Outcome> {
         if let Some(status) = status {
             break status;
         }
-        if !stopping && silent_for(started.elapsed(), limit, &[&vm.console_log, &vm.result_log]) {
-            stopping = true;
-            silent = true;
-            // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
-            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        if !stopping {
+            silent = silent_for(started.elapsed(), limit, &[&vm.console_log, &vm.result_log]);
         }
-        if INTERRUPTED.load(Ordering::SeqCst) && !stopping {
+        if (silent || INTERRUPTED.load(Ordering::SeqCst)) && !stopping {
             stopping = true;
             // SIGTERM to `timeout`, which passes it on to qemu.
             // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
