@@ -65,6 +65,7 @@ mod tests {
         fn brisk_host_lat_debt(debt: u64, ran: u64, lat: i32, share_pct: u64, cap: u64) -> u64;
         fn brisk_host_lat_defer(debt: u64, allowance: u64, light: i32) -> i32;
         fn brisk_host_deferred_slice(slice: u64, lat_waits: i32) -> u64;
+        fn brisk_host_sleeps_soon(avg: u64, ran: u64) -> i32;
         fn brisk_host_duty_pct(avg_burst: u64, avg_period: u64) -> u64;
         fn brisk_host_lat_key(deadline: u64, light: i32) -> u64;
         fn brisk_host_should_balance(
@@ -361,6 +362,21 @@ mod tests {
         assert_eq!(longest_fair_turn, MS);
         let fair_pct = fair_ns * 100 / (lat_ns + fair_ns);
         assert!((32..=34).contains(&fair_pct), "fair queue got {fair_pct} %");
+    }
+
+    /// A request's sender (bursts of tens of us) hands its CPU to the worker it wakes; the
+    /// worker replying after 1 ms of work, a new task and a sender caught mid-way through a
+    /// long burst do not, and their wakees take an idle CPU.
+    #[test]
+    fn a_waker_that_sleeps_soon_keeps_its_cpu() {
+        unsafe {
+            assert_eq!(brisk_host_sleeps_soon(30 * US, 10 * US), 1);
+            assert_eq!(brisk_host_sleeps_soon(200 * US, 200 * US), 1);
+            assert_eq!(brisk_host_sleeps_soon(MS, 10 * US), 0);
+            assert_eq!(brisk_host_sleeps_soon(201 * US, 10 * US), 0);
+            assert_eq!(brisk_host_sleeps_soon(30 * US, 201 * US), 0);
+            assert_eq!(brisk_host_sleeps_soon(0, 0), 0);
+        }
     }
 
     #[test]

@@ -64,6 +64,14 @@ enum brisk_consts {
 	 * batches costs more switches than it saves waiting (docs/bench/findings.md).
 	 */
 	BRISK_DEFERRED_SLICE_NS = 1000 * 1000,
+	/*
+	 * A waker whose bursts (wakeup to sleep) average at most this, and whose current one is
+	 * no longer, is taken to sleep soon: it hands its CPU to the task it wakes even while
+	 * another CPU idles (brisk_sleeps_soon). Longer bets on more wakers (a reply that waits
+	 * out a longer burst while a CPU idles); shorter wakes more idle CPUs (an IPI and the
+	 * idle exit per wakeup).
+	 */
+	BRISK_AFFINE_BURST_NS = 200 * 1000,
 	/* Starvation guard: how often a CPU scans its queues for tasks waiting too long. */
 	BRISK_STARVE_SCAN_INTERVAL_NS = 100 * 1000 * 1000,
 };
@@ -170,6 +178,7 @@ struct brisk_counters {
 	u64 nr_sync_affine;    /* a sync wakeup stayed on the waker's CPU (no idle CPU kicked) */
 	u64 nr_sync_handoff;   /* ... straight to its local DSQ from select_cpu, nothing waiting */
 	u64 nr_wake_handoff;   /* a wakeup by a short task, nothing waiting: to the waker's CPU */
+	u64 nr_wake_affine;    /* ... by a task that sleeps soon, before any idle CPU is tried */
 	u64 nr_irq_wakeups;    /* non-sync wakeups from an interrupt (timers): no waker to trust */
 	u64 nr_cpu_released;   /* RT/deadline took a CPU: its local DSQ was re-enqueued */
 	u64 nr_lat_wakeups;    /* latency-critical wakeups (served before the fair queue) */

@@ -654,6 +654,30 @@ static bool nothing_waits_here(s32 cpu)
 }
 
 /*
+ * A wakeup of @p by @w, a task that sleeps soon after it runs (brisk_sleeps_soon): @p goes to
+ * this CPU's local DSQ, before any idle CPU is tried, if nothing waits here and @p's cache is
+ * in this LLC. It runs as soon as the waker sleeps, without an idle CPU woken for it (an IPI
+ * and the idle exit, the tail of a request's wakeup under emulation). If the bet loses, @p
+ * waits out the waker's burst while a CPU may idle. Returns this CPU, or -1 to pick as usual.
+ */
+static s32 wake_affine_sleeper(struct task_struct *p, struct task_ctx *tctx,
+			       const struct task_ctx *w, s32 prev_cpu, u64 now)
+{
+	s32 cpu = bpf_get_smp_processor_id();
+
+	if (!w || !brisk_sleeps_soon(w->burst.avg_ns, brisk_burst_ran(&w->burst, now)) ||
+	    llc_of(cpu) != llc_of(prev_cpu) ||
+	    !(runs_anywhere(p) || bpf_cpumask_test_cpu(cpu, p->cpus_ptr)) ||
+	    !nothing_waits_here(cpu))
+		return -1;
+	if (tctx)
+		tctx->lat.enq_at = probe_stamp();
+	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, task_slice_waiting(tctx, cpu, 0), 0);
+	COUNT(nr_wake_affine);
+	return cpu;
+}
+
+/*
  * An idle CPU for @p, waking with @prev_cpu, claimed: first in @prev_cpu's LLC, where its
  * cache is (a whole idle core, then @prev_cpu, then any idle CPU there), and only then the
  * kernel's pick over all CPUs (a whole idle core in the node, then anywhere, then any idle
@@ -692,6 +716,8 @@ s32 BPF_STRUCT_OPS(brisk_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 	if (!(wake_flags & SCX_WAKE_SYNC)) {
 		now = scx_bpf_now();
 		waker = waker_wakes(now);
+		if ((cpu = wake_affine_sleeper(p, tctx, waker, prev_cpu, now)) >= 0)
+			return cpu;
 	}
 	cpu = pick_idle_cpu(p, prev_cpu, wake_flags, &is_idle);
 	if (is_idle) {

@@ -380,6 +380,17 @@ static inline u64 brisk_deferred_slice(u64 slice_ns, int lat_waits)
 }
 
 /*
+ * Whether a task whose bursts average @avg_ns, @ran_ns into the current one, sleeps soon: both
+ * within BRISK_AFFINE_BURST_NS, and a burst on record (a new task is no bet). A thread that
+ * posts a request, wakes a worker and waits for the reply is one: its CPU frees up within
+ * microseconds, sooner than an idle CPU wakes up for the worker.
+ */
+static inline int brisk_sleeps_soon(u64 avg_ns, u64 ran_ns)
+{
+	return avg_ns && avg_ns <= BRISK_AFFINE_BURST_NS && ran_ns <= BRISK_AFFINE_BURST_NS;
+}
+
+/*
  * The latency lane's debt to an LLC's fair queue after a stint of @ran_ns on one of its CPUs,
  * in ns times percent: a stint in the lane (@lat) adds @ran_ns * (100 - @share_pct), a stint
  * in fair order pays back @ran_ns * @share_pct. If the lane runs a fraction f of the LLC's

@@ -124,6 +124,10 @@ int brisk_host_lat_defer(u64 debt, u64 allowance, int light)
 	return brisk_lat_defer(debt, allowance, light);
 }
 
+int brisk_host_sleeps_soon(u64 avg, u64 ran)
+{
+	return brisk_sleeps_soon(avg, ran);
+}
 u64 brisk_host_deferred_slice(u64 slice, int lat_waits)
 {
 	return brisk_deferred_slice(slice, lat_waits);

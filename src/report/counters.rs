@@ -35,6 +35,7 @@ counter_names!(
     nr_sync_affine,
     nr_sync_handoff,
     nr_wake_handoff,
+    nr_wake_affine,
     nr_irq_wakeups,
     nr_cpu_released,
     nr_lat_wakeups,

@@ -105,6 +105,7 @@ pub(super) fn no_stall() -> Result<String> {
         "nr_dispatched",
         "nr_sync_handoff",
         "nr_wake_handoff",
+        "nr_wake_affine",
     ] {
         ensure!(
             get(path) > 0,
