@@ -576,6 +576,23 @@ static bool runs_anywhere(const struct task_struct *p)
 	return p->nr_cpus_allowed >= nr_cpu_ids_seen && !is_migration_disabled(p);
 }
 
+/* Whether @p may run on @cpu, without the cpumask test for a task that runs anywhere. */
+static bool may_run_on(const struct task_struct *p, s32 cpu)
+{
+	return runs_anywhere(p) || bpf_cpumask_test_cpu(cpu, p->cpus_ptr);
+}
+
+/*
+ * Queues @p on the local DSQ of the CPU ops.select_cpu returns, with @slice, stamped for the
+ * latency probes: it runs there next, without ops.enqueue and ops.dispatch.
+ */
+static void insert_local(struct task_struct *p, struct task_ctx *tctx, u64 slice)
+{
+	if (tctx)
+		tctx->lat.enq_at = probe_stamp();
+	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, 0);
+}
+
 /*
  * No CPU is idle for a waking task, so it will wait in its LLC's queue for the first CPU that
  * frees up, whichever it is: only the CPU it is woken on (its rq) is still to choose. The
@@ -588,8 +605,7 @@ static s32 wake_affine_busy(const struct task_struct *p, s32 prev_cpu)
 {
 	s32 this_cpu = bpf_get_smp_processor_id();
 
-	if (this_cpu != prev_cpu && llc_of(this_cpu) == llc_of(prev_cpu) &&
-	    (runs_anywhere(p) || bpf_cpumask_test_cpu(this_cpu, p->cpus_ptr)))
+	if (this_cpu != prev_cpu && llc_of(this_cpu) == llc_of(prev_cpu) && may_run_on(p, this_cpu))
 		return this_cpu;
 	return prev_cpu;
 }
@@ -666,13 +682,9 @@ static s32 wake_affine_sleeper(struct task_struct *p, struct task_ctx *tctx,
 	s32 cpu = bpf_get_smp_processor_id();
 
 	if (!w || !brisk_sleeps_soon(w->burst.avg_ns, brisk_burst_ran(&w->burst, now)) ||
-	    llc_of(cpu) != llc_of(prev_cpu) ||
-	    !(runs_anywhere(p) || bpf_cpumask_test_cpu(cpu, p->cpus_ptr)) ||
-	    !nothing_waits_here(cpu))
+	    llc_of(cpu) != llc_of(prev_cpu) || !may_run_on(p, cpu) || !nothing_waits_here(cpu))
 		return -1;
-	if (tctx)
-		tctx->lat.enq_at = probe_stamp();
-	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, task_slice_waiting(tctx, cpu, 0), 0);
+	insert_local(p, tctx, task_slice_waiting(tctx, cpu, 0));
 	COUNT(nr_wake_affine);
 	return cpu;
 }
@@ -721,9 +733,7 @@ s32 BPF_STRUCT_OPS(brisk_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 	}
 	cpu = pick_idle_cpu(p, prev_cpu, wake_flags, &is_idle);
 	if (is_idle) {
-		if (tctx)
-			tctx->lat.enq_at = probe_stamp();
-		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, task_slice(tctx, cpu), 0);
+		insert_local(p, tctx, task_slice(tctx, cpu));
 		COUNT(nr_direct_idle);
 	} else if ((wake_flags & SCX_WAKE_SYNC) && cpu == bpf_get_smp_processor_id() &&
 		   nothing_waits_here(cpu)) {
@@ -734,9 +744,7 @@ s32 BPF_STRUCT_OPS(brisk_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 		 * sync-affine path gives, without the ops.enqueue and ops.dispatch calls (the
 		 * dearest part of a ping-pong message).
 		 */
-		if (tctx)
-			tctx->lat.enq_at = probe_stamp();
-		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, task_slice_waiting(tctx, cpu, 0), 0);
+		insert_local(p, tctx, task_slice_waiting(tctx, cpu, 0));
 		COUNT(nr_sync_affine);
 		COUNT(nr_sync_handoff);
 	} else if (!(wake_flags & SCX_WAKE_SYNC)) {
@@ -758,9 +766,7 @@ s32 BPF_STRUCT_OPS(brisk_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 		      !scx_bpf_dsq_nr_queued(lat_dsq(llc_of(cpu))) &&
 		      !lat_defers(llc_of(cpu), lat_light(tctx))) ||
 		     nothing_waits_here(cpu))) {
-			if (tctx)
-				tctx->lat.enq_at = probe_stamp();
-			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, task_slice_waiting(tctx, cpu, 0), 0);
+			insert_local(p, tctx, task_slice_waiting(tctx, cpu, 0));
 			COUNT(nr_wake_handoff);
 		}
 	}
@@ -1016,7 +1022,7 @@ static bool rescue_starving(u64 dsq_id, s32 cpu, u64 now)
 		tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
 		if (!tctx || now - tctx->queued_at < tun.starve_ns)
 			continue;
-		if (!runs_anywhere(p) && !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+		if (!may_run_on(p, cpu))
 			continue;
 		if (scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL, 0)) {
 			/* On this CPU's rq now: no other CPU touches its context meanwhile. */
@@ -1087,7 +1093,7 @@ static bool balance_llcs(s32 cpu, u32 own, struct cpu_ctx *cctx, u64 now)
 	if (!brisk_should_balance(load_of(busiest), nr_cpus_of(busiest), load_of(own),
 				  nr_cpus_of(own), p->scx.weight))
 		return false;
-	if (!runs_anywhere(p) && !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+	if (!may_run_on(p, cpu))
 		return false;
 	/*
 	 * Its clock and load follow it to this LLC in ops.running, under its own rq lock: the
