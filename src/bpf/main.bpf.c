@@ -690,6 +690,20 @@ static s32 wake_affine_sleeper(struct task_struct *p, struct task_ctx *tctx,
 }
 
 /*
+ * A synchronous wakeup (pipe, socket) of a task last on this CPU, whose waker is not exiting,
+ * with nothing waiting here: the kernel's idle pick can only return this CPU then (with an idle
+ * CPU anywhere it prefers the waker's CPU while nothing is queued there; with none it leaves
+ * @p where it was), so the pick, one or two kfunc calls that scan the idle masks, is skipped.
+ * Partners that share a CPU (pipe ping-pong) take this path on every message.
+ */
+static bool sync_wakes_here(const struct task_struct *p, s32 prev_cpu, u64 wake_flags)
+{
+	return (wake_flags & SCX_WAKE_SYNC) && prev_cpu == bpf_get_smp_processor_id() &&
+	       !(bpf_get_current_task_btf()->flags & PF_EXITING) && may_run_on(p, prev_cpu) &&
+	       nothing_waits_here(prev_cpu);
+}
+
+/*
  * An idle CPU for @p, waking with @prev_cpu, claimed: first in @prev_cpu's LLC, where its
  * cache is (a whole idle core, then @prev_cpu, then any idle CPU there), and only then the
  * kernel's pick over all CPUs (a whole idle core in the node, then anywhere, then any idle
@@ -730,23 +744,23 @@ s32 BPF_STRUCT_OPS(brisk_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 		waker = waker_wakes(now);
 		if ((cpu = wake_affine_sleeper(p, tctx, waker, prev_cpu, now)) >= 0)
 			return cpu;
+	} else if (sync_wakes_here(p, prev_cpu, wake_flags)) {
+		/*
+		 * Synchronous hand-off: the waker is about to sleep on this CPU and nothing else
+		 * waits here or in the LLC, so the wakee runs next whatever its deadline. Queue it
+		 * on this CPU's local DSQ now: the same order enqueue's sync-affine path gives,
+		 * without the ops.enqueue and ops.dispatch calls (the dearest part of a ping-pong
+		 * message).
+		 */
+		insert_local(p, tctx, task_slice_waiting(tctx, prev_cpu, 0));
+		COUNT(nr_sync_affine);
+		COUNT(nr_sync_handoff);
+		return prev_cpu;
 	}
 	cpu = pick_idle_cpu(p, prev_cpu, wake_flags, &is_idle);
 	if (is_idle) {
 		insert_local(p, tctx, task_slice(tctx, cpu));
 		COUNT(nr_direct_idle);
-	} else if ((wake_flags & SCX_WAKE_SYNC) && cpu == bpf_get_smp_processor_id() &&
-		   nothing_waits_here(cpu)) {
-		/*
-		 * Synchronous hand-off (pipes, sockets): the waker is about to sleep on this CPU
-		 * and nothing else waits here or in the LLC, so the wakee runs next whatever its
-		 * deadline. Queue it on this CPU's local DSQ now: the same order enqueue's
-		 * sync-affine path gives, without the ops.enqueue and ops.dispatch calls (the
-		 * dearest part of a ping-pong message).
-		 */
-		insert_local(p, tctx, task_slice_waiting(tctx, cpu, 0));
-		COUNT(nr_sync_affine);
-		COUNT(nr_sync_handoff);
 	} else if (!(wake_flags & SCX_WAKE_SYNC)) {
 		cpu = wake_affine_busy(p, cpu);
 		/*
