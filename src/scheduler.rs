@@ -253,7 +253,8 @@ impl BpfSide for Scheduler<'_> {
     }
 }
 
-/// Tells the BPF side which LLC each CPU belongs to (one shared DSQ per LLC).
+/// Tells the BPF side which LLC each CPU belongs to (one shared DSQ per LLC) and its SMT
+/// sibling.
 fn configure_topology(skel: &mut crate::bpf_skel::OpenBpfSkel, topo: &Topology) -> Result<()> {
     let max_cpus = bpf_intf::brisk_consts_BRISK_MAX_CPUS as usize;
     let max_llcs = bpf_intf::brisk_consts_BRISK_MAX_LLCS as usize;
@@ -285,6 +286,21 @@ fn configure_topology(skel: &mut crate::bpf_skel::OpenBpfSkel, topo: &Topology) 
         }
         rodata.llc_nr_cpus[idx] = nr;
         rodata.llc_node[idx] = llc.node_id as u32;
+    }
+    // Each CPU's SMT sibling, itself on a core of one thread (the BPF side's "no SMT").
+    for cpu in 0..max_cpus {
+        rodata.cpu_sibling[cpu] = cpu as u32;
+    }
+    for core in topo.all_cores.values() {
+        let cpus: Vec<usize> = core
+            .cpus
+            .keys()
+            .copied()
+            .filter(|&c| c < max_cpus)
+            .collect();
+        for (i, &cpu) in cpus.iter().enumerate() {
+            rodata.cpu_sibling[cpu] = cpus[(i + 1) % cpus.len()] as u32;
+        }
     }
     Ok(())
 }

@@ -188,6 +188,8 @@ struct brisk_counters {
 	u64 nr_lat_no_duty;    /* non-sync wakeups refused: duty cycle over lat_duty_max_pct */
 	u64 nr_lat_demoted;    /* latency-critical tasks past their latency slice: to fair order */
 	u64 nr_balanced;       /* dispatch took work from a more loaded LLC (balance_llcs) */
+	u64 nr_smt_spread;     /* a hog beside a busy SMT sibling moved to a whole idle core */
+	u64 nr_last_requeued;  /* a CPU's last task, slice over, queued to run on (ENQ_LAST) */
 	u64 nr_hog_stints;     /* a hog (not short) stopped running: one stint on a CPU */
 	u64 hog_run_ns;	       /* ... and the CPU time of those stints, summed (avg = sum / nr) */
 };

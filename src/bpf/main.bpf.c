@@ -40,6 +40,11 @@ const volatile u32 llc_nr_cpus[BRISK_MAX_LLCS];
 /* Each LLC's CPUs, listed together: llc_nr_cpus[llc] of them from llc_first_cpu[llc]. */
 const volatile u32 llc_first_cpu[BRISK_MAX_LLCS];
 const volatile u32 llc_cpu_list[BRISK_MAX_CPUS];
+/*
+ * Each CPU's SMT sibling (on a core of more than two threads, the next one), itself without
+ * SMT: a hog on a core whose sibling is busy moves to a whole idle core (smt_contended).
+ */
+const volatile u32 cpu_sibling[BRISK_MAX_CPUS];
 
 /*
  * Testing only (--debug-stall-hogs, hidden): hogs are parked in a DSQ that is never
@@ -864,28 +869,56 @@ static s32 pick_victim(const struct task_struct *p, u64 dl, u32 llc, bool lat)
  * An idle CPU that can take @p, queued from @cpu, claimed; -1 for none. A pinned task only
  * takes its own CPU. Others take a whole idle core of @cpu's LLC first, where the task is
  * queued and its cache is, and then the kernel's pick over their mask (a whole idle core
- * anywhere, then any idle CPU): the kernel's pick alone takes another LLC's or node's idle
- * core as readily as one of its own. A half-idle core of its own LLC does not beat a whole
- * idle core elsewhere here, unlike the wakeup pick (pick_idle_cpu): a task queued from here
- * was mostly preempted while running (a hog), and two hogs on SMT siblings while a core
- * idles lose far more than the cache. The LLC's mask is used only for a task that may run on
- * all of it (most tasks).
+ * anywhere, then any idle CPU unless @whole_core): the kernel's pick alone takes another
+ * LLC's or node's idle core as readily as one of its own. A half-idle core of its own LLC
+ * does not beat a whole idle core elsewhere here, unlike the wakeup pick (pick_idle_cpu): a
+ * task queued from here was mostly preempted while running (a hog), and two hogs on SMT
+ * siblings while a core idles lose far more than the cache. The LLC's mask is used only for
+ * a task that may run on all of it (most tasks).
  */
-static s32 claim_idle_cpu(const struct task_struct *p, s32 cpu, bool pinned)
+static s32 claim_idle_cpu(const struct task_struct *p, s32 cpu, bool pinned, bool whole_core)
 {
 	u32 llc = llc_of(cpu);
 	struct llc_mask *m;
 	s32 idle;
 
 	if (pinned)
-		return scx_bpf_test_and_clear_cpu_idle(cpu) ? cpu : -1;
+		return !whole_core && scx_bpf_test_and_clear_cpu_idle(cpu) ? cpu : -1;
 	if (nr_llcs > 1 && runs_anywhere(p) && (m = bpf_map_lookup_elem(&llc_masks, &llc)) &&
 	    m->cpus) {
 		idle = scx_bpf_pick_idle_cpu(cast_mask(m->cpus), SCX_PICK_IDLE_CORE);
 		if (idle >= 0)
 			return idle;
 	}
-	return scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+	return scx_bpf_pick_idle_cpu(p->cpus_ptr, whole_core ? SCX_PICK_IDLE_CORE : 0);
+}
+
+/*
+ * Whether @p, running on @cpu, shares its core with a busy SMT sibling while a whole core it
+ * may run on is idle. Two threads of one core give well under twice one thread's work, so a
+ * hog there is worth moving: ops.dispatch then ends its slice instead of renewing it, and
+ * ops.enqueue (SCX_ENQ_LAST) moves it to the idle core. Without this a hog that landed on a
+ * busy core's second thread (two hogs woken at once, an idle pick raced) stays there for as
+ * long as nothing else wants its CPU. Costs two idle-mask reads, only when a hog's slice
+ * ends on an SMT machine.
+ */
+static bool smt_contended(const struct task_struct *p, s32 cpu)
+{
+	const volatile u32 *sib = MEMBER_VPTR(cpu_sibling, [cpu]);
+	const struct cpumask *idle;
+	bool contended;
+
+	if (!sib || *sib == cpu)
+		return false;
+	idle = scx_bpf_get_idle_cpumask();
+	contended = !bpf_cpumask_test_cpu(*sib, idle);
+	scx_bpf_put_idle_cpumask(idle);
+	if (!contended)
+		return false;
+	idle = scx_bpf_get_idle_smtmask();
+	contended = bpf_cpumask_intersects(idle, p->cpus_ptr);
+	scx_bpf_put_idle_cpumask(idle);
+	return contended;
 }
 
 void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
@@ -951,7 +984,29 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 		return;
 	}
 
-	idle = claim_idle_cpu(p, cpu, pinned);
+	/*
+	 * The last runnable task of a CPU whose slice ended and which dispatch did not renew
+	 * (SCX_OPS_ENQ_LAST). A hog beside a busy SMT sibling goes to a whole idle core if one is
+	 * still free; anything else runs on here, as the kernel would keep it without the flag.
+	 * This CPU is about to go idle and nothing else would wake it: the kick is the follow-up
+	 * the kernel requires.
+	 */
+	if (enq_flags & SCX_ENQ_LAST) {
+		if (!pinned && !lat && !task_is_short(tctx) && smt_contended(p, cpu) &&
+		    (idle = claim_idle_cpu(p, cpu, false, true)) >= 0) {
+			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | idle, task_slice(tctx, idle),
+					   enq_flags);
+			scx_bpf_kick_cpu(idle, SCX_KICK_IDLE);
+			COUNT(nr_smt_spread);
+			return;
+		}
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, lat_slice(tctx, cpu, lat), enq_flags);
+		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+		COUNT(nr_last_requeued);
+		return;
+	}
+
+	idle = claim_idle_cpu(p, cpu, pinned, false);
 
 	if (enq_flags & SCX_ENQ_WAKEUP) {
 		if (task_is_short(tctx))
@@ -1203,7 +1258,13 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 				lat_defers(own_llc, tctx->lat_light));
 
 		prev_dl = running_deadline(prev, tctx, cpu);
-		if (lat_on || prev_dl < first_dl) {
+		/*
+		 * A hog beside a busy SMT sibling while a whole core idles is not renewed: it is
+		 * queued again (SCX_ENQ_LAST if nothing else is) and moves (smt_contended).
+		 */
+		if ((lat_on || prev_dl < first_dl) &&
+		    (lat_on || task_is_short(tctx) || is_pinned(prev) ||
+		     !smt_contended(prev, cpu))) {
 			/*
 			 * compat.bpf.h: the kfunc (6.19+), else a plain store. A latency-critical
 			 * wakeup still queued means the lane deferred to the fair queue: a hog goes
@@ -1635,5 +1696,7 @@ SCX_OPS_DEFINE(brisk_ops,
 	       .init = (void *)brisk_init,
 	       .exit = (void *)brisk_exit,
 	       .timeout_ms = BRISK_TIMEOUT_MS,
+	       /* ops.enqueue places a CPU's last task (SCX_ENQ_LAST), see there. */
+	       .flags = SCX_OPS_ENQ_LAST,
 	       .name = "brisk");
 /* clang-format on */

@@ -45,6 +45,8 @@ counter_names!(
     nr_lat_no_duty,
     nr_lat_demoted,
     nr_balanced,
+    nr_smt_spread,
+    nr_last_requeued,
     nr_hog_stints,
     hog_run_ns,
 );

@@ -40,8 +40,8 @@ pub enum Cmd {
         /// Run the reliability tests instead.
         #[arg(long)]
         reliability: bool,
-        /// Run the topology tests instead (llc-placement, llc-steal, smt-cores, llc-fairness,
-        /// llc-offline; they need a guest of several LLCs).
+        /// Run the topology tests instead (llc-placement, llc-steal, smt-cores, smt-move,
+        /// llc-fairness, llc-offline; they need a guest of several LLCs).
         #[arg(long, conflicts_with = "reliability")]
         topology_tests: bool,
         /// Run the service test instead (scx_brisk.service under systemd; it needs the guest

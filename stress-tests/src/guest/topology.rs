@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 
 use super::sys::{self, set_affinity, Brisk, Procs, Shape};
 use super::tests::{Skip, TestFn};
@@ -14,6 +14,7 @@ pub const TESTS: &[(&str, TestFn)] = &[
     ("llc-placement", llc_placement),
     ("llc-steal", llc_steal),
     ("smt-cores", smt_cores),
+    ("smt-move", smt_move),
     ("llc-fairness", llc_fairness),
     ("llc-offline", llc_offline),
 ];
@@ -24,6 +25,18 @@ fn multi_llc() -> Result<Shape> {
     if shape.llcs.len() < 2 || shape.llcs.iter().any(|l| l.len() < 2) {
         return Err(Skip(format!(
             "needs 2 LLCs of 2 CPUs or more ({shape} here; run the VM with --topology 2x2x2)"
+        ))
+        .into());
+    }
+    Ok(shape)
+}
+
+/// The guest's shape, or Skip when it has a single LLC or no SMT.
+fn smt_shape() -> Result<Shape> {
+    let shape = multi_llc()?;
+    if shape.threads < 2 {
+        return Err(Skip(format!(
+            "needs SMT ({shape}); run the VM with --topology 2x2x2"
         ))
         .into());
     }
@@ -199,21 +212,32 @@ fn core_of(cpu: usize) -> usize {
 /// 3. SMT: with half as many hogs as cores, each hog gets a whole core: in at most 5% of the
 ///    samples (every 50 ms for 5 s) do two hogs share a core while another core is idle.
 fn smt_cores() -> Result<String> {
-    let shape = multi_llc()?;
-    if shape.threads < 2 {
-        return Err(Skip(format!(
-            "needs SMT ({shape}); run the VM with --topology 2x2x2"
-        ))
-        .into());
-    }
+    let shape = smt_shape()?;
     let cores = shape.cpus / shape.threads;
     let n = (cores / 2).max(2);
     let (mut b, _) = Brisk::start(&[])?;
     let hogs = Procs::hogs(n, &[])?;
     std::thread::sleep(Duration::from_secs(1));
+    let (shared, samples) = sample_shared_cores(&hogs, Duration::from_secs(5));
+    drop(hogs);
+    let code = b.stop();
+    ensure!(code == Some(0), "scx_brisk exit {code:?}:\n{}", b.output());
+    let pct = shared as f64 * 100.0 / samples.max(1) as f64;
+    ensure!(
+        pct <= 5.0,
+        "{n} hogs on {cores} cores: two shared a core in {shared} of {samples} samples ({pct:.0}%)"
+    );
+    Ok(format!(
+        "{n} hogs on {cores} cores: siblings shared in {shared} of {samples} samples"
+    ))
+}
+
+/// Samples every 50 ms for `time` whether two of `hogs` last ran on one core; returns
+/// (samples where they did, samples).
+fn sample_shared_cores(hogs: &Procs, time: Duration) -> (usize, usize) {
     let (mut shared, mut samples) = (0, 0);
     let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(5) {
+    while start.elapsed() < time {
         let mut used: Vec<usize> = hogs
             .0
             .iter()
@@ -229,16 +253,70 @@ fn smt_cores() -> Result<String> {
         samples += 1;
         std::thread::sleep(Duration::from_millis(50));
     }
-    drop(hogs);
+    (shared, samples)
+}
+
+/// 3b. SMT, from a bad start: two hogs on the two threads of one core and one pinned to each
+///    other CPU; the two are allowed to run anywhere (no CPU is idle, so they stay), then the
+///    others exit (a build's jobs finishing). The two left are on different cores within
+///    200 ms, and after 1 s share a core in at most 5% of the samples (every 50 ms for 3 s).
+///    Nothing else wants their CPUs, so only the scheduler's check when a slice ends moves
+///    them that soon (a hog beside a busy sibling while a whole core idles is queued again
+///    and placed on that core); otherwise a kernel thread's wakeup on their CPU does, at some
+///    point (0.6-0.8 s in two of three runs measured without the check).
+fn smt_move() -> Result<String> {
+    let shape = smt_shape()?;
+    let core: Vec<usize> = sys::parse_cpu_list(&sys::read_trim(
+        "/sys/devices/system/cpu/cpu0/topology/thread_siblings_list",
+    ));
+    ensure!(core.len() >= 2, "CPU 0 lists no SMT sibling: {core:?}");
+    let all: Vec<usize> = (0..shape.cpus).collect();
+    let others: Vec<usize> = all.iter().copied().filter(|c| !core.contains(c)).collect();
+    let (mut b, _) = Brisk::start(&[])?;
+    let fillers = pinned_hogs(&others)?;
+    let pair = pinned_hogs(&core[..2])?;
+    std::thread::sleep(Duration::from_millis(500));
+    for h in &pair.0 {
+        set_affinity(h.id(), &all);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let before: Vec<Option<usize>> = pair.0.iter().map(|h| last_cpu(h.id())).collect();
+    if before[0].map(core_of) != before[1].map(core_of) {
+        drop((fillers, pair));
+        b.stop();
+        bail!("the two hogs were not on one core with every CPU busy (CPUs {before:?})");
+    }
+    drop(fillers);
+    // Time until the two are on different cores, sampled every 5 ms for up to 2 s.
+    let t0 = Instant::now();
+    let split = loop {
+        let cores: Vec<Option<usize>> = pair
+            .0
+            .iter()
+            .map(|h| last_cpu(h.id()).map(core_of))
+            .collect();
+        if cores[0] != cores[1] || t0.elapsed() >= Duration::from_secs(2) {
+            break t0.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let (shared, samples) = sample_shared_cores(&pair, Duration::from_secs(3));
+    drop(pair);
     let code = b.stop();
     ensure!(code == Some(0), "scx_brisk exit {code:?}:\n{}", b.output());
+    let moved = b.exit_counter("nr_smt_spread").unwrap_or(0);
     let pct = shared as f64 * 100.0 / samples.max(1) as f64;
+    let split_ms = split.as_millis();
     ensure!(
-        pct <= 5.0,
-        "{n} hogs on {cores} cores: two shared a core in {shared} of {samples} samples ({pct:.0}%)"
+        split_ms <= 200 && pct <= 5.0,
+        "2 hogs left on one core (CPUs {before:?}): apart after {split_ms} ms (want 200 ms), \
+         then shared it in {shared} of {samples} samples ({pct:.0}%, want 5%; nr_smt_spread \
+         {moved})"
     );
     Ok(format!(
-        "{n} hogs on {cores} cores: siblings shared in {shared} of {samples} samples"
+        "2 hogs left on one core (CPUs {before:?}): apart after {split_ms} ms, then shared it \
+         in {shared} of {samples} samples (nr_smt_spread {moved})"
     ))
 }
 
