@@ -263,7 +263,7 @@ fn sample_shared_cores(hogs: &Procs, time: Duration) -> (usize, usize) {
 ///    Nothing else wants their CPUs, so only the scheduler's check when a slice ends moves
 ///    them that soon (a hog beside a busy sibling while a whole core idles is queued again
 ///    and placed on that core); otherwise a kernel thread's wakeup on their CPU does, at some
-///    point (0.6-0.8 s in two of three runs measured without the check).
+///    point (after 0.34-0.85 s in four of five runs measured without the check).
 fn smt_move() -> Result<String> {
     let shape = smt_shape()?;
     let core: Vec<usize> = sys::parse_cpu_list(&sys::read_trim(
