@@ -721,9 +721,23 @@ static bool sync_wakes_here(const struct task_struct *p, s32 prev_cpu, u64 wake_
 static s32 pick_idle_cpu(struct task_struct *p, s32 prev_cpu, u64 wake_flags, bool *is_idle)
 {
 	u32 llc = llc_of(prev_cpu);
+	const struct cpumask *idle;
 	struct llc_mask *m;
+	bool none;
 	s32 cpu;
 
+	/*
+	 * No CPU idle (a saturated machine, where most wakeups land): both picks would only
+	 * scan their masks for nothing, each several times (whole cores in the LLC, the node,
+	 * anywhere, then single CPUs), and return @prev_cpu.
+	 */
+	idle = scx_bpf_get_idle_cpumask();
+	none = bpf_cpumask_empty(idle);
+	scx_bpf_put_idle_cpumask(idle);
+	if (none) {
+		*is_idle = false;
+		return prev_cpu;
+	}
 	if (nr_llcs > 1 && __COMPAT_HAS_scx_bpf_select_cpu_and &&
 	    (m = bpf_map_lookup_elem(&llc_masks, &llc)) && m->cpus) {
 		cpu = scx_bpf_select_cpu_and(p, prev_cpu, wake_flags, cast_mask(m->cpus), 0);
