@@ -183,6 +183,7 @@ struct brisk_counters {
 	u64 nr_cpu_released;   /* RT/deadline took a CPU: its local DSQ was re-enqueued */
 	u64 nr_lat_wakeups;    /* latency-critical wakeups (served before the fair queue) */
 	u64 nr_lat_preempts;   /* ... that preempted a task that was not latency-critical */
+	u64 nr_ipi_preempts;   /* preemptions of a CPU other than the waker's: an IPI each */
 	u64 nr_lat_deferred;   /* ... waited: the lane over its share, the fair queue first */
 	u64 nr_lat_no_burst;   /* non-sync wakeups refused: average burst over a slice */
 	u64 nr_lat_no_duty;    /* non-sync wakeups refused: duty cycle over lat_duty_max_pct */
@@ -190,6 +191,8 @@ struct brisk_counters {
 	u64 nr_balanced;       /* dispatch took work from a more loaded LLC (balance_llcs) */
 	u64 nr_smt_spread;     /* a hog beside a busy SMT sibling moved to a whole idle core */
 	u64 nr_last_requeued;  /* a CPU's last task, slice over, queued to run on (ENQ_LAST) */
+	u64 nr_lat_stints;     /* a task in the latency-critical lane stopped running */
+	u64 lat_run_ns;	       /* ... and the CPU time of those stints: the lane's share */
 	u64 nr_hog_stints;     /* a hog (not short) stopped running: one stint on a CPU */
 	u64 hog_run_ns;	       /* ... and the CPU time of those stints, summed (avg = sum / nr) */
 };

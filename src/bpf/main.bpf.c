@@ -1052,6 +1052,8 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 				COUNT(nr_preempts);
 				if (lat)
 					COUNT(nr_lat_preempts);
+				if (victim != bpf_get_smp_processor_id())
+					COUNT(nr_ipi_preempts);
 				return;
 			}
 			COUNT(nr_preempt_none);
@@ -1433,7 +1435,8 @@ static void lat_share_account(u32 llc, u64 ran_ns, bool lat, bool runnable)
 	u64 *debt = l ? &l->lat_debt : NULL;
 	u64 d = 0;
 
-	if (!debt)
+	/* Nothing owed: a fair stint pays nothing (and the queue count is a kfunc call). */
+	if (!debt || (!lat && !*debt))
 		return;
 	if ((runnable && !lat) || scx_bpf_dsq_nr_queued(llc_dsq(llc)))
 		d = brisk_lat_debt(*debt, ran_ns, lat, tun.lat_share_max_pct,
@@ -1454,12 +1457,18 @@ void BPF_STRUCT_OPS(brisk_stopping, struct task_struct *p, bool runnable)
 	/* Its cgroups' loads have moved since it last ran: charge the stint at today's share. */
 	cg_refresh_weight(p, tctx);
 	tctx->vruntime += brisk_scale_inverse_fp(delta, task_weight_fp(p, tctx));
-	/* What hogs get per stint on a CPU: shows the effective slice in the stats. */
-	if (!task_is_short(tctx)) {
+	/*
+	 * What hogs get per stint on a CPU (the effective slice), and what the latency-critical
+	 * lane runs (its share of the CPUs, against lat_share_max_pct).
+	 */
+	if (tctx->lat_crit || !task_is_short(tctx)) {
 		u32 zero = 0;
 		struct brisk_counters *c = bpf_map_lookup_elem(&counters, &zero);
 
-		if (c) {
+		if (c && tctx->lat_crit) {
+			c->nr_lat_stints++;
+			c->lat_run_ns += delta;
+		} else if (c) {
 			c->nr_hog_stints++;
 			c->hog_run_ns += delta;
 		}

@@ -40,6 +40,7 @@ counter_names!(
     nr_cpu_released,
     nr_lat_wakeups,
     nr_lat_preempts,
+    nr_ipi_preempts,
     nr_lat_deferred,
     nr_lat_no_burst,
     nr_lat_no_duty,
@@ -47,6 +48,8 @@ counter_names!(
     nr_balanced,
     nr_smt_spread,
     nr_last_requeued,
+    nr_lat_stints,
+    lat_run_ns,
     nr_hog_stints,
     hog_run_ns,
 );

@@ -65,6 +65,9 @@ pub struct Report {
     /// Average CPU time of a hog's stint on a CPU over the interval: the slice hogs really
     /// get (None when no hog ran).
     pub hog_avg_run_us: Option<f64>,
+    /// Share of all CPUs' time the latency-critical lane ran over the interval, in percent
+    /// (None without CPUs): what `lat_share_max_pct` bounds while fair tasks wait.
+    pub lat_lane_pct: Option<f64>,
     /// Cost of each BPF program (ns per run) and the probes' share of CPU time, from
     /// BPF run-time statistics; absent if the kernel would not keep those stats.
     pub bpf: Option<Overhead>,
@@ -111,6 +114,8 @@ impl Report {
         };
         let stints = counters.get("nr_hog_stints").copied().unwrap_or(0);
         let hog_ns = counters.get("hog_run_ns").copied().unwrap_or(0);
+        let lat_ns = counters.get("lat_run_ns").copied().unwrap_or(0);
+        let capacity_ns = interval_s * 1e9 * now.nr_cpus as f64;
         Self {
             interval_s,
             counters,
@@ -119,6 +124,7 @@ impl Report {
             nr_runnable: now.nr_runnable,
             slice_us: now.slice_ns as f64 / 1000.0,
             hog_avg_run_us: (stints > 0).then(|| hog_ns as f64 / stints as f64 / 1000.0),
+            lat_lane_pct: (capacity_ns > 0.0).then(|| lat_ns as f64 * 100.0 / capacity_ns),
             bpf,
             settings: now.settings.clone(),
         }
@@ -142,7 +148,7 @@ impl Report {
             format!("runnable {}", self.nr_runnable)
         } else {
             format!(
-                "direct {} queued {} pinned {} preempt {}/{} keep {} starve {} | runnable {} slice {:.0}us hog-run {}",
+                "direct {} queued {} pinned {} preempt {}/{} keep {} starve {} | runnable {} slice {:.0}us hog-run {} lane {}",
                 c("nr_direct_idle"),
                 c("nr_queued_shared"),
                 c("nr_queued_pinned"),
@@ -153,7 +159,9 @@ impl Report {
                 self.nr_runnable,
                 self.slice_us,
                 self.hog_avg_run_us
-                    .map_or("-".to_string(), |v| format!("{v:.0}us"))
+                    .map_or("-".to_string(), |v| format!("{v:.0}us")),
+                self.lat_lane_pct
+                    .map_or("-".to_string(), |v| format!("{v:.0}%"))
             )
         };
         if let Some(wakeup) = self.latency.get("wakeup") {
@@ -311,6 +319,7 @@ mod tests {
             ("nr_short_wakeups", 9 * scale),
             ("nr_hog_stints", 4 * scale),
             ("hog_run_ns", 20_000_000 * scale),
+            ("lat_run_ns", 1_000_000_000 * scale),
         ]
         .map(|(k, v)| (k.to_string(), v))
         .into();
@@ -353,6 +362,9 @@ mod tests {
         assert_eq!(r.interval_s, 2.0);
         assert_eq!(r.counters["nr_preempts"], 7);
         assert_eq!(r.hog_avg_run_us, Some(5000.0));
+        // 1 s of the lane over 2 s on 2 CPUs = 25%
+        assert!((r.lat_lane_pct.unwrap() - 25.0).abs() < 1e-9);
+        assert!(r.to_line().contains("lane 25%"), "{}", r.to_line());
         assert_eq!(r.latency["wakeup"]["short"].count, 1);
         let bpf = r.bpf.unwrap();
         assert_eq!(bpf.ns_per_call["enqueue"], 100.0);
@@ -392,6 +404,7 @@ mod tests {
                 "counters",
                 "hog_avg_run_us",
                 "interval_s",
+                "lat_lane_pct",
                 "latency",
                 "nr_runnable",
                 "settings",

@@ -56,6 +56,8 @@ pub struct BriskStats {
     pub slice_us: f64,
     #[stat(desc = "Average CPU time of a hog's stint on a CPU, us (0: no hog ran)")]
     pub hog_avg_run_us: f64,
+    #[stat(desc = "Share of all CPUs' time the latency-critical lane ran, percent")]
+    pub lat_lane_pct: f64,
     #[stat(
         desc = "Decision counters over the interval (nr_*: src/bpf/intf.h)",
         _om_label = "counter"
@@ -94,6 +96,7 @@ impl From<&Report> for BriskStats {
             nr_runnable: r.nr_runnable,
             slice_us: r.slice_us,
             hog_avg_run_us: r.hog_avg_run_us.unwrap_or(0.0),
+            lat_lane_pct: r.lat_lane_pct.unwrap_or(0.0),
             counters: r.counters.clone(),
             latency,
             bpf_ns_per_call: r
