@@ -113,11 +113,17 @@ pub fn per_call(now: &Snapshot, then: &Snapshot, interval_s: f64, nr_cpus: usize
             ns_per_call.insert(short, dt as f64 / dc as f64);
         }
     }
-    let capacity_ns = interval_s * nr_cpus.max(1) as f64 * 1e9;
     Overhead {
         ns_per_call,
-        probes_cpu_pct: (capacity_ns > 0.0).then(|| probes_ns as f64 * 100.0 / capacity_ns),
+        probes_cpu_pct: cpus_pct(probes_ns, interval_s, nr_cpus),
     }
+}
+
+/// `ns` of CPU time as a share of all `nr_cpus` CPUs' time over `interval_s`, in percent;
+/// None for an empty interval.
+pub fn cpus_pct(ns: u64, interval_s: f64, nr_cpus: usize) -> Option<f64> {
+    let capacity_ns = interval_s * nr_cpus.max(1) as f64 * 1e9;
+    (capacity_ns > 0.0).then(|| ns as f64 * 100.0 / capacity_ns)
 }
 
 #[derive(Debug, Default, Clone, serde::Serialize, PartialEq)]

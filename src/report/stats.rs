@@ -66,7 +66,7 @@ pub struct Report {
     /// get (None when no hog ran).
     pub hog_avg_run_us: Option<f64>,
     /// Share of all CPUs' time the latency-critical lane ran over the interval, in percent
-    /// (None without CPUs): what `lat_share_max_pct` bounds while fair tasks wait.
+    /// (None for an empty interval): what `lat_share_max_pct` bounds while fair tasks wait.
     pub lat_lane_pct: Option<f64>,
     /// Cost of each BPF program (ns per run) and the probes' share of CPU time, from
     /// BPF run-time statistics; absent if the kernel would not keep those stats.
@@ -115,7 +115,6 @@ impl Report {
         let stints = counters.get("nr_hog_stints").copied().unwrap_or(0);
         let hog_ns = counters.get("hog_run_ns").copied().unwrap_or(0);
         let lat_ns = counters.get("lat_run_ns").copied().unwrap_or(0);
-        let capacity_ns = interval_s * 1e9 * now.nr_cpus as f64;
         Self {
             interval_s,
             counters,
@@ -124,7 +123,7 @@ impl Report {
             nr_runnable: now.nr_runnable,
             slice_us: now.slice_ns as f64 / 1000.0,
             hog_avg_run_us: (stints > 0).then(|| hog_ns as f64 / stints as f64 / 1000.0),
-            lat_lane_pct: (capacity_ns > 0.0).then(|| lat_ns as f64 * 100.0 / capacity_ns),
+            lat_lane_pct: overhead::cpus_pct(lat_ns, interval_s, now.nr_cpus),
             bpf,
             settings: now.settings.clone(),
         }
