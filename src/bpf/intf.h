@@ -193,7 +193,7 @@ struct brisk_counters {
 	u64 nr_last_requeued;  /* a CPU's last task, slice over, queued to run on (ENQ_LAST) */
 	u64 nr_lat_stints;     /* a task in the latency-critical lane stopped running */
 	u64 lat_run_ns;	       /* ... and the CPU time of those stints: the lane's share */
-	u64 nr_hog_stints;     /* a hog (not short) stopped running: one stint on a CPU */
+	u64 nr_hog_stints;     /* a hog (not short, not in the lane) stopped: one stint on a CPU */
 	u64 hog_run_ns;	       /* ... and the CPU time of those stints, summed (avg = sum / nr) */
 };
 
