@@ -75,7 +75,6 @@ impl<'a> Scheduler<'a> {
             skel.maps.rodata_data.as_mut().unwrap().probes_on = false;
             skel.progs.brisk_tp_wakeup.set_autoload(false);
             skel.progs.brisk_tp_wakeup_new.set_autoload(false);
-            skel.progs.brisk_tp_switch.set_autoload(false);
         }
         configure_topology(&mut skel, &topo)?;
         let data = skel.maps.data_data.as_mut().unwrap();

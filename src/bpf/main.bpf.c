@@ -54,8 +54,9 @@ const volatile u32 cpu_sibling[BRISK_MAX_CPUS];
 const volatile bool debug_stall_hogs;
 
 /*
- * The latency probes (probes.bpf.h) are loaded: take the queueing timestamps they use. False
- * with --no-latency-probes, so that "off" pays for no clock reads either.
+ * The latency probes (probes.bpf.h) are on: their wakeup tracepoints are loaded, and the
+ * queueing and switch callbacks take and record their timestamps. False with
+ * --no-latency-probes, so that "off" pays for no clock reads either.
  */
 const volatile bool probes_on = true;
 
@@ -1330,6 +1331,27 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 	}
 }
 
+/* probes.bpf.h: the tasks scx_brisk runs are measured, with the policy's own bursts. */
+static __always_inline bool probed_task(struct task_struct *p, struct brisk_lat_stamps **lat,
+					struct brisk_burst **burst)
+{
+	struct task_ctx *tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
+
+	if (!tctx || !tctx->ours)
+		return false;
+	*lat = &tctx->lat;
+	*burst = &tctx->burst;
+	return true;
+}
+
+#define PROBES_TRACK_BURSTS   0
+#define probes_short_burst_ns tun.short_burst_ns
+#define probes_burst_shift    tun.burst_ewma_shift
+#define probes_burst_cap_ns   brisk_burst_sample_cap(tun.burst_cap_ns, tun.short_burst_ns)
+/* Context switches are seen by ops.stopping and ops.running (no second program per switch). */
+#define PROBES_SWITCH_TRACEPOINT 0
+#include "probes.bpf.h"
+
 void BPF_STRUCT_OPS(brisk_runnable, struct task_struct *p, u64 enq_flags)
 {
 	struct task_ctx *tctx;
@@ -1389,6 +1411,12 @@ void BPF_STRUCT_OPS(brisk_running, struct task_struct *p)
 		return;
 	now = scx_bpf_now();
 	brisk_burst_start(&tctx->burst, now);
+	/* The latency probes' side of the switch, read on their own clock (sched_waking's). */
+	if (probes_on && (tctx->lat.wake_at || tctx->lat.preempt_at || tctx->lat.enq_at)) {
+		bool is_short;
+
+		probes_switched_in(&tctx->lat, &tctx->burst, bpf_ktime_get_ns(), &is_short);
+	}
 	/*
 	 * Only a task started in its own LLC's fair order moves that LLC's clock: not one run out
 	 * of that order by the starvation guard (the task furthest ahead would drag the clock
@@ -1453,6 +1481,9 @@ void BPF_STRUCT_OPS(brisk_stopping, struct task_struct *p, bool runnable)
 
 	if (!tctx)
 		return;
+	if (probes_on)
+		probes_switched_out(&tctx->lat, &tctx->burst, runnable,
+				    runnable ? bpf_ktime_get_ns() : 0);
 	delta = brisk_burst_stop(&tctx->burst, now);
 	/* Its cgroups' loads have moved since it last ran: charge the stint at today's share. */
 	cg_refresh_weight(p, tctx);
@@ -1671,28 +1702,6 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(brisk_init)
 	}
 	return 0;
 }
-
-/* probes.bpf.h: the tasks scx_brisk runs are measured, with the policy's own bursts. */
-static __always_inline bool probed_task(struct task_struct *p, struct brisk_lat_stamps **lat,
-					struct brisk_burst **burst)
-{
-	struct task_ctx *tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
-
-	if (!tctx || !tctx->ours)
-		return false;
-	*lat = &tctx->lat;
-	*burst = &tctx->burst;
-	return true;
-}
-
-#define PROBES_TRACK_BURSTS   0
-#define probes_short_burst_ns tun.short_burst_ns
-#define probes_burst_shift    tun.burst_ewma_shift
-#define probes_burst_cap_ns   brisk_burst_sample_cap(tun.burst_cap_ns, tun.short_burst_ns)
-/* Per-task figures are `scx_brisk top`'s, from the standalone probe object. */
-#define probes_task_off(p, now)
-#define probes_task_on(p, prev, is_short, waited, now) ((void)(waited))
-#include "probes.bpf.h"
 
 void BPF_STRUCT_OPS(brisk_exit, struct scx_exit_info *ei)
 {

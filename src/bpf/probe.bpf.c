@@ -149,8 +149,10 @@ static __always_inline void probes_task_on(struct task_struct *p, struct task_st
 	bpf_probe_read_kernel_str(b->comm, sizeof(b->comm), prev->comm);
 }
 
-#define PROBES_TRACK_BURSTS   1
-#define probes_short_burst_ns short_burst_ns
-#define probes_burst_shift    burst_ewma_shift
-#define probes_burst_cap_ns   brisk_burst_sample_cap(burst_cap_ns, short_burst_ns)
+#define PROBES_TRACK_BURSTS 1
+/* Context switches are seen from the sched_switch tracepoint. */
+#define PROBES_SWITCH_TRACEPOINT 1
+#define probes_short_burst_ns	 short_burst_ns
+#define probes_burst_shift	 burst_ewma_shift
+#define probes_burst_cap_ns	 brisk_burst_sample_cap(burst_cap_ns, short_burst_ns)
 #include "probes.bpf.h"

@@ -130,7 +130,9 @@ pub fn cpus_pct(ns: u64, interval_s: f64, nr_cpus: usize) -> Option<f64> {
 pub struct Overhead {
     /// Program (without the `brisk_` prefix) -> average ns per run over the interval.
     pub ns_per_call: BTreeMap<String, f64>,
-    /// Share of all CPUs' time spent in the latency probes, percent.
+    /// Share of all CPUs' time spent in the latency probes' own programs, percent: in the
+    /// scheduler's object the wakeup tracepoints only (its switch side runs inside
+    /// ops.running and ops.stopping, counted in their cost).
     pub probes_cpu_pct: Option<f64>,
 }
 

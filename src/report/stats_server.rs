@@ -76,7 +76,11 @@ pub struct BriskStats {
         _om_label = "prog"
     )]
     pub bpf_ns_per_call: BTreeMap<String, f64>,
-    #[stat(desc = "Share of all CPUs' time spent in the latency probes, percent")]
+    #[stat(
+        desc = "Share of all CPUs' time spent in the latency probes' own programs (tp_*), percent; \
+                in the scheduler only the wakeup tracepoints, the switch side runs in \
+                ops.running/ops.stopping"
+    )]
     pub probes_cpu_pct: f64,
 }
 

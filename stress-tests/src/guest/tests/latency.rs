@@ -55,14 +55,7 @@ pub(super) fn latency() -> Result<String> {
             .filter_map(|v| v["bpf"]["ns_per_call"][prog].as_f64())
             .collect()
     };
-    for prog in [
-        "enqueue",
-        "dispatch",
-        "running",
-        "stopping",
-        "tp_switch",
-        "tp_wakeup",
-    ] {
+    for prog in ["enqueue", "dispatch", "running", "stopping", "tp_wakeup"] {
         ensure!(
             cost(prog).iter().any(|&ns| ns > 0.0),
             "no per-call cost reported for {prog}"
@@ -117,8 +110,9 @@ pub(super) fn latency() -> Result<String> {
     );
     let raw_tp = |l: &[String]| l.iter().filter(|t| t.starts_with("raw_tracepoint")).count();
     ensure!(
-        (raw_tp(&links_on), raw_tp(&links_off)) == (3, 0),
-        "tracepoint links: with probes {links_on:?}, without {links_off:?}; expected 3 and 0"
+        (raw_tp(&links_on), raw_tp(&links_off)) == (2, 0),
+        "tracepoint links: with probes {links_on:?}, without {links_off:?}; expected 2 \
+         (sched_waking, sched_wakeup_new) and 0"
     );
     let lines = json_stats(&b)?;
     ensure!(!lines.is_empty(), "no JSON stats without probes");
@@ -162,7 +156,7 @@ pub(super) fn latency() -> Result<String> {
         " all ",
         "| bpf ns/run: ",
         "dispatch ",
-        "tp_switch ",
+        "tp_wakeup ",
         "| probes ",
         "| tun burst_cap_us=",
         " slice_us=5000 ",
