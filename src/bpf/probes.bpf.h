@@ -18,9 +18,10 @@
  *   task's timestamps and burst tracker (policy.h);
  * - PROBES_SWITCH_TRACEPOINT: 1 to see context switches from the sched_switch tracepoint (the
  *   standalone object), 0 when the object calls probes_switched_out() and probes_switched_in()
- *   itself (the scheduler, from ops.stopping and ops.running, which see the same moments: a
- *   second BPF program on every switch, with two task-storage lookups, cost the scheduler
- *   about a fifth of a pipe ping-pong's round trips under emulation);
+ *   itself (the scheduler, from ops.stopping and ops.running: the same moments, with the
+ *   task's context in hand, so no second program and task-storage lookups on every switch;
+ *   a running task whose nice, affinity or cgroup changes passes through both callbacks
+ *   without a switch and adds a "preempted" sample of a few microseconds);
  * - PROBES_TRACK_BURSTS: 1 when the probes track bursts at each context switch (the standalone
  *   object), 0 when the policy does in ops.running/ops.stopping;
  * - probes_short_burst_ns, probes_burst_shift, probes_burst_cap_ns: the classification's
