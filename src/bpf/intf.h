@@ -74,6 +74,9 @@ enum brisk_consts {
 	BRISK_AFFINE_BURST_NS = 200 * 1000,
 	/* Starvation guard: how often a CPU scans its queues for tasks waiting too long. */
 	BRISK_STARVE_SCAN_INTERVAL_NS = 100 * 1000 * 1000,
+	/* ops.dispatch's passes over its queues before it returns with nothing: a bound for the
+	 * verifier (a pass repeats only if a pinned task came while a move dropped the lock). */
+	BRISK_DISPATCH_PASSES = 4,
 };
 
 /* Latency histograms (see lat_hist.h): 1 + 4 * 24 log-linear buckets + overflow. */
@@ -191,6 +194,7 @@ struct brisk_counters {
 	u64 nr_balanced;       /* dispatch took work from a more loaded LLC (balance_llcs) */
 	u64 nr_smt_spread;     /* a hog beside a busy SMT sibling moved to a whole idle core */
 	u64 nr_last_requeued;  /* a CPU's last task, slice over, queued to run on (ENQ_LAST) */
+	u64 nr_pin_rechecks;   /* dispatch saw a pinned task queued while its moves ran */
 	u64 nr_lat_stints;     /* a task in the latency-critical lane stopped running */
 	u64 lat_run_ns;	       /* ... and the CPU time of those stints: the lane's share */
 	u64 nr_hog_stints;     /* a hog (not short, not in the lane) stopped: one stint on a CPU */

@@ -1188,6 +1188,27 @@ static bool balance_llcs(s32 cpu, u32 own, struct cpu_ctx *cctx, u64 now)
 	return scx_bpf_dsq_move_to_local(llc_dsq(busiest), 0);
 }
 
+/*
+ * Nothing in this CPU's LLC: take work from other LLCs rather than idle, those of this CPU's
+ * NUMA node first (a task moved there keeps its memory local), then the others.
+ */
+static bool steal_other_llcs(u32 own_llc)
+{
+	u32 i;
+
+	bpf_for (i, 0, 2 * nr_llcs) {
+		u32 llc = i % nr_llcs;
+		bool near = llc_node_of(llc) == llc_node_of(own_llc);
+
+		if (llc == own_llc || near != (i < nr_llcs))
+			continue;
+		if (scx_bpf_dsq_move_to_local(lat_dsq(llc), 0) ||
+		    scx_bpf_dsq_move_to_local(llc_dsq(llc), 0))
+			return true;
+	}
+	return false;
+}
+
 void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 {
 	u64 mine = cpu_dsq(cpu), shared = llc_dsq(llc_of(cpu)), first_dl, other_dl, prev_dl;
@@ -1305,29 +1326,31 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 		}
 	}
 
-	/* The latency queue again: it deferred to a fair task another CPU has taken since. */
-	if (scx_bpf_dsq_move_to_local(mine, 0) || scx_bpf_dsq_move_to_local(shared, 0) ||
-	    scx_bpf_dsq_move_to_local(lat_dsq(own_llc), 0)) {
-		COUNT(nr_dispatched);
-		return;
-	}
-
 	/*
-	 * Nothing here: take work from other LLCs rather than idle, those of this CPU's NUMA
-	 * node first (a task moved there keeps its memory local), then the others.
+	 * The queues in deadline order, then the latency queue again (it deferred to a fair task
+	 * another CPU has taken since), then other LLCs' work. A move of a task queued on another
+	 * CPU's rq drops this CPU's rq lock while it migrates the task, and meanwhile a task
+	 * pinned here (a per-CPU kworker) may be queued after its queue was seen empty. Returning
+	 * with nothing then is worse than late on a CPU a real-time task holds: the kernel's
+	 * deadline server for sched_ext there stops when its pick finds nothing, and starts again
+	 * only when this CPU's runqueue empties, which the pinned task prevents; it waits until
+	 * the real-time task sleeps, past the watchdog. So dispatch does not return empty while
+	 * its pinned queue is seen non-empty after the last move (other CPUs serve the rest).
 	 */
-	bpf_for (i, 0, 2 * nr_llcs) {
-		u32 llc = i % nr_llcs;
-		bool near = llc_node_of(llc) == llc_node_of(own_llc);
-
-		if (llc == own_llc || near != (i < nr_llcs))
-			continue;
-		if (scx_bpf_dsq_move_to_local(lat_dsq(llc), 0) ||
-		    scx_bpf_dsq_move_to_local(llc_dsq(llc), 0)) {
+	bpf_for (i, 0, BRISK_DISPATCH_PASSES) {
+		if (scx_bpf_dsq_move_to_local(mine, 0) || scx_bpf_dsq_move_to_local(shared, 0) ||
+		    scx_bpf_dsq_move_to_local(lat_dsq(own_llc), 0)) {
+			COUNT(nr_dispatched);
+			return;
+		}
+		if (steal_other_llcs(own_llc)) {
 			COUNT(nr_dispatched);
 			COUNT(nr_stolen);
 			return;
 		}
+		if (!scx_bpf_dsq_nr_queued(cpu_dsq(cpu)))
+			return;
+		COUNT(nr_pin_rechecks);
 	}
 }
 

@@ -48,6 +48,7 @@ counter_names!(
     nr_balanced,
     nr_smt_spread,
     nr_last_requeued,
+    nr_pin_rechecks,
     nr_lat_stints,
     lat_run_ns,
     nr_hog_stints,

@@ -6,7 +6,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 
 use super::bench::scenarios;
 use super::sys::{self, set_affinity, Brisk, Procs};
@@ -27,16 +27,23 @@ pub const TESTS: &[(&str, TestFn)] = &[
 pub static SOAK_S: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(120);
 
 /// Checks every second for `secs` seconds that scx_brisk stays attached and never re-enabled.
-fn attached_for(secs: u64, seq: u64) -> Result<()> {
+fn attached_for(b: &mut Brisk, secs: u64, seq: u64) -> Result<()> {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(secs) {
-        ensure!(
-            sys::brisk_attached() && sys::scx_enable_seq() == seq,
-            "scx_brisk detached or was re-enabled after {:.1} s (state {}, enable_seq {seq} -> {})",
-            start.elapsed().as_secs_f64(),
-            sys::scx_state(),
-            sys::scx_enable_seq()
-        );
+        if !(sys::brisk_attached() && sys::scx_enable_seq() == seq) {
+            let (at, state, now_seq) = (
+                start.elapsed().as_secs_f64(),
+                sys::scx_state(),
+                sys::scx_enable_seq(),
+            );
+            // Ejected: scx_brisk prints the kernel's reason and its dump as it exits.
+            let code = b.stop();
+            bail!(
+                "scx_brisk detached or was re-enabled after {at:.1} s (state {state}, \
+                 enable_seq {seq} -> {now_seq}); it exited {code:?}, its output:\n{}",
+                b.output()
+            );
+        }
         std::thread::sleep(Duration::from_secs(1));
     }
     Ok(())
@@ -64,7 +71,7 @@ fn upstream_stress() -> Result<String> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let stress = cmd.spawn().context("starting stress-ng")?;
-    attached_for(45, seq)?;
+    attached_for(&mut b, 45, seq)?;
     let out = stress.wait_with_output()?;
     ensure!(
         out.status.success(),
@@ -155,11 +162,12 @@ fn rt_hog() -> Result<String> {
     let hogs = Procs::hogs(2, &[])?;
     let rt = Procs::hogs(1, &["--cpu", "1", "--fifo"])?;
     let (h0, t0) = (hogs.runtimes()?, rt.runtimes()?);
-    attached_for(15, seq)?;
+    attached_for(&mut b, 15, seq)?;
     let (h1, t1) = (hogs.runtimes()?, rt.runtimes()?);
     drop((hogs, rt));
     stop_cleanly(&mut b)?;
     let released = b.exit_counter("nr_cpu_released").unwrap_or(0);
+    let rechecks = b.exit_counter("nr_pin_rechecks").unwrap_or(0);
     let hog_ms: Vec<u64> = h1
         .iter()
         .zip(&h0)
@@ -189,8 +197,8 @@ fn rt_hog() -> Result<String> {
     );
     Ok(format!(
         "RT hog on CPU 1 ran {rt_ms} ms of 15 s (sched_rt_runtime_us {throttle}); normal hogs \
-         {hog_ms:?} ms (max/min {:.2} <= 1.25); nr_cpu_released {released}; attached 15 s, \
-         enable_seq unchanged, exit 0",
+         {hog_ms:?} ms (max/min {:.2} <= 1.25); nr_cpu_released {released}, nr_pin_rechecks \
+         {rechecks}; attached 15 s, enable_seq unchanged, exit 0",
         max / min
     ))
 }
@@ -218,7 +226,7 @@ fn masks() -> Result<String> {
         }
     }
     let r0 = hogs.runtimes()?;
-    attached_for(15, seq)?;
+    attached_for(&mut b, 15, seq)?;
     let r1 = hogs.runtimes()?;
     drop(hogs);
     stop_cleanly(&mut b)?;
