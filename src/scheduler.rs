@@ -135,8 +135,9 @@ impl<'a> Scheduler<'a> {
         overhead::snapshot(self.skel.object()).ok()
     }
 
-    /// After detach every task has left (ops.disable), so each LLC's runnable load must be
-    /// back at zero: anything else means the balancer worked from wrong figures.
+    /// After detach every task has left (ops.disable), so each LLC's runnable load and every
+    /// queue's waiting count must be back at zero: anything else means the balancer or the
+    /// hand-off paths worked from wrong figures.
     fn check_load_accounting(&self) {
         let Some(bss) = self.skel.maps.bss_data.as_ref() else {
             return;
@@ -150,6 +151,41 @@ impl<'a> Scheduler<'a> {
             .collect();
         if !left.is_empty() {
             warn!("LLC runnable load accounting drifted: (LLC, load) {left:?} after detach");
+        }
+        let mut waiting: Vec<String> = bss
+            .llc_ctxs
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.nr_lat_waiting != 0 || l.nr_fair_waiting != 0)
+            .map(|(i, l)| {
+                format!(
+                    "LLC {i}: {} latency, {} fair",
+                    l.nr_lat_waiting as i64, l.nr_fair_waiting as i64
+                )
+            })
+            .collect();
+        for cpu in 0..*scx_utils::NR_CPU_IDS as u32 {
+            let Ok(Some(v)) = self
+                .skel
+                .maps
+                .cpu_ctxs
+                .lookup(&cpu.to_ne_bytes(), MapFlags::ANY)
+            else {
+                continue;
+            };
+            let off = std::mem::offset_of!(crate::bpf_skel::types::cpu_ctx, nr_pinned_waiting);
+            let nr = v
+                .get(off..off + 8)
+                .map_or(0, |b| u64::from_ne_bytes(b.try_into().unwrap()));
+            if nr != 0 {
+                waiting.push(format!("CPU {cpu}: {} pinned", nr as i64));
+            }
+        }
+        if !waiting.is_empty() {
+            warn!(
+                "queue waiting accounting drifted: {} after detach",
+                waiting.join("; ")
+            );
         }
     }
 

@@ -115,6 +115,9 @@ struct llc_ctx {
 	u64 nr_waiting;
 	/* The slice last handed out here, for the stats. */
 	u64 slice_ns;
+	/* Tasks in its latency and fair queues (wait_track), a hint read without a kfunc call. */
+	u64 nr_lat_waiting;
+	u64 nr_fair_waiting;
 } __attribute__((aligned(64)));
 
 struct llc_ctx llc_ctxs[BRISK_MAX_LLCS];
@@ -149,6 +152,9 @@ struct task_ctx {
 	u32 cg_level;
 	u32 cg_counted; /* the weight it added to its cgroup's load (cg_ctx), 0 when none */
 	u64 weight_fp;	/* its weight with its cgroups' shares folded in (task_weight_fp) */
+	/* The waiting count that counts it (wait_track): BRISK_WAIT_* and the LLC or CPU. */
+	u32 wait_kind;
+	u32 wait_idx;
 };
 
 struct {
@@ -186,6 +192,7 @@ struct cpu_ctx {
 	u64 last_scan_at;    /* last starvation scan of this CPU's queues */
 	u64 last_balance_at; /* last look at the other LLCs' load (balance_llcs) */
 	u32 rescued_last;    /* its last dispatch ran a starving task (rescue_any) */
+	u64 nr_pinned_waiting; /* tasks in its pinned queue (wait_track) */
 };
 
 struct {
@@ -280,6 +287,99 @@ static u64 *llc_clock(u32 llc)
 	struct llc_ctx *l = llc_ctx_of(llc);
 
 	return l ? &l->vtime : NULL;
+}
+
+/*
+ * How many tasks wait in each of our queues, for the hand-off paths that ask on every message
+ * whether anything waits (nothing_waits_here). The exact count is a kfunc call that looks the
+ * queue up in a hash table (scx_bpf_dsq_nr_queued), three of them per message; this count is
+ * three plain loads. A task is counted from just before ops.enqueue inserts it into a queue
+ * until it starts running, leaves the runqueue or is queued anew (ops.running, ops.quiescent,
+ * ops.disable, ops.enqueue). So it reads high while a task that dispatch moved to a CPU's local
+ * queue has not started yet, and low only while ops.quiescent runs for a task the kernel is
+ * taking off its queue. A wrong read costs a hand-off (a task waits one burst longer) or a
+ * fast path skipped, never a task: dispatch, which must not miss one, asks the queues.
+ * scx_brisk checks after detach that every count is back at zero.
+ */
+enum { BRISK_WAIT_NONE, BRISK_WAIT_LAT, BRISK_WAIT_FAIR, BRISK_WAIT_PINNED };
+
+static u64 *wait_count(u32 kind, u32 idx)
+{
+	struct llc_ctx *l = kind == BRISK_WAIT_PINNED ? NULL : llc_ctx_of(idx);
+	struct cpu_ctx *c;
+
+	if (kind == BRISK_WAIT_LAT)
+		return l ? &l->nr_lat_waiting : NULL;
+	if (kind == BRISK_WAIT_FAIR)
+		return l ? &l->nr_fair_waiting : NULL;
+	if (kind == BRISK_WAIT_PINNED && (c = lookup_cpu_ctx(idx)))
+		return &c->nr_pinned_waiting;
+	return NULL;
+}
+
+/* @tctx's task no longer waits in our queues (it runs, sleeps, or is queued anew). */
+static void wait_untrack(struct task_ctx *tctx)
+{
+	u64 *nr;
+
+	if (!tctx->wait_kind)
+		return;
+	if ((nr = wait_count(tctx->wait_kind, tctx->wait_idx)))
+		__sync_fetch_and_sub(nr, 1);
+	tctx->wait_kind = BRISK_WAIT_NONE;
+}
+
+/* @tctx's task is about to be inserted into the @kind queue of LLC or CPU @idx. */
+static void wait_track(struct task_ctx *tctx, u32 kind, u32 idx)
+{
+	u64 *nr = wait_count(kind, idx);
+
+	wait_untrack(tctx);
+	if (!nr)
+		return;
+	__sync_fetch_and_add(nr, 1);
+	tctx->wait_kind = kind;
+	tctx->wait_idx = idx;
+}
+
+/*
+ * Inserts @p into one of our queues: the @kind queue (BRISK_WAIT_*) of LLC or CPU @idx,
+ * counted there (wait_track) from just before it is in it.
+ */
+static __always_inline void queue_task(struct task_struct *p, struct task_ctx *tctx, u32 kind,
+				       u32 idx, u64 slice, u64 vtime, u64 enq_flags)
+{
+	u64 dsq_id = kind == BRISK_WAIT_PINNED ? cpu_dsq(idx)
+		     : kind == BRISK_WAIT_LAT  ? lat_dsq(idx)
+					       : llc_dsq(idx);
+
+	wait_track(tctx, kind, idx);
+	scx_bpf_dsq_insert_vtime(p, dsq_id, slice, vtime, enq_flags);
+}
+
+/* Whether a latency-critical task waits in @llc's queue (wait_count: a hint). */
+static bool lat_waiting(u32 llc)
+{
+	struct llc_ctx *l = llc_ctx_of(llc);
+
+	return l && l->nr_lat_waiting;
+}
+
+/* Whether a task waits in @llc's fair queue (wait_count: a hint). */
+static bool fair_waiting(u32 llc)
+{
+	struct llc_ctx *l = llc_ctx_of(llc);
+
+	return l && l->nr_fair_waiting;
+}
+
+/* Whether anything waits in @cpu's LLC queues or its pinned queue (wait_count: a hint). */
+static bool queues_empty(s32 cpu)
+{
+	struct llc_ctx *l = llc_ctx_of(llc_of(cpu));
+	struct cpu_ctx *c = lookup_cpu_ctx(cpu);
+
+	return l && c && !l->nr_lat_waiting && !l->nr_fair_waiting && !c->nr_pinned_waiting;
 }
 
 static u64 clock_of(u32 llc)
@@ -546,12 +646,15 @@ static u64 task_slice_waiting(const struct task_ctx *tctx, s32 cpu, u64 waiting)
 	return brisk_task_slice(slice, tctx && task_is_short(tctx), tun.short_burst_ns);
 }
 
+/* ... with the tasks that wait in @cpu's fair and pinned queues (wait_count). */
 static u64 task_slice(const struct task_ctx *tctx, s32 cpu)
 {
-	u64 waiting = scx_bpf_dsq_nr_queued(llc_dsq(llc_of(cpu)));
+	struct llc_ctx *l = llc_ctx_of(llc_of(cpu));
+	struct cpu_ctx *c = lookup_cpu_ctx(cpu);
+	u64 waiting = l ? l->nr_fair_waiting : 0;
 
-	if (cpu >= 0)
-		waiting += scx_bpf_dsq_nr_queued(cpu_dsq(cpu));
+	if (c)
+		waiting += c->nr_pinned_waiting;
 	return task_slice_waiting(tctx, cpu, waiting);
 }
 
@@ -669,10 +772,7 @@ static bool waker_is_short(const struct task_ctx *w, u64 now)
 /* Nothing waits to run on @cpu (the CPU this runs on): not locally, nor in its queues. */
 static bool nothing_waits_here(s32 cpu)
 {
-	u32 llc = llc_of(cpu);
-
-	return !scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL) && !scx_bpf_dsq_nr_queued(lat_dsq(llc)) &&
-	       !scx_bpf_dsq_nr_queued(llc_dsq(llc)) && !scx_bpf_dsq_nr_queued(cpu_dsq(cpu));
+	return !scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL) && queues_empty(cpu);
 }
 
 /*
@@ -796,8 +896,7 @@ s32 BPF_STRUCT_OPS(brisk_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 		 * another without sleeping, turn into a hog and queue behind the crowd.
 		 */
 		if (cpu == bpf_get_smp_processor_id() && waker_is_short(waker, now) &&
-		    ((tctx && wakes_lat_crit(tctx, false) &&
-		      !scx_bpf_dsq_nr_queued(lat_dsq(llc_of(cpu))) &&
+		    ((tctx && wakes_lat_crit(tctx, false) && !lat_waiting(llc_of(cpu)) &&
 		      !lat_defers(llc_of(cpu), lat_light(tctx))) ||
 		     nothing_waits_here(cpu))) {
 			insert_local(p, tctx, task_slice_waiting(tctx, cpu, 0));
@@ -946,6 +1045,7 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 	tctx = lookup_task_ctx(p);
 	if (!tctx)
 		return;
+	wait_untrack(tctx);
 	/*
 	 * Only a wakeup is latency-critical: a task queued again after BRISK_LAT_KEEP_SLICES
 	 * latency slices is not (brisk_lat_keeps). One preempted before (by another wakeup, its
@@ -992,9 +1092,9 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 	 * waits in the queue is an idle CPU woken to help.
 	 */
 	if (!pinned && (enq_flags & SCX_ENQ_WAKEUP) && tctx->sync_wakeup &&
-	    cpu == bpf_get_smp_processor_id() && !scx_bpf_dsq_nr_queued(llc_dsq(llc_of(cpu)))) {
-		scx_bpf_dsq_insert_vtime(p, llc_dsq(llc_of(cpu)), task_slice(tctx, cpu), dl,
-					 enq_flags);
+	    cpu == bpf_get_smp_processor_id() && !fair_waiting(llc_of(cpu))) {
+		queue_task(p, tctx, BRISK_WAIT_FAIR, llc_of(cpu), task_slice(tctx, cpu), dl,
+			   enq_flags);
 		COUNT(nr_sync_affine);
 		return;
 	}
@@ -1063,16 +1163,15 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 
 	if (pinned) {
 		/* A latency-critical one first in its CPU's queue, before the LLC's fair queue. */
-		scx_bpf_dsq_insert_vtime(p, cpu_dsq(cpu), lat_slice(tctx, cpu, lat), lat ? 0 : dl,
-					 enq_flags);
+		queue_task(p, tctx, BRISK_WAIT_PINNED, cpu, lat_slice(tctx, cpu, lat), lat ? 0 : dl,
+			   enq_flags);
 		COUNT(nr_queued_pinned);
 	} else {
 		/* Queue where the idle CPU takes it, if any, else where it was. */
 		if (idle >= 0)
 			cpu = idle;
-		scx_bpf_dsq_insert_vtime(p, lat ? lat_dsq(llc_of(cpu)) : llc_dsq(llc_of(cpu)),
-					 lat_slice(tctx, cpu, lat), lat ? tctx->lat_key : dl,
-					 enq_flags);
+		queue_task(p, tctx, lat ? BRISK_WAIT_LAT : BRISK_WAIT_FAIR, llc_of(cpu),
+			   lat_slice(tctx, cpu, lat), lat ? tctx->lat_key : dl, enq_flags);
 		COUNT(nr_queued_shared);
 	}
 	if (idle >= 0) {
@@ -1432,6 +1531,7 @@ void BPF_STRUCT_OPS(brisk_running, struct task_struct *p)
 
 	if (!tctx)
 		return;
+	wait_untrack(tctx);
 	now = scx_bpf_now();
 	brisk_burst_start(&tctx->burst, now);
 	/* The latency probes' side of the switch, read on their own clock (sched_waking's). */
@@ -1470,7 +1570,7 @@ void BPF_STRUCT_OPS(brisk_running, struct task_struct *p)
 	if (!tctx->lat_crit && !task_is_short(tctx) && p->scx.slice > BRISK_DEFERRED_SLICE_NS) {
 		struct llc_ctx *l = llc_ctx_of(llc_of(cpu));
 
-		if (l && l->lat_debt && scx_bpf_dsq_nr_queued(lat_dsq(llc_of(cpu))))
+		if (l && l->lat_debt && l->nr_lat_waiting)
 			scx_bpf_task_set_slice(p, brisk_deferred_slice(p->scx.slice, 1));
 	}
 }
@@ -1486,10 +1586,10 @@ static void lat_share_account(u32 llc, u64 ran_ns, bool lat, bool runnable)
 	u64 *debt = l ? &l->lat_debt : NULL;
 	u64 d = 0;
 
-	/* Nothing owed: a fair stint pays nothing (and the queue count is a kfunc call). */
+	/* Nothing owed: a fair stint pays nothing. */
 	if (!debt || (!lat && !*debt))
 		return;
-	if ((runnable && !lat) || scx_bpf_dsq_nr_queued(llc_dsq(llc)))
+	if ((runnable && !lat) || l->nr_fair_waiting)
 		d = brisk_lat_debt(*debt, ran_ns, lat, tun.lat_share_max_pct,
 				   8 * BRISK_LAT_ALLOWANCE_SLICES * tun.slice_ns);
 	if (d != *debt)
@@ -1548,8 +1648,10 @@ void BPF_STRUCT_OPS(brisk_quiescent, struct task_struct *p, u64 deq_flags)
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);
 
-	if (tctx)
-		cg_track(p, tctx, false);
+	if (!tctx)
+		return;
+	wait_untrack(tctx);
+	cg_track(p, tctx, false);
 }
 
 /*
@@ -1590,6 +1692,7 @@ void BPF_STRUCT_OPS(brisk_disable, struct task_struct *p)
 		return;
 	tctx->ours = 0;
 	load_track(tctx, false, 0);
+	wait_untrack(tctx);
 	brisk_lat_switched_out(&tctx->lat, 0, 0);
 }
 

@@ -49,11 +49,18 @@ fn attached_for(b: &mut Brisk, secs: u64, seq: u64) -> Result<()> {
     Ok(())
 }
 
+/// Stops scx_brisk: exit 0, and its accounting (each queue's waiting count, each LLC's load)
+/// back at zero once every task has left (it warns otherwise).
 fn stop_cleanly(b: &mut Brisk) -> Result<()> {
     let code = b.stop();
     ensure!(
         code == Some(0),
         "scx_brisk exit {code:?}; output:\n{}",
+        b.output()
+    );
+    ensure!(
+        !b.output().contains("accounting drifted"),
+        "scx_brisk's accounting was not back at zero after detach:\n{}",
         b.output()
     );
     Ok(())
