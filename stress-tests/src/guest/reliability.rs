@@ -49,23 +49,6 @@ fn attached_for(b: &mut Brisk, secs: u64, seq: u64) -> Result<()> {
     Ok(())
 }
 
-/// Stops scx_brisk: exit 0, and its accounting (each queue's waiting count, each LLC's load)
-/// back at zero once every task has left (it warns otherwise).
-fn stop_cleanly(b: &mut Brisk) -> Result<()> {
-    let code = b.stop();
-    ensure!(
-        code == Some(0),
-        "scx_brisk exit {code:?}; output:\n{}",
-        b.output()
-    );
-    ensure!(
-        !b.output().contains("accounting drifted"),
-        "scx_brisk's accounting was not back at zero after detach:\n{}",
-        b.output()
-    );
-    Ok(())
-}
-
 /// What upstream's CI runs against every scheduler: `stress-ng -t 31 --aggressive -M -c N -f N
 /// --affinity 1 --affinity-delay 1 --affinity-pin` while the scheduler runs 45 s.
 fn upstream_stress() -> Result<String> {
@@ -86,7 +69,7 @@ fn upstream_stress() -> Result<String> {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    stop_cleanly(&mut b)?;
+    b.stop_cleanly()?;
     Ok(format!(
         "stress-ng -t 31 --aggressive -M -c {n} -f {n} --affinity 1 --affinity-delay 1 \
          --affinity-pin: exit 0; attached 45 s, enable_seq {seq} throughout, 0 ejections; exit 0"
@@ -139,7 +122,7 @@ fn churn() -> Result<String> {
         "scx_brisk detached (state {})",
         sys::scx_state()
     );
-    stop_cleanly(&mut b)?;
+    b.stop_cleanly()?;
     let ms = |a: &[u64], b: &[u64]| -> Vec<u64> {
         a.iter().zip(b).map(|(x, y)| (x - y) / 1_000_000).collect()
     };
@@ -172,7 +155,7 @@ fn rt_hog() -> Result<String> {
     attached_for(&mut b, 15, seq)?;
     let (h1, t1) = (hogs.runtimes()?, rt.runtimes()?);
     drop((hogs, rt));
-    stop_cleanly(&mut b)?;
+    b.stop_cleanly()?;
     let released = b.exit_counter("nr_cpu_released").unwrap_or(0);
     let rechecks = b.exit_counter("nr_pin_rechecks").unwrap_or(0);
     let hog_ms: Vec<u64> = h1
@@ -236,7 +219,7 @@ fn masks() -> Result<String> {
     attached_for(&mut b, 15, seq)?;
     let r1 = hogs.runtimes()?;
     drop(hogs);
-    stop_cleanly(&mut b)?;
+    b.stop_cleanly()?;
     let rescues = b.exit_counter("nr_starve_rescues").unwrap_or(0);
     let ran_ms: Vec<u64> = r1
         .iter()
@@ -272,13 +255,8 @@ fn cycles() -> Result<String> {
         let (mut b, t) = Brisk::start(&[]).with_context(|| format!("cycle {}", i + 1))?;
         on.push(t.as_secs_f64());
         let t = Instant::now();
-        let code = b.stop();
-        ensure!(
-            code == Some(0),
-            "cycle {}: exit {code:?}; output:\n{}",
-            i + 1,
-            b.output()
-        );
+        b.stop_cleanly()
+            .with_context(|| format!("cycle {}", i + 1))?;
         sys::wait_for(Duration::from_secs(5), || sys::scx_state() == "disabled")
             .with_context(|| format!("cycle {}: state {} after exit", i + 1, sys::scx_state()))?;
         off.push(t.elapsed().as_secs_f64());
@@ -313,7 +291,7 @@ fn kill_restart() -> Result<String> {
     let (mut again, t2) = Brisk::start(&[]).context("starting again after SIGKILL")?;
     std::thread::sleep(Duration::from_secs(2));
     ensure!(sys::brisk_attached(), "the new instance detached");
-    stop_cleanly(&mut again)?;
+    again.stop_cleanly()?;
     drop(hogs);
     Ok(format!(
         "SIGKILL -> default scheduler in {:.2} s (<= 1 s); started again in {:.2} s, exit 0",
@@ -394,7 +372,7 @@ fn soak() -> Result<String> {
         sys::scx_state()
     );
     let rss1 = rss_kib(b.child.id())?;
-    stop_cleanly(&mut b)?;
+    b.stop_cleanly()?;
     let lines: Vec<serde_json::Value> = b
         .output()
         .lines()

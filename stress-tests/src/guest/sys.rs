@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 
 pub const SCX_BRISK: &str = "/bin/scx_brisk";
 const SCHED_EXT: &str = "/sys/kernel/sched_ext";
@@ -88,6 +88,10 @@ pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<i32> {
     }
 }
 
+/// What scx_brisk warns at exit when a count kept in BPF is not back at zero after detach
+/// (`Scheduler::check_load_accounting`).
+pub const DRIFT_WARNING: &str = "accounting drifted";
+
 /// A running scx_brisk, its standard output (the JSON stats) and standard error (the log)
 /// captured to two files.
 pub struct Brisk {
@@ -164,6 +168,24 @@ impl Brisk {
             let _ = self.child.wait();
         }
         code
+    }
+
+    /// SIGINT, then checks how it left: exit 0, and its accounting back at zero once every
+    /// task has left (each queue's waiting count, the hint the hand-off paths read, and each
+    /// LLC's load; scx_brisk warns [`DRIFT_WARNING`] otherwise).
+    pub fn stop_cleanly(&mut self) -> Result<()> {
+        let code = self.stop();
+        ensure!(
+            code == Some(0),
+            "scx_brisk exit {code:?}; output:\n{}",
+            self.output()
+        );
+        ensure!(
+            !self.output().contains(DRIFT_WARNING),
+            "scx_brisk's accounting was not back at zero after detach:\n{}",
+            self.output()
+        );
+        Ok(())
     }
 
     /// The counters scx_brisk printed at exit (`counters: nr_x=1 nr_y=2 ...`).

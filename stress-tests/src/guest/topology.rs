@@ -121,8 +121,7 @@ fn llc_placement() -> Result<String> {
         .any(|l| l != own && l.iter().all(|c| node.contains(c)));
     let moved_node_share = share_in(&node, &moved);
     drop((hogs, hog_idle));
-    let code = b.stop();
-    ensure!(code == Some(0), "scx_brisk exit {code:?}:\n{}", b.output());
+    b.stop_cleanly()?;
     ensure!(
         stay_share >= 0.9 && node_share >= 0.9,
         "with an idle CPU in its LLC, {:.0}% of wakeups stayed in it and {:.0}% in its node \
@@ -177,8 +176,7 @@ fn llc_steal() -> Result<String> {
     std::thread::sleep(Duration::from_secs(5));
     let t1 = sys::cpu_times();
     drop(hogs);
-    let code = b.stop();
-    ensure!(code == Some(0), "scx_brisk exit {code:?}:\n{}", b.output());
+    b.stop_cleanly()?;
     let idle_pct: Vec<f64> = t1
         .iter()
         .zip(&t0)
@@ -220,8 +218,7 @@ fn smt_cores() -> Result<String> {
     std::thread::sleep(Duration::from_secs(1));
     let (shared, samples) = sample_shared_cores(&hogs, Duration::from_secs(5));
     drop(hogs);
-    let code = b.stop();
-    ensure!(code == Some(0), "scx_brisk exit {code:?}:\n{}", b.output());
+    b.stop_cleanly()?;
     let pct = shared as f64 * 100.0 / samples.max(1) as f64;
     ensure!(
         pct <= 5.0,
@@ -314,8 +311,7 @@ fn smt_move() -> Result<String> {
     std::thread::sleep(Duration::from_secs(1));
     let (shared, samples) = sample_shared_cores(&pair, Duration::from_secs(3));
     drop(pair);
-    let code = b.stop();
-    ensure!(code == Some(0), "scx_brisk exit {code:?}:\n{}", b.output());
+    b.stop_cleanly()?;
     let moved = b.exit_counter("nr_smt_spread").unwrap_or(0);
     let pct = shared as f64 * 100.0 / samples.max(1) as f64;
     let split_ms = split.as_millis();
@@ -422,13 +418,7 @@ fn llc_fairness() -> Result<String> {
     }
     let (a1, c1) = (nice0.runtimes()?, nice5.runtimes()?);
     drop((nice0, nice5));
-    let code = b.stop();
-    ensure!(code == Some(0), "scx_brisk exit {code:?}:\n{}", b.output());
-    ensure!(
-        !b.output().contains("accounting drifted"),
-        "the LLCs' runnable load was not back at zero after detach:\n{}",
-        b.output()
-    );
+    b.stop_cleanly()?;
     let moved = format!(
         "{:.1} of {} nice-0 hogs in LLC 1 on average, {} balancer moves",
         in_llc1 as f64 / samples.max(1) as f64,
@@ -490,8 +480,7 @@ fn llc_offline() -> Result<String> {
         "scx_brisk not attached after the LLC came back"
     );
     drop(hogs);
-    let code = b.stop();
-    ensure!(code == Some(0), "scx_brisk exit {code:?}:\n{}", b.output());
+    b.stop_cleanly()?;
     ensure!(
         !b.output().contains("scx_bpf_error") && !b.output().contains("runnable task stall"),
         "an error exit during the hotplug:\n{}",

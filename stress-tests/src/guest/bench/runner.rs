@@ -136,8 +136,12 @@ impl Candidate {
         Some(line.split_once("counters: ")?.1.to_string())
     }
 
+    fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     fn log_tail(&self) -> String {
-        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let text = self.log_text();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(LOG_TAIL)..].join("\n")
     }
@@ -232,6 +236,12 @@ fn run_candidate(
             "{} did not exit within {EXIT_TIMEOUT:?} of SIGINT",
             sched.name
         )),
+    }
+    if c.log_text().contains(sys::DRIFT_WARNING) {
+        problems.push(format!(
+            "{}'s accounting was not back at zero after detach",
+            sched.name
+        ));
     }
     if sys::wait_for(Duration::from_secs(5), || sys::scx_state() == "disabled").is_none() {
         problems.push(format!(

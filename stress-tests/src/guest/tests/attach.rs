@@ -21,12 +21,7 @@ pub(super) fn attach() -> Result<String> {
         sys::scx_enable_seq() == seq0 + 1,
         "enable_seq did not advance by one"
     );
-    let code = b.stop();
-    ensure!(
-        code == Some(0),
-        "scx_brisk exited with {code:?} on SIGINT; output:\n{}",
-        b.output()
-    );
+    b.stop_cleanly()?;
     ensure!(
         sys::scx_state() == "disabled",
         "state after SIGINT: {}",

@@ -40,8 +40,7 @@ pub(super) fn auto() -> Result<String> {
     let res = workloads::periodic(Duration::from_millis(10), Duration::from_millis(1), 2000);
     drop(hogs);
     ensure!(sys::brisk_attached(), "scx_brisk detached during the test");
-    let code = b.stop();
-    ensure!(code == Some(0), "scx_brisk exit {code:?}:\n{}", b.output());
+    b.stop_cleanly()?;
     let out = b.output();
     let changes: Vec<&str> = out
         .lines()

@@ -418,8 +418,7 @@ pub(super) fn control() -> Result<String> {
             "the scheduler was reloaded during the test (enable_seq {seq} -> {})",
             sys::scx_enable_seq()
         );
-        let code = b.stop();
-        ensure!(code == Some(0), "scx_brisk exit {code:?}:\n{}", b.output());
+        b.stop_cleanly()?;
         Ok(format!("enable_seq {seq} throughout, exit 0"))
     });
     cases.finish()

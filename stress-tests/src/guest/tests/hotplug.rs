@@ -62,12 +62,7 @@ pub(super) fn hotplug() -> Result<String> {
         shown(&before, "short_burst_us")
     ));
     let seq = sys::scx_enable_seq();
-    let code = b.stop();
-    ensure!(
-        code == Some(0),
-        "scx_brisk exit {code:?} after hotplug; output:\n{}",
-        b.output()
-    );
+    b.stop_cleanly().context("stopping after the hotplug")?;
     ensure!(
         seq >= seq0 + 2,
         "enable_seq went {seq0} -> {seq}: expected two re-enables"

@@ -76,19 +76,7 @@ pub(super) fn no_stall() -> Result<String> {
         sys::scx_enable_seq() == seq,
         "the scheduler was re-enabled during the run"
     );
-    let code = b.stop();
-    ensure!(
-        code == Some(0),
-        "scx_brisk exit {code:?}; output:\n{}",
-        b.output()
-    );
-    // After detach every task has left: each queue's waiting count (the hint the hand-off
-    // paths read) and each LLC's load are back at zero, or scx_brisk warns.
-    ensure!(
-        !b.output().contains("accounting drifted"),
-        "scx_brisk's accounting was not back at zero after detach:\n{}",
-        b.output()
-    );
+    b.stop_cleanly()?;
     let counters = b.exit_counters();
     ensure!(
         !counters.is_empty(),

@@ -43,8 +43,7 @@ pub(super) fn stats_server() -> Result<String> {
     std::thread::sleep(Duration::from_secs(2));
     let stats: Value = client.request("stats", vec![])?;
     drop(hogs);
-    let code = b.stop();
-    ensure!(code == Some(0), "scx_brisk exit {code:?}:\n{}", b.output());
+    b.stop_cleanly()?;
     let interval = stats["interval_s"].as_f64().unwrap_or(0.0);
     let dispatched = stats["counters"]["nr_dispatched"].as_u64().unwrap_or(0);
     ensure!(

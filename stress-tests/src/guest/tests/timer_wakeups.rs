@@ -18,12 +18,7 @@ pub(super) fn timer_wakeups() -> Result<String> {
     let count = 1000;
     let p = workloads::periodic(Duration::from_millis(2), Duration::from_micros(200), count);
     drop(hogs);
-    let code = b.stop();
-    ensure!(
-        code == Some(0),
-        "scx_brisk exit {code:?}; output:\n{}",
-        b.output()
-    );
+    b.stop_cleanly()?;
     let irq = b
         .exit_counter("nr_irq_wakeups")
         .context("no nr_irq_wakeups among the exit counters")?;

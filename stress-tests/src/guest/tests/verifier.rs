@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::guest::sys::Brisk;
 
@@ -49,12 +49,7 @@ pub(super) fn verifier() -> Result<String> {
         .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
         .collect();
     let (mut b, _) = Brisk::start(&[])?;
-    let code = b.stop();
-    ensure!(
-        code == Some(0),
-        "scx_brisk exited with {code:?}:\n{}",
-        b.output()
-    );
+    b.stop_cleanly()?;
     let seen = parse(&b.output())?;
     let mut problems = Vec::new();
     for (name, &n) in &seen {
