@@ -131,11 +131,12 @@ impl Candidate {
 
     /// The last `counters: ...` line of its output, if it logged one.
     fn counters_line(&self) -> Option<String> {
-        let text = fs::read_to_string(&self.log).ok()?;
+        let text = self.log_text();
         let line = text.lines().rev().find(|l| l.contains("counters: "))?;
         Some(line.split_once("counters: ")?.1.to_string())
     }
 
+    /// Everything it printed (standard output and error share the log); empty if unreadable.
     fn log_text(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
