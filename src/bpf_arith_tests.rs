@@ -119,22 +119,35 @@ mod tests {
     }
 
     /// Who is latency-critical: the periodic task (1 ms every 10 ms), a request worker at
-    /// half load (1 ms every 2 ms) and a 60 Hz frame loop (4 ms every 16.7 ms) are; a pipe
-    /// partner (synchronous wakeup), a task past the duty bound, one whose bursts are longer
-    /// than a slice and any task with the lane off are not.
+    /// half load (1 ms every 2 ms) and a 60 Hz frame loop (4 ms every 16.7 ms, or 6 ms: more
+    /// than a 5 ms slice) are; a pipe partner (synchronous wakeup), a task past the duty
+    /// bound, one whose bursts are longer than BRISK_LAT_BURST_SLICES slices and any task with
+    /// the lane off are not.
     #[test]
-    fn latency_critical_needs_a_non_sync_wakeup_a_burst_within_a_slice_and_a_low_duty() {
+    fn latency_critical_needs_a_non_sync_wakeup_a_burst_within_two_slices_and_a_low_duty() {
         const SLICE: u64 = 5 * MS;
+        let max_burst = crate::bpf_intf::brisk_consts_BRISK_LAT_BURST_SLICES as u64 * SLICE;
+        assert_eq!(max_burst, 10 * MS);
         unsafe {
             let lc = |sync, burst, period, pct| {
-                brisk_host_is_lat_crit(sync, burst, period, SLICE, pct) != 0
+                brisk_host_is_lat_crit(sync, burst, period, max_burst, pct) != 0
             };
             assert!(lc(0, MS, 10 * MS, 60));
             assert!(lc(0, MS, 2 * MS, 60));
             assert!(lc(0, 4 * MS, 16_667_000, 60));
+            assert!(
+                lc(0, 6 * MS, 16_667_000, 60),
+                "a 6 ms frame: over a slice, under two"
+            );
             assert!(!lc(1, MS, 10 * MS, 60), "a synchronous wakeup");
-            assert!(!lc(0, 6 * MS, 100 * MS, 60), "bursts longer than a slice");
-            assert!(lc(0, SLICE, 100 * MS, 60), "a burst of exactly a slice");
+            assert!(
+                !lc(0, 11 * MS, 100 * MS, 60),
+                "bursts longer than two slices"
+            );
+            assert!(
+                lc(0, max_burst, 100 * MS, 60),
+                "a burst of exactly two slices"
+            );
             assert!(!lc(0, 19 * MS / 10, 2 * MS, 60), "95% duty");
             assert!(!lc(0, MS, 10 * MS, 0), "lane off");
             assert!(!lc(0, MS, 0, 60), "no interval known yet");

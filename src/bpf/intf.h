@@ -45,6 +45,15 @@ enum brisk_consts {
 	 */
 	BRISK_LAT_LIGHT_DUTY_PCT = 30,
 	/*
+	 * A task whose bursts average at most this many base slices may be latency-critical
+	 * (brisk_is_lat_crit): a 60 Hz frame loop with up to 10 ms of CPU per frame at the
+	 * default slice, or a 4 ms one whose bursts interrupts and emulation stretch past one
+	 * slice now and then. Longer admits longer bursts to the lane; no lane task preempts
+	 * another, so the lane's later wakeups wait up to that long for the CPU it holds (they
+	 * preempt a hog on another CPU meanwhile), and the lane's share bounds the whole.
+	 */
+	BRISK_LAT_BURST_SLICES = 2,
+	/*
 	 * How many base slices of CPU one latency-critical wakeup may run in the lane before the
 	 * rest of its burst queues in the fair order (brisk_lat_keeps). Larger lets a burst that
 	 * an interruption stretched (an interrupt storm, a hypervisor taking the vCPU) or an
@@ -188,7 +197,7 @@ struct brisk_counters {
 	u64 nr_lat_preempts;   /* ... that preempted a task that was not latency-critical */
 	u64 nr_ipi_preempts;   /* preemptions of a CPU other than the waker's: an IPI each */
 	u64 nr_lat_deferred;   /* ... waited: the lane over its share, the fair queue first */
-	u64 nr_lat_no_burst;   /* non-sync wakeups refused: average burst over a slice */
+	u64 nr_lat_no_burst;   /* non-sync wakeups refused: average burst over the lane's bound */
 	u64 nr_lat_no_duty;    /* non-sync wakeups refused: duty cycle over lat_duty_max_pct */
 	u64 nr_lat_demoted;    /* latency-critical tasks past their latency slice: to fair order */
 	u64 nr_balanced;       /* dispatch took work from a more loaded LLC (balance_llcs) */

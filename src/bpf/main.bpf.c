@@ -557,10 +557,16 @@ static bool task_is_short(const struct task_ctx *tctx)
 	return brisk_is_short(task_burst(tctx), tun.short_burst_ns);
 }
 
+/* The longest average burst a latency-critical task may have (BRISK_LAT_BURST_SLICES). */
+static u64 lat_burst_max_ns(void)
+{
+	return BRISK_LAT_BURST_SLICES * tun.slice_ns;
+}
+
 /* Whether a wakeup of @tctx's task (synchronous or not) is latency-critical. */
 static bool wakes_lat_crit(const struct task_ctx *tctx, bool sync)
 {
-	return brisk_is_lat_crit(sync, tctx->burst.avg_ns, tctx->avg_period_ns, tun.slice_ns,
+	return brisk_is_lat_crit(sync, tctx->burst.avg_ns, tctx->avg_period_ns, lat_burst_max_ns(),
 				 tun.lat_duty_max_pct);
 }
 
@@ -1498,7 +1504,7 @@ void BPF_STRUCT_OPS(brisk_runnable, struct task_struct *p, u64 enq_flags)
 	brisk_burst_wake(&tctx->burst);
 	tctx->lat_crit = wakes_lat_crit(tctx, tctx->sync_wakeup);
 	if (!tctx->lat_crit && !tctx->sync_wakeup && tctx->avg_period_ns && tun.lat_duty_max_pct) {
-		if (tctx->burst.avg_ns > tun.slice_ns)
+		if (tctx->burst.avg_ns > lat_burst_max_ns())
 			COUNT(nr_lat_no_burst);
 		else
 			COUNT(nr_lat_no_duty);

@@ -267,11 +267,11 @@ static inline u64 brisk_period_avg(u64 avg_ns, u64 sample_ns)
 /*
  * A latency-critical wakeup: a task that was not woken synchronously (a timer, an interrupt, a
  * futex or signal from another task: not a pipe or socket partner that is about to sleep),
- * whose average burst is at most @max_burst_ns (the base slice: it finishes its work within
- * one) and takes at most @duty_max_pct of the time between its wakeups. Such a wakeup is
- * served before the fair queue; the duty bound is what keeps that from being a way around
- * fairness: a task can take at most that share of a CPU out of turn, and a task that runs
- * without sleeping never qualifies. 0 turns it off, and a task needs two wakeups (one
+ * whose average burst is at most @max_burst_ns (BRISK_LAT_BURST_SLICES base slices: a burst
+ * of work, not a hog) and takes at most @duty_max_pct of the time between its wakeups. Such
+ * a wakeup is served before the fair queue; the duty bound is what keeps that from being a
+ * way around fairness: a task can take at most that share of a CPU out of turn, and a task that
+ * runs without sleeping never qualifies. 0 turns it off, and a task needs two wakeups (one
  * interval) before it can qualify.
  */
 static inline int brisk_is_lat_crit(int sync_wakeup, u64 avg_burst_ns, u64 avg_period_ns,

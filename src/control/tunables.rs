@@ -215,7 +215,7 @@ tunables! {
     /// A task runs at most this long before the next waiting task gets the CPU; the slice is
     /// shared out (down to slice_min_us) as more tasks wait than there are CPUs. Longer slices
     /// give hogs fewer context switches and better cache use; shorter ones bound the wait of
-    /// tasks that could not preempt. Latency-critical wakeups must fit their burst in it.
+    /// tasks that could not preempt. Only a task whose bursts average at most two slices can be latency-critical.
     slice_us: Us in 100..=100_000, default 5000, bpf slice_ns;
 
     /// Smallest time slice, in microseconds.

@@ -118,13 +118,13 @@ pub(super) fn bad_input() -> Result<String> {
     let name = sys::scx_ops();
     let res = refused(&[], None, &["already attached", &name]);
     let still = sys::brisk_attached();
-    let code = first.stop();
+    let stopped = first.stop_cleanly();
     res?;
     ensure!(
         still,
         "the running scx_brisk was disturbed by the second instance"
     );
-    ensure!(code == Some(0), "the first instance exited {code:?}");
+    stopped.context("the first instance")?;
     checked.push("second instance".into());
     Ok(format!(
         "{} cases refused: {}",

@@ -93,11 +93,7 @@ pub(super) fn cgroups() -> Result<String> {
     });
     let out = cases.finish();
     ensure!(sys::brisk_attached(), "scx_brisk detached during the test");
-    ensure!(
-        b.stop() == Some(0),
-        "scx_brisk did not exit cleanly:\n{}",
-        b.output()
-    );
+    b.stop_cleanly()?;
     out
 }
 

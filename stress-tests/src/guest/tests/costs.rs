@@ -27,11 +27,7 @@ pub(super) fn costs() -> Result<String> {
     let args: Vec<String> = ["--stats-json", "--stats", "2"].map(String::from).to_vec();
     let (mut b, _) = Brisk::start(&args)?;
     scenarios::mixed_for(12.0).context("the mixed scenario")?;
-    ensure!(
-        b.stop() == Some(0),
-        "scx_brisk did not exit cleanly:\n{}",
-        b.output()
-    );
+    b.stop_cleanly()?;
     let lines = json_stats(&b)?;
     let mut per_prog: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for v in &lines {

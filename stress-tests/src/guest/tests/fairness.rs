@@ -16,11 +16,7 @@ pub(super) fn fairness() -> Result<String> {
     let run = measure_runtimes(&hogs, 10)?;
     drop(hogs);
     ensure!(sys::brisk_attached(), "scx_brisk detached during the test");
-    ensure!(
-        b.stop() == Some(0),
-        "scx_brisk did not exit cleanly:\n{}",
-        b.output()
-    );
+    b.stop_cleanly()?;
     let (min, max) = (*run.iter().min().unwrap(), *run.iter().max().unwrap());
     ensure!(min > 0, "a hog got no CPU: {run:?}");
     let spread = max as f64 / min as f64;

@@ -22,11 +22,7 @@ pub(super) fn latency() -> Result<String> {
     let woken = workloads::piped_wakeups(Duration::from_millis(10), Duration::from_millis(1), 500);
     drop(hogs);
     std::thread::sleep(Duration::from_millis(1200));
-    ensure!(
-        b.stop() == Some(0),
-        "scx_brisk did not exit cleanly:\n{}",
-        b.output()
-    );
+    b.stop_cleanly()?;
     let lines = json_stats(&b)?;
     ensure!(
         lines.len() >= 3,
@@ -103,11 +99,7 @@ pub(super) fn latency() -> Result<String> {
     let (mut b, _) = Brisk::start(&off)?;
     let links_off = bpf_links(b.child.id())?;
     std::thread::sleep(Duration::from_millis(1500));
-    ensure!(
-        b.stop() == Some(0),
-        "scx_brisk did not exit cleanly:\n{}",
-        b.output()
-    );
+    b.stop_cleanly()?;
     let raw_tp = |l: &[String]| l.iter().filter(|t| t.starts_with("raw_tracepoint")).count();
     ensure!(
         (raw_tp(&links_on), raw_tp(&links_off)) == (2, 0),
@@ -130,11 +122,7 @@ pub(super) fn latency() -> Result<String> {
     let hogs = Procs::hogs(sys::nr_cpus(), &[])?;
     workloads::periodic(Duration::from_millis(10), Duration::from_millis(1), 250);
     drop(hogs);
-    ensure!(
-        b.stop() == Some(0),
-        "scx_brisk did not exit cleanly:\n{}",
-        b.output()
-    );
+    b.stop_cleanly()?;
     let log = b.output();
     let text_lines: Vec<&str> = log
         .lines()
@@ -172,11 +160,7 @@ pub(super) fn latency() -> Result<String> {
         let (mut b, _) = Brisk::start(&args)?;
         timer_wakeups(1000, fifo)?;
         std::thread::sleep(Duration::from_millis(1200));
-        ensure!(
-            b.stop() == Some(0),
-            "scx_brisk did not exit cleanly:\n{}",
-            b.output()
-        );
+        b.stop_cleanly()?;
         seen.push(wakeups_counted(&json_stats(&b)?));
     }
     let (rt_seen, other_seen) = (seen[0], seen[1]);
@@ -200,10 +184,8 @@ pub(super) fn latency() -> Result<String> {
                 .stdout(Stdio::null())
                 .status()?;
             times[i].push(t.elapsed().as_secs_f64());
-            ensure!(
-                st.success() && b.stop() == Some(0),
-                "hackbench round failed"
-            );
+            ensure!(st.success(), "hackbench failed: {st}");
+            b.stop_cleanly()?;
         }
     }
     let median = |v: &mut Vec<f64>| {

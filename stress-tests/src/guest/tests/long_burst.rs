@@ -46,11 +46,7 @@ pub(super) fn long_burst() -> Result<String> {
         .join()
         .map_err(|_| anyhow::anyhow!("hackbench thread panicked"))??;
     ensure!(sys::brisk_attached(), "scx_brisk detached during the run");
-    ensure!(
-        b.stop() == Some(0),
-        "scx_brisk did not exit cleanly:\n{}",
-        b.output()
-    );
+    b.stop_cleanly()?;
     ensure!(
         !p.work_wait_ns.is_empty(),
         "the kernel accounts no run_delay (/proc/thread-self/schedstat)"

@@ -71,11 +71,7 @@ pub(super) fn metrics() -> Result<String> {
     ensure!(slice == 6000.0, "slice_us served as {slice}, running 6000");
 
     ensure!(sys::brisk_attached(), "scx_brisk detached during the test");
-    ensure!(
-        b.stop() == Some(0),
-        "scx_brisk did not exit cleanly:\n{}",
-        b.output()
-    );
+    b.stop_cleanly()?;
     // The port is free again once it has stopped; taken by someone else, it is refused
     // before anything is loaded.
     let taken = TcpListener::bind(ADDR).context("the metrics port stayed taken after exit")?;

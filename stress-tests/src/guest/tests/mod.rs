@@ -15,6 +15,7 @@ mod cgroups;
 mod control;
 mod costs;
 mod fairness;
+mod frame_loop;
 mod helpers;
 mod hotplug;
 mod latency;
@@ -53,6 +54,7 @@ pub const TESTS: &[(&str, TestFn)] = &[
     ("cgroups", cgroups::cgroups),
     ("metrics", metrics::metrics),
     ("top", top::top),
+    ("frame-loop", frame_loop::frame_loop),
 ];
 
 /// Runs the tests of `set` whose names are in `only` (all when empty), then prints a table of

@@ -48,7 +48,7 @@ pub(super) fn probe() -> Result<String> {
         match brisk {
             Some(mut b) => {
                 ensure!(sys::brisk_attached(), "scx_brisk detached beside the probe");
-                ensure!(b.stop() == Some(0), "scx_brisk exit:\n{}", b.output());
+                b.stop_cleanly()?;
                 fig.push(format!(
                     "beside scx_brisk: {all} wakeups ({short} short), p99 {p99:.0} us"
                 ));

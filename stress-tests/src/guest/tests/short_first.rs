@@ -41,11 +41,7 @@ pub(super) fn short_first() -> Result<String> {
         let (mut b, _) = Brisk::start(&[])?;
         let s = periodic_round(SAMPLES)?;
         ensure!(sys::brisk_attached(), "scx_brisk detached during the round");
-        ensure!(
-            b.stop() == Some(0),
-            "scx_brisk did not exit cleanly:\n{}",
-            b.output()
-        );
+        b.stop_cleanly()?;
         for (k, v) in b.exit_counters() {
             if let Some(slot) = kicks.iter_mut().find(|(n, _)| *n == k) {
                 slot.1 += v;

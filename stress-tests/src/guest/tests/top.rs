@@ -89,11 +89,7 @@ pub(super) fn top() -> Result<String> {
         drop((periodic, hogs));
         if let Some(mut b) = brisk {
             ensure!(sys::brisk_attached(), "scx_brisk detached during the test");
-            ensure!(
-                b.stop() == Some(0),
-                "scx_brisk did not exit cleanly:\n{}",
-                b.output()
-            );
+            b.stop_cleanly()?;
         } else {
             ensure!(
                 sys::scx_state() == "disabled",

@@ -17,11 +17,7 @@ pub(super) fn weights() -> Result<String> {
     let (a1, b1) = (nice0.runtimes()?[0], nice5.runtimes()?[0]);
     drop((nice0, nice5));
     ensure!(sys::brisk_attached(), "scx_brisk detached during the test");
-    ensure!(
-        b.stop() == Some(0),
-        "scx_brisk did not exit cleanly:\n{}",
-        b.output()
-    );
+    b.stop_cleanly()?;
     let (ra, rb) = (a1 - a0, b1 - b0);
     ensure!(
         rb > 0,
