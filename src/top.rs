@@ -37,6 +37,8 @@ pub struct TaskRow {
     pub comm: String,
     /// "short" or "hog", by scx_brisk's burst rule, at its last switch-in.
     pub class: &'static str,
+    /// The burst (CPU time per wakeup, average or current if longer) that class was decided by.
+    pub burst_us: f64,
     pub wakeups: u64,
     pub p50_us: Option<f64>,
     pub p99_us: Option<f64>,
@@ -136,6 +138,7 @@ pub fn rows(
                 tgid: t.tgid,
                 comm: comm(&t.comm),
                 class: if t.is_short != 0 { "short" } else { "hog" },
+                burst_us: t.burst_ns as f64 / 1e3,
                 wakeups: wake.count,
                 p50_us: s.p50_us,
                 p99_us: s.p99_us,

@@ -143,6 +143,7 @@ struct brisk_top_task {
 	char comm[BRISK_COMM_LEN];
 	u32 tgid;
 	u32 is_short; /* its class at its last switch-in (policy.h's burst rule) */
+	u64 burst_ns; /* the burst that class was decided by (brisk_burst_now) */
 	u64 run_ns;   /* CPU time */
 	u64 on_at;    /* when it was switched in, 0 while off a CPU */
 	struct brisk_lat_hist wakeup;

@@ -103,7 +103,7 @@ static __always_inline void probes_task_off(struct task_struct *p, u64 now)
  * entries that cost it most (a new one replaces the smallest if it cost more).
  */
 static __always_inline void probes_task_on(struct task_struct *p, struct task_struct *prev,
-					   bool is_short, u64 waited_ns, u64 now)
+					   bool is_short, u64 burst_ns, u64 waited_ns, u64 now)
 {
 	u32 pid = p->pid, zero = 0, i, min = 0;
 	struct brisk_top_task *t, *blank;
@@ -122,6 +122,7 @@ static __always_inline void probes_task_on(struct task_struct *p, struct task_st
 	}
 	t->on_at = now;
 	t->is_short = is_short;
+	t->burst_ns = burst_ns;
 	/* Named when first seen and at each wakeup (an exec renames it). */
 	if (!t->comm[0] || waited_ns) {
 		t->tgid = p->tgid;

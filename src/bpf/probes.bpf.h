@@ -27,7 +27,7 @@
  * - probes_short_burst_ns, probes_burst_shift, probes_burst_cap_ns: the classification's
  *   border, and the average's smoothing and sample cap (brisk_burst_sleep);
  * - with PROBES_SWITCH_TRACEPOINT, probes_task_off(p, now) and probes_task_on(p, prev,
- *   is_short, waited_ns, now): per-task figures as a task leaves and takes a CPU
+ *   is_short, burst_ns, waited_ns, now): per-task figures as a task leaves and takes a CPU
  *   (`scx_brisk top`).
  */
 #ifndef __BRISK_PROBES_BPF_H
@@ -117,7 +117,7 @@ int BPF_PROG(brisk_tp_switch, bool preempt, struct task_struct *prev, struct tas
 	}
 	if (probed_task(next, &lat, &burst)) {
 		waited = probes_switched_in(lat, burst, now, &is_short);
-		probes_task_on(next, prev, is_short, waited, now);
+		probes_task_on(next, prev, is_short, brisk_burst_now(burst), waited, now);
 	}
 	return 0;
 }

@@ -51,6 +51,9 @@ pub enum Cmd {
         /// How long the reliability soak runs, in seconds.
         #[arg(long, default_value_t = 120)]
         soak_s: u64,
+        /// Run each selected test this many times in a row (to see how often one fails).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+        repeat: u32,
     },
     /// Run a benchmark workload for a fixed time and print its results as one JSON object.
     #[command(subcommand)]
@@ -88,6 +91,7 @@ pub fn main(cli: Cli) -> anyhow::Result<i32> {
             topology_tests,
             service,
             soak_s,
+            repeat,
         } => {
             reliability::SOAK_S.store(soak_s, std::sync::atomic::Ordering::Relaxed);
             let set = if reliability {
@@ -99,7 +103,11 @@ pub fn main(cli: Cli) -> anyhow::Result<i32> {
             } else {
                 tests::TESTS
             };
-            Ok(if tests::run(set, &names)? == 0 { 0 } else { 1 })
+            Ok(if tests::run(set, &names, repeat)? == 0 {
+                0
+            } else {
+                1
+            })
         }
         Cmd::SockSend { path, line } => tests::sock_send(&path, &line).map(|answer| {
             print!("{answer}");

@@ -180,18 +180,21 @@ pub fn periodic_with(
 /// Like `periodic`, but woken through a pipe by a timer thread that writes the time it sends
 /// the wakeup: each sample is woken -> running, the delay the scheduler is responsible for,
 /// without the timer's own lateness (large under emulation). Then burns `work` of CPU time.
-pub fn piped_wakeups(period: Duration, work: Duration, count: usize) -> Vec<u64> {
+pub fn piped_wakeups(period: Duration, work: Duration, count: usize) -> PipedWakeups {
     let mut fds = [0; 2];
     assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0, "pipe()");
     let (rd, wr) = (fds[0], fds[1]);
     let period_ns = period.as_nanos() as u64;
     let waker = std::thread::spawn(move || {
+        let run_delay = RunDelay::open();
+        let mut waits = Vec::with_capacity(count);
         let mut next = now_ns(libc::CLOCK_MONOTONIC) + period_ns;
         for _ in 0..count {
             let ts = libc::timespec {
                 tv_sec: (next / 1_000_000_000) as i64,
                 tv_nsec: (next % 1_000_000_000) as i64,
             };
+            let slept_at = run_delay.read();
             unsafe {
                 libc::clock_nanosleep(
                     libc::CLOCK_MONOTONIC,
@@ -199,25 +202,41 @@ pub fn piped_wakeups(period: Duration, work: Duration, count: usize) -> Vec<u64>
                     &ts,
                     std::ptr::null_mut(),
                 );
+            }
+            if let (Some(before), Some(after)) = (slept_at, run_delay.read()) {
+                waits.push(after.saturating_sub(before));
+            }
+            unsafe {
                 let sent = now_ns(libc::CLOCK_MONOTONIC).to_ne_bytes();
                 libc::write(wr, sent.as_ptr().cast(), 8);
             }
             next += period_ns;
         }
         unsafe { libc::close(wr) };
+        waits
     });
-    let mut out = Vec::with_capacity(count);
+    let mut woken = Vec::with_capacity(count);
     let mut buf = [0u8; 8];
     while unsafe { libc::read(rd, buf.as_mut_ptr().cast(), 8) } == 8 {
-        out.push(now_ns(libc::CLOCK_MONOTONIC).saturating_sub(u64::from_ne_bytes(buf)));
+        woken.push(now_ns(libc::CLOCK_MONOTONIC).saturating_sub(u64::from_ne_bytes(buf)));
         let cpu0 = now_ns(libc::CLOCK_THREAD_CPUTIME_ID);
         while now_ns(libc::CLOCK_THREAD_CPUTIME_ID) - cpu0 < work.as_nanos() as u64 {
             std::hint::spin_loop();
         }
     }
-    let _ = waker.join();
+    let waker_waits = waker.join().unwrap_or_default();
     unsafe { libc::close(rd) };
-    out
+    PipedWakeups { woken, waker_waits }
+}
+
+/// What `piped_wakeups` measured, per period, in ns.
+pub struct PipedWakeups {
+    /// The woken task: sent -> running.
+    pub woken: Vec<u64>,
+    /// The timer thread that wakes it: its own wait from its timer wakeup to running (schedstat
+    /// run_delay across the sleep; empty without schedstats). The scheduler's probes see these
+    /// wakeups too, so a comparison with their figures pools both.
+    pub waker_waits: Vec<u64>,
 }
 
 /// The q-quantile (0..=1) of `v` by nearest rank; 0 for no samples.

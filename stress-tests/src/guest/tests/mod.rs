@@ -57,9 +57,10 @@ pub const TESTS: &[(&str, TestFn)] = &[
     ("frame-loop", frame_loop::frame_loop),
 ];
 
-/// Runs the tests of `set` whose names are in `only` (all when empty), then prints a table of
-/// every case with its figure and result; returns the number failed.
-pub fn run(set: &[(&str, TestFn)], only: &[String]) -> Result<usize> {
+/// Runs the tests of `set` whose names are in `only` (all when empty), each `repeat` times in a
+/// row, then prints a table of every case with its figure and result; returns the number of
+/// runs failed.
+pub fn run(set: &[(&str, TestFn)], only: &[String], repeat: u32) -> Result<usize> {
     for name in only {
         if !set.iter().any(|(n, _)| n == name) {
             let names: Vec<_> = set.iter().map(|(n, _)| *n).collect();
@@ -75,10 +76,11 @@ pub fn run(set: &[(&str, TestFn)], only: &[String]) -> Result<usize> {
     );
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     let mut table = Vec::new();
-    for (i, (name, test)) in set.iter().enumerate() {
-        if !only.is_empty() && !only.iter().any(|n| n == name) {
-            continue;
-        }
+    let selected = set
+        .iter()
+        .enumerate()
+        .filter(|(_, (name, _))| only.is_empty() || only.iter().any(|n| n == name));
+    for (i, (name, test)) in selected.flat_map(|t| std::iter::repeat_n(t, repeat as usize)) {
         println!("--- {}. {name}", i + 1);
         let start = Instant::now();
         let res = test();
