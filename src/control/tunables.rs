@@ -274,9 +274,9 @@ tunables! {
     /// Largest duty cycle of a latency-critical task, in percent (0: no latency-critical lane).
     ///
     /// A task woken by a timer, an interrupt or a futex (not by a pipe or socket partner),
-    /// whose average burst fits in one slice_us and fills at most this share of the time
-    /// between its wakeups, skips the fair queue and may preempt any task that is not
-    /// latency-critical itself. At 100 the burst bound alone decides; lower values also refuse
+    /// whose average burst fits in two slice_us (a frame whose interrupts stretch it past one)
+    /// and fills at most this share of the time between its wakeups, skips the fair queue and
+    /// may preempt any task that is not latency-critical itself. At 100 the burst bound alone decides; lower values also refuse
     /// busy tasks, but a request worker that falls behind then flips between the lanes and
     /// waits a round of the fair queue each time it is refused (docs/design.md).
     lat_duty_max_pct: Pct in 0..=100, default 100, bpf lat_duty_max_pct;
