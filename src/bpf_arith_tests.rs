@@ -59,6 +59,7 @@ mod tests {
         ) -> i32;
         fn brisk_host_lat_wake_vruntime(v: u64, now: u64, credit: u64) -> u64;
         fn brisk_host_lat_demoted_vruntime(v: u64, lag: u64, now: u64, credit: u64) -> u64;
+        fn brisk_host_lat_fair_vruntime(v: u64, now: u64, credit: u64, lead: u64) -> u64;
         fn brisk_host_lat_keeps(lat: i32, ran: u64, slice: u64) -> i32;
         fn brisk_host_lat_deadline(woke_at: u64, burst: u64, weight: u64) -> u64;
         fn brisk_host_carry_vruntime(v: u64, from: u64, to: u64, max: u64) -> u64;
@@ -156,6 +157,41 @@ mod tests {
             assert!(!lc(0, 6 * MS / 10 + 1, MS, 60));
             // at 100% every non-sync wakeup with slice-sized bursts qualifies
             assert!(lc(0, MS, MS, 100));
+        }
+    }
+
+    #[test]
+    fn a_fair_order_latency_wakeup_is_placed_at_least_its_lead_before_the_clock() {
+        unsafe {
+            // no lead: as a latency-critical wakeup, never behind the clock
+            assert_eq!(
+                brisk_host_lat_fair_vruntime(150 * MS, 100 * MS, 5 * MS, 0),
+                100 * MS
+            );
+            assert_eq!(
+                brisk_host_lat_fair_vruntime(97 * MS, 100 * MS, 5 * MS, 0),
+                97 * MS
+            );
+            // a 2 ms lead: ahead of the crowd that woke within 2 ms of the clock
+            assert_eq!(
+                brisk_host_lat_fair_vruntime(150 * MS, 100 * MS, 5 * MS, 2 * MS),
+                98 * MS
+            );
+            assert_eq!(
+                brisk_host_lat_fair_vruntime(97 * MS, 100 * MS, 5 * MS, 2 * MS),
+                97 * MS
+            );
+            // the lead is bounded by the sleep credit: never before a long sleeper
+            assert_eq!(
+                brisk_host_lat_fair_vruntime(150 * MS, 100 * MS, 5 * MS, 20 * MS),
+                95 * MS
+            );
+            assert_eq!(
+                brisk_host_lat_fair_vruntime(0, 100 * MS, 5 * MS, 2 * MS),
+                95 * MS
+            );
+            // a clock younger than the lead
+            assert_eq!(brisk_host_lat_fair_vruntime(MS, MS, 5 * MS, 2 * MS), 0);
         }
     }
 

@@ -168,6 +168,8 @@ struct brisk_tunables {
 	u64 lat_duty_max_pct;
 	u64 lat_share_max_pct;
 	u64 wakeup_preempt;
+	u64 lat_lane_task_wakeups;
+	u64 lat_fair_lead_ns;
 	/*
 	 * Generation of this set of values: the loader bumps it with every change it writes, and
 	 * the BPF side copies the generation it runs with into tun_gen_seen (see main.bpf.c).
@@ -201,6 +203,7 @@ struct brisk_counters {
 	u64 nr_lat_no_burst;   /* non-sync wakeups refused: average burst over the lane's bound */
 	u64 nr_lat_no_duty;    /* non-sync wakeups refused: duty cycle over lat_duty_max_pct */
 	u64 nr_lat_demoted;    /* latency-critical tasks past their latency slice: to fair order */
+	u64 nr_lat_fair;       /* latency-critical wakeups by a task queued in the fair order */
 	u64 nr_balanced;       /* dispatch took work from a more loaded LLC (balance_llcs) */
 	u64 nr_smt_spread;     /* a hog beside a busy SMT sibling moved to a whole idle core */
 	u64 nr_last_requeued;  /* a CPU's last task, slice over, queued to run on (ENQ_LAST) */

@@ -15,10 +15,13 @@
  * DSQ).
  *
  * Latency-critical wakeups (policy.h, brisk_is_lat_crit: tasks woken by a timer, an interrupt
- * or a futex rather than by a pipe partner, whose bursts fit in a slice) skip the fair queue:
- * they preempt a CPU running a hog, or wait in their LLC's latency queue, which CPUs
- * serve first unless the fair queue's head is overdue. A crowd of short message passers
- * therefore cannot stand between a timer-driven task and its CPU (docs/design.md).
+ * or a futex rather than by a pipe partner, whose bursts fit in two slices) from a timer or an
+ * interrupt skip the fair queue: they preempt a CPU running a hog, or wait in their LLC's
+ * latency queue, which CPUs serve first unless the lane is over its share. A crowd of short
+ * message passers therefore cannot stand between a timer-driven task and its CPU. Those a task
+ * wakes (a futex hand-off to a request worker) queue in the fair order instead, placed never
+ * behind their clock (brisk_lat_fair_vruntime): ahead of hogs, interleaved with the crowd
+ * (lat_lane_task_wakeups, docs/design.md).
  */
 #include <scx/common.bpf.h>
 #include <bpf_experimental.h>
@@ -143,6 +146,13 @@ struct task_ctx {
 	u32 lat_light;	     /* ... and light (BRISK_LAT_LIGHT_DUTY_PCT), set as it wakes */
 	u64 lat_key;	     /* its key in the latency queue (brisk_lat_key), set as it wakes */
 	u64 lat_woke_lag_ns; /* how far behind its clock it woke (brisk_lat_demoted_vruntime) */
+	/*
+	 * This wakeup would be latency-critical but came from a task (a futex hand-off) with
+	 * lat_lane_task_wakeups off: it queues in the fair order, placed as a latency-critical
+	 * wakeup is (brisk_lat_fair_vruntime), and its runs count against the lane's share. Set
+	 * as it wakes; 0 when the lane is over its share (then it is placed as any sleeper).
+	 */
+	u32 lat_fair;
 	/* Run out of the fair order by the starvation guard: its start does not move the clock. */
 	u32 rescued;
 	u32 llc;	 /* the LLC whose clock its vruntime follows */
@@ -894,12 +904,13 @@ s32 BPF_STRUCT_OPS(brisk_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 		 * else waits, hand the CPU over as for a synchronous wakeup. The CPU the waker
 		 * leaves then runs the wakee without ops.enqueue and ops.dispatch (under emulation
 		 * about 30 us per wakeup, most of a futex hand-off's cost over the kernel's own).
-		 * A latency-critical wakee is handed over even when fair tasks wait (not when
-		 * latency-critical ones do, which a chain of hand-offs would hold back): it runs
-		 * next, as soon as the waker sleeps, instead of preempting another CPU while the
-		 * waker runs on. A request worker handed a request this way sleeps before the next
-		 * one comes, where beside a waker running on it would take one request after
-		 * another without sleeping, turn into a hog and queue behind the crowd.
+		 * A latency-critical wakee (in the lane or, woken by a task, in the fair order) is
+		 * handed over even when fair tasks wait (not when latency-critical ones do, which a
+		 * chain of hand-offs would hold back): it runs next, as soon as the waker sleeps,
+		 * instead of preempting another CPU while the waker runs on. A request worker
+		 * handed a request this way sleeps before the next one comes, where beside a waker
+		 * running on it would take one request after another without sleeping, turn into a
+		 * hog and queue behind the crowd.
 		 */
 		if (cpu == bpf_get_smp_processor_id() && waker_is_short(waker, now) &&
 		    ((tctx && wakes_lat_crit(tctx, false) && !lat_waiting(llc_of(cpu)) &&
@@ -1513,7 +1524,21 @@ void BPF_STRUCT_OPS(brisk_runnable, struct task_struct *p, u64 enq_flags)
 	follow_llc(tctx, llc_of(scx_bpf_task_cpu(p)));
 	load_track(tctx, true, p->scx.weight);
 	clock = clock_of(tctx->llc);
-	if (tctx->lat_crit) {
+	/*
+	 * ops.runnable of a wakeup runs in the waker's context: a task's (a futex hand-off) or an
+	 * interrupt's (a timer). Without lat_lane_task_wakeups the former queue in the fair order
+	 * among the short tasks, unless the lane is over its share.
+	 */
+	tctx->lat_fair = 0;
+	if (tctx->lat_crit && !tun.lat_lane_task_wakeups && in_task_context()) {
+		tctx->lat_crit = 0;
+		tctx->lat_fair = !lat_defers(tctx->llc, lat_light(tctx));
+		COUNT(nr_lat_fair);
+	}
+	if (tctx->lat_fair) {
+		tctx->vruntime = brisk_lat_fair_vruntime(tctx->vruntime, clock, tun.sleep_credit_ns,
+							 tun.lat_fair_lead_ns);
+	} else if (tctx->lat_crit) {
 		tctx->vruntime =
 			brisk_lat_wake_vruntime(tctx->vruntime, clock, tun.sleep_credit_ns);
 		tctx->lat_woke_lag_ns = clock - tctx->vruntime;
@@ -1642,7 +1667,7 @@ void BPF_STRUCT_OPS(brisk_stopping, struct task_struct *p, bool runnable)
 	}
 	if (cctx) {
 		/* Its own flag: a preempting wakeup marks the CPU's running_lat in advance. */
-		lat_share_account(tctx->llc, delta, tctx->lat_crit, runnable);
+		lat_share_account(tctx->llc, delta, tctx->lat_crit || tctx->lat_fair, runnable);
 		cctx->running_dl = 0;
 		cctx->running_short = 0;
 		cctx->running_lat = 0;

@@ -319,6 +319,24 @@ static inline u64 brisk_lat_demoted_vruntime(u64 vruntime, u64 woke_lag_ns, u64 
 }
 
 /*
+ * vruntime of a latency-critical wakeup queued in the fair order (one woken by another task, a
+ * futex hand-off: a request worker): placed as a latency-critical wakeup is
+ * (brisk_lat_wake_vruntime: what it ran is not held against it, so a task that wants more than
+ * a per-task share of a crowd gets it, within the lane's share), and at least @lead_ns before
+ * the clock (at most @credit_ns). The lead sets its place among the short tasks that woke with
+ * their sleep credit: 0 interleaves it with a message crowd by deadline, the full credit puts
+ * it before nearly all of them, as the lane would.
+ */
+static inline u64 brisk_lat_fair_vruntime(u64 vruntime, u64 vtime_now, u64 credit_ns, u64 lead_ns)
+{
+	u64 v = brisk_lat_wake_vruntime(vruntime, vtime_now, credit_ns);
+	u64 lead = lead_ns < credit_ns ? lead_ns : credit_ns;
+	u64 front = vtime_now > lead ? vtime_now - lead : 0;
+
+	return v < front ? v : front;
+}
+
+/*
  * Deadline of a latency-critical wakeup in its LLC's latency queue: the time it woke plus its
  * expected burst, scaled by its weight. Earliest deadline first on the wall clock rather than on
  * the vruntime: a latency-critical task's vruntime is held at its clock, which stands still

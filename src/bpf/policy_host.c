@@ -104,6 +104,11 @@ u64 brisk_host_lat_wake_vruntime(u64 v, u64 now, u64 credit)
 	return brisk_lat_wake_vruntime(v, now, credit);
 }
 
+u64 brisk_host_lat_fair_vruntime(u64 v, u64 now, u64 credit, u64 lead)
+{
+	return brisk_lat_fair_vruntime(v, now, credit, lead);
+}
+
 u64 brisk_host_lat_demoted_vruntime(u64 v, u64 lag, u64 now, u64 credit)
 {
 	return brisk_lat_demoted_vruntime(v, lag, now, credit);

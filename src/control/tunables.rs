@@ -273,10 +273,11 @@ tunables! {
 
     /// Largest duty cycle of a latency-critical task, in percent (0: no latency-critical lane).
     ///
-    /// A task woken by a timer, an interrupt or a futex (not by a pipe or socket partner),
-    /// whose average burst fits in two slice_us (a frame whose interrupts stretch it past one)
-    /// and fills at most this share of the time between its wakeups, skips the fair queue and
-    /// may preempt any task that is not latency-critical itself. At 100 the burst bound alone decides; lower values also refuse
+    /// A task woken by a timer or an interrupt (and by a futex with lat_lane_task_wakeups;
+    /// never by a pipe or socket partner), whose average burst fits in two slice_us (a frame
+    /// whose interrupts stretch it past one) and fills at most this share of the time between
+    /// its wakeups, skips the fair queue and may preempt any task that is not
+    /// latency-critical itself. At 100 the burst bound alone decides; lower values also refuse
     /// busy tasks, but a request worker that falls behind then flips between the lanes and
     /// waits a round of the fair queue each time it is refused (docs/design.md).
     lat_duty_max_pct: Pct in 0..=100, default 100, bpf lat_duty_max_pct;
@@ -296,6 +297,27 @@ tunables! {
     /// Off, waking tasks wait for the running task's slice to end (at the next tick): better
     /// for throughput-only machines, worse for interactive latency.
     wakeup_preempt: Bool in 0..=1, default 1, bpf wakeup_preempt;
+
+    /// Whether a latency-critical task woken by another task goes in the lane (true:
+    /// --lat-lane-task-wakeups).
+    ///
+    /// Off, only timer and interrupt wakeups (frames, audio, periodic work) take the lane; a
+    /// task woken through a futex (a request worker) queues in the fair order among the short
+    /// tasks, by deadline, placed never behind its clock and lat_fair_lead_us before it: ahead
+    /// of hogs, interleaved with message crowds rather than before them, within
+    /// lat_share_max_pct. On, such tasks go first as timers do: shorter request tails under
+    /// overload, paid by the crowds and the hogs (docs/design.md has the figures).
+    lat_lane_task_wakeups: Bool in 0..=1, default 0, bpf lat_lane_task_wakeups;
+
+    /// How far before its LLC's clock a latency-critical task woken by another task is
+    /// placed in the fair order, in microseconds (bounded by sleep_credit_us; unused with
+    /// lat_lane_task_wakeups).
+    ///
+    /// Its place among the short tasks that woke with their sleep credit: 0 interleaves a
+    /// request worker with a message crowd by deadline (best for the crowd and the hogs);
+    /// larger puts it before more of them, towards the lane's short request tails (under
+    /// overload a lead of 2500 served every request, with the hogs and the crowd paying).
+    lat_fair_lead_us: Us in 0..=1_000_000, default 0, bpf lat_fair_lead_ns;
 }
 
 /// The spec of tunable `key`.

@@ -45,6 +45,7 @@ counter_names!(
     nr_lat_no_burst,
     nr_lat_no_duty,
     nr_lat_demoted,
+    nr_lat_fair,
     nr_balanced,
     nr_smt_spread,
     nr_last_requeued,

@@ -23,6 +23,7 @@ mod long_burst;
 mod metrics;
 mod no_stall;
 mod probe;
+mod request_workers;
 mod short_first;
 mod stats_server;
 mod timer_wakeups;
@@ -55,6 +56,7 @@ pub const TESTS: &[(&str, TestFn)] = &[
     ("metrics", metrics::metrics),
     ("top", top::top),
     ("frame-loop", frame_loop::frame_loop),
+    ("request-workers", request_workers::request_workers),
 ];
 
 /// Runs the tests of `set` whose names are in `only` (all when empty), each `repeat` times in a
