@@ -22,4 +22,7 @@ pub fn assert_bpf_safe(t: &Tunables) {
     assert!(b.short_burst_ns > 0 && b.burst_cap_ns > 0, "{b:?}");
     assert!(b.burst_ewma_shift <= 8, "{b:?}");
     assert!(b.wakeup_preempt <= 1, "{b:?}");
+    assert!(b.lat_lane_task_wakeups <= 1, "{b:?}");
+    // The fair-order lead was microseconds (the BPF side bounds it by the sleep credit).
+    assert_eq!(b.lat_fair_lead_ns / 1000, t.lat_fair_lead_us, "{t:?}");
 }
