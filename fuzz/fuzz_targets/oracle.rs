@@ -23,6 +23,7 @@ pub fn assert_bpf_safe(t: &Tunables) {
     assert!(b.burst_ewma_shift <= 8, "{b:?}");
     assert!(b.wakeup_preempt <= 1, "{b:?}");
     assert!(b.lat_lane_task_wakeups <= 1, "{b:?}");
-    // The fair-order lead was microseconds (the BPF side bounds it by the sleep credit).
+    // The fair-order lead is set in microseconds and reaches BPF in ns (bounded there by the
+    // sleep credit).
     assert_eq!(b.lat_fair_lead_ns / 1000, t.lat_fair_lead_us, "{t:?}");
 }

@@ -316,7 +316,7 @@ tunables! {
     /// Its place among the short tasks that woke with their sleep credit: 0 interleaves a
     /// request worker with a message crowd by deadline (best for the crowd and the hogs, with
     /// request tails of a crowd's round); the default 1000 puts it before most of them (under
-    /// overload a third of the request p99 of 0, for about three quarters of the hogs' work);
+    /// overload under half the request p99 of 0, for about three quarters of the hogs' work);
     /// larger, towards the lane's tails, paid by the hogs and the crowd.
     lat_fair_lead_us: Us in 0..=1_000_000, default 1000, bpf lat_fair_lead_ns;
 }
