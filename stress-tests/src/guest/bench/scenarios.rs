@@ -146,7 +146,7 @@ pub fn run(name: &str, quick: bool) -> Result<Outcome> {
 fn desktop(p: &Plan, cpus: usize) -> Result<Outcome> {
     let alone: PeriodicReport =
         Workload::start("periodic", &periodic_args(p.extra))?.finish(p.extra)?;
-    let hogs = Workload::start("hogs", &hog_args(p.main + 1.0, 2 * cpus))?;
+    let hogs = Workload::start("hogs", &settled_hog_args(p.main, 0.5, 2 * cpus))?;
     std::thread::sleep(SETTLE);
     let periodic = Workload::start("periodic", &periodic_args(p.main))?;
     let periodic: PeriodicReport = periodic.finish(p.main)?;
@@ -254,7 +254,7 @@ fn messaging(p: &Plan) -> Result<Outcome> {
 /// Everything at once: one hog per CPU, the periodic task, wakeup pairs at 50% load and a
 /// hackbench loop.
 fn mixed(p: &Plan, cpus: usize) -> Result<Outcome> {
-    let hogs = Workload::start("hogs", &hog_args(p.main + 1.0, cpus))?;
+    let hogs = Workload::start("hogs", &settled_hog_args(p.main, 0.5, cpus))?;
     std::thread::sleep(SETTLE);
     let deadline = Instant::now() + Duration::from_secs_f64(p.main);
     let cpu_before = sys::cpu_times();
@@ -303,6 +303,19 @@ fn secs_arg(secs: f64) -> Vec<String> {
 
 fn hog_args(secs: f64, count: usize) -> Vec<String> {
     [secs_arg(secs), vec!["--count".into(), count.to_string()]].concat()
+}
+
+/// Hogs started `SETTLE` before a load of `main` seconds and running `tail` seconds past it,
+/// their work counted only while the load runs.
+fn settled_hog_args(main: f64, tail: f64, count: usize) -> Vec<String> {
+    let settle = SETTLE.as_secs_f64();
+    let window = [
+        "--measure-from-s".to_string(),
+        format!("{settle}"),
+        "--measure-s".into(),
+        format!("{main}"),
+    ];
+    [hog_args(settle + main + tail, count), window.to_vec()].concat()
 }
 
 fn build_args(secs: f64, workers: usize) -> Vec<String> {

@@ -1,7 +1,9 @@
 //! `workload hogs`: N CPU-bound threads, each counting the work units it completes.
 
+use std::os::unix::thread::JoinHandleExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use brisk_stress::stats;
@@ -24,9 +26,16 @@ pub struct Opts {
     /// Nice level of each hog, comma-separated (`0,0,5`), or one level for all.
     #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     pub nice: Vec<i32>,
+    /// Count work and CPU time from this many seconds after the start, so that time the hogs
+    /// had the machine to themselves (before the measured load began) is left out.
+    #[arg(long, default_value_t = 0.0)]
+    pub measure_from_s: f64,
+    /// Count work and CPU time for this many seconds (default: to the end of the run).
+    #[arg(long)]
+    pub measure_s: Option<f64>,
 }
 
-/// One hog's result.
+/// One hog's result, over the measured window.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Hog {
     pub nice: i32,
@@ -38,6 +47,8 @@ pub struct Hog {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HogsReport {
     pub workload: String,
+    /// The measured window (--measure-from-s, --measure-s): the hogs' work and CPU time,
+    /// the rate and the fairness indices count only what happened in it.
     pub duration_s: f64,
     pub hogs: Vec<Hog>,
     pub total_work_units: u64,
@@ -69,29 +80,78 @@ pub fn nice_levels(count: Option<usize>, nice: &[i32], nr_cpus: usize) -> Result
 
 pub fn run(o: &Opts) -> Result<HogsReport> {
     let dur = duration(o.duration_s)?;
+    let (from, len) = window(o.duration_s, o.measure_from_s, o.measure_s)?;
     let levels = nice_levels(o.count, &o.nice, crate::guest::sys::nr_cpus())?;
     let stop = Arc::new(AtomicBool::new(false));
     let counters: Vec<Arc<AtomicU64>> = levels.iter().map(|_| Arc::default()).collect();
+    let start = std::time::Instant::now();
     let mut threads = Vec::new();
     for (&nice, counter) in levels.iter().zip(&counters) {
         let (stop, counter) = (stop.clone(), counter.clone());
         threads.push(std::thread::spawn(move || hog(nice, &stop, &counter)));
     }
-    std::thread::sleep(dur);
+    let clocks = threads
+        .iter()
+        .map(|t| cpu_clock(t.as_pthread_t()))
+        .collect::<Result<Vec<_>>>()?;
+    let snapshot = || -> Vec<(u64, u64)> {
+        counters
+            .iter()
+            .zip(&clocks)
+            .map(|(c, &clock)| (c.load(Ordering::Relaxed), super::now_ns(clock)))
+            .collect()
+    };
+    std::thread::sleep(from);
+    let first = snapshot();
+    std::thread::sleep((from + len).saturating_sub(start.elapsed()));
+    let last = snapshot();
+    std::thread::sleep(dur.saturating_sub(start.elapsed()));
     stop.store(true, Ordering::Relaxed);
-    let mut hogs = Vec::new();
-    for (t, &nice) in threads.into_iter().zip(&levels) {
-        let (work_units, cpu_ns) = t
-            .join()
+    for t in threads {
+        t.join()
             .map_err(|_| anyhow::anyhow!("a hog thread panicked"))?
             .context("hog thread")?;
-        hogs.push(Hog {
-            nice,
-            work_units,
-            cpu_ms: cpu_ns as f64 / 1e6,
-        });
     }
-    Ok(report(dur.as_secs_f64(), hogs))
+    let hogs = levels
+        .iter()
+        .zip(first.iter().zip(&last))
+        .map(|(&nice, (a, b))| Hog {
+            nice,
+            work_units: b.0 - a.0,
+            cpu_ms: b.1.saturating_sub(a.1) as f64 / 1e6,
+        })
+        .collect();
+    Ok(report(len.as_secs_f64(), hogs))
+}
+
+/// The measured window of a run of `run_s` seconds: its start and length.
+fn window(run_s: f64, from_s: f64, len_s: Option<f64>) -> Result<(Duration, Duration)> {
+    let len_s = len_s.unwrap_or(run_s - from_s);
+    if !(from_s >= 0.0 && len_s > 0.0 && from_s + len_s <= run_s + 1e-9) {
+        bail!(
+            "the measured window ({from_s} s from the start, {len_s} s long) is not inside the \
+             {run_s} s run"
+        );
+    }
+    Ok((
+        Duration::from_secs_f64(from_s),
+        Duration::from_secs_f64(len_s),
+    ))
+}
+
+/// The CPU-time clock of a running thread.
+fn cpu_clock(thread: libc::pthread_t) -> Result<libc::clockid_t> {
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: the thread is alive (joined only after the last read) and `clock` is a valid
+    // out-pointer.
+    let rc = unsafe { libc::pthread_getcpuclockid(thread, &mut clock) };
+    if rc != 0 {
+        bail!(
+            "pthread_getcpuclockid: {}",
+            std::io::Error::from_raw_os_error(rc)
+        );
+    }
+    Ok(clock)
 }
 
 /// The report from the hogs' counts (pure).
@@ -115,9 +175,8 @@ pub fn report(duration_s: f64, hogs: Vec<Hog>) -> HogsReport {
     }
 }
 
-/// One hog: renices its own thread, then counts work units until `stop`. Returns the units
-/// and the thread's CPU time in ns.
-fn hog(nice: i32, stop: &AtomicBool, counter: &AtomicU64) -> Result<(u64, u64)> {
+/// One hog: renices its own thread, then counts work units into `counter` until `stop`.
+fn hog(nice: i32, stop: &AtomicBool, counter: &AtomicU64) -> Result<()> {
     if nice != 0 {
         // SAFETY: gettid and setpriority on our own thread id have no memory preconditions.
         let rc = unsafe {
@@ -140,7 +199,7 @@ fn hog(nice: i32, stop: &AtomicBool, counter: &AtomicU64) -> Result<(u64, u64)> 
         units += 1;
         counter.store(units, Ordering::Relaxed);
     }
-    Ok((units, super::now_ns(libc::CLOCK_THREAD_CPUTIME_ID)))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -157,6 +216,21 @@ mod tests {
         assert!(nice_levels(Some(3), &[0, 5], 2).is_err());
         assert!(nice_levels(Some(0), &[], 2).is_err());
         assert!(nice_levels(None, &[0, 20], 2).is_err());
+    }
+
+    #[test]
+    fn the_window_is_inside_the_run() {
+        let s = |d: Duration| d.as_secs_f64();
+        let (from, len) = window(21.0, 0.5, Some(20.0)).unwrap();
+        assert_eq!((s(from), s(len)), (0.5, 20.0));
+        let (from, len) = window(10.0, 0.0, None).unwrap();
+        assert_eq!((s(from), s(len)), (0.0, 10.0));
+        let (from, len) = window(10.0, 2.0, None).unwrap();
+        assert_eq!((s(from), s(len)), (2.0, 8.0));
+        assert!(window(10.0, 0.5, Some(10.0)).is_err());
+        assert!(window(10.0, -1.0, None).is_err());
+        assert!(window(10.0, 10.0, None).is_err());
+        assert!(window(10.0, 0.0, Some(0.0)).is_err());
     }
 
     #[test]
