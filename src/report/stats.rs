@@ -181,6 +181,9 @@ impl Report {
             for (prog, ns) in &bpf.ns_per_call {
                 line.push_str(&format!(" {prog} {ns:.0}"));
             }
+            if let Some(pct) = bpf.bpf_cpu_pct {
+                line.push_str(&format!(" | bpf {pct:.2}% cpu"));
+            }
             if let Some(pct) = bpf.probes_cpu_pct {
                 line.push_str(&format!(" | probes {pct:.2}% cpu"));
             }
@@ -435,7 +438,9 @@ mod tests {
         assert!(line.contains("slice 2500us hog-run 5000us"), "{line}");
         assert!(line.contains("short 6/6 (n=1)"), "{line}");
         assert!(
-            line.contains("bpf ns/run: enqueue 100 tp_switch 1000000 | probes 0.25% cpu"),
+            line.contains(
+                "bpf ns/run: enqueue 100 tp_switch 1000000 | bpf 0.25% cpu | probes 0.25% cpu"
+            ),
             "{line}"
         );
         assert!(line.contains("runnable 3 "), "{line}");

@@ -77,6 +77,11 @@ pub struct BriskStats {
     )]
     pub bpf_ns_per_call: BTreeMap<String, f64>,
     #[stat(
+        desc = "Share of all CPUs' time spent in the scheduler's BPF programs (every callback \
+                and probe; not the kernel's sched_ext code around them), percent"
+    )]
+    pub bpf_cpu_pct: f64,
+    #[stat(
         desc = "Share of all CPUs' time spent in the latency probes' own programs (tp_*), percent; \
                 in the scheduler only the wakeup tracepoints, the switch side runs in \
                 ops.running/ops.stopping"
@@ -108,6 +113,7 @@ impl From<&Report> for BriskStats {
                 .as_ref()
                 .map(|b| b.ns_per_call.clone())
                 .unwrap_or_default(),
+            bpf_cpu_pct: r.bpf.as_ref().and_then(|b| b.bpf_cpu_pct).unwrap_or(0.0),
             probes_cpu_pct: r.bpf.as_ref().and_then(|b| b.probes_cpu_pct).unwrap_or(0.0),
         }
     }

@@ -39,6 +39,11 @@ pub(super) fn costs() -> Result<String> {
             }
         }
     }
+    let mut bpf_pct: Vec<f64> = lines
+        .iter()
+        .filter_map(|v| v["bpf"]["bpf_cpu_pct"].as_f64())
+        .collect();
+    ensure!(!bpf_pct.is_empty(), "no bpf_cpu_pct in the stats");
     let median = |v: &mut Vec<f64>| {
         v.sort_by(|a, b| a.total_cmp(b));
         v[v.len() / 2]
@@ -62,8 +67,10 @@ pub(super) fn costs() -> Result<String> {
         .map(|(p, ns)| format!("{p} {ns:.0}"))
         .collect();
     Ok(format!(
-        "{shape}: ns per call under the mixed load (median of {} intervals): {}",
+        "{shape}: ns per call under the mixed load (median of {} intervals): {}; all programs \
+         {:.1}% of the CPUs",
         lines.len(),
-        list.join(", ")
+        list.join(", "),
+        median(&mut bpf_pct)
     ))
 }
