@@ -142,8 +142,9 @@ fn window(run_s: f64, from_s: f64, len_s: Option<f64>) -> Result<(Duration, Dura
 /// The CPU-time clock of a running thread.
 fn cpu_clock(thread: libc::pthread_t) -> Result<libc::clockid_t> {
     let mut clock: libc::clockid_t = 0;
-    // SAFETY: the thread is alive (joined only after the last read) and `clock` is a valid
-    // out-pointer.
+    // SAFETY: the thread is not joined before the last read, so its pthread_t stays valid
+    // (a hog that failed early reads as 0 CPU time and its join reports the error), and
+    // `clock` is a valid out-pointer.
     let rc = unsafe { libc::pthread_getcpuclockid(thread, &mut clock) };
     if rc != 0 {
         bail!(
