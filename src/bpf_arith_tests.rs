@@ -63,6 +63,7 @@ mod tests {
         fn brisk_host_lat_keeps(lat: i32, ran: u64, slice: u64) -> i32;
         fn brisk_host_lat_deadline(woke_at: u64, burst: u64, weight: u64) -> u64;
         fn brisk_host_carry_vruntime(v: u64, from: u64, to: u64, max: u64) -> u64;
+        fn brisk_host_lane_stint(lat_crit: i32, lat_fair: i32, ran_before: u64, slice: u64) -> i32;
         fn brisk_host_lat_debt(debt: u64, ran: u64, lat: i32, share_pct: u64, cap: u64) -> u64;
         fn brisk_host_lat_defer(debt: u64, allowance: u64, light: i32) -> i32;
         fn brisk_host_deferred_slice(slice: u64, lat_waits: i32) -> u64;
@@ -319,6 +320,35 @@ mod tests {
             assert_eq!(brisk_host_lat_defer(20 * MS * 100 + 1, 20 * MS, 1), 0);
             assert_eq!(brisk_host_lat_defer(80 * MS * 100 + 1, 20 * MS, 1), 1);
         }
+    }
+
+    /// A request worker woken in the fair order that turns into a hog (it never sleeps again)
+    /// counts against the lane for its first latency slices only; counted for as long as it
+    /// ran, it held the lane over its share for good and light wakeups waited for the
+    /// starvation guard (guest test woken-hogs).
+    #[test]
+    fn a_worker_turned_hog_stops_counting_against_the_lane() {
+        let (share, allowance, slice) = (75u64, 10 * MS, 5 * MS);
+        unsafe {
+            assert_eq!(brisk_host_lane_stint(1, 0, 100 * SEC, slice), 1);
+            assert_eq!(brisk_host_lane_stint(0, 1, 0, slice), 1);
+            assert_eq!(brisk_host_lane_stint(0, 1, 4 * slice - 1, slice), 1);
+            assert_eq!(brisk_host_lane_stint(0, 1, 4 * slice, slice), 0);
+            assert_eq!(brisk_host_lane_stint(0, 0, 0, slice), 0);
+        }
+        // Two such hogs alternate 5 ms stints with a fair hog waiting; the lane's debt must
+        // not pin a light wakeup out for good.
+        let (mut debt, mut ran, mut lat_fair) = (0u64, [0u64; 2], [1i32; 2]);
+        for i in 0..400 {
+            let h = i % 2;
+            let lane = unsafe { brisk_host_lane_stint(0, lat_fair[h], ran[h], slice) };
+            if lane == 0 {
+                lat_fair[h] = 0;
+            }
+            ran[h] += slice;
+            debt = unsafe { brisk_host_lat_debt(debt, slice, lane, share, 8 * allowance) };
+        }
+        assert_eq!(unsafe { brisk_host_lat_defer(debt, allowance, 1) }, 0);
     }
 
     #[test]

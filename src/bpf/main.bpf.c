@@ -149,8 +149,9 @@ struct task_ctx {
 	/*
 	 * This wakeup would be latency-critical but came from a task (a futex hand-off) with
 	 * lat_lane_task_wakeups off: it queues in the fair order, placed as a latency-critical
-	 * wakeup is (brisk_lat_fair_vruntime), and its runs count against the lane's share. Set
-	 * as it wakes; 0 when the lane is over its share (then it is placed as any sleeper).
+	 * wakeup is (brisk_lat_fair_vruntime), and what it runs counts against the lane's share
+	 * until it ran what a wakeup buys (brisk_lane_stint). Set as it wakes; 0 when the lane
+	 * is over its share (then it is placed as any sleeper) or once it ran past that.
 	 */
 	u32 lat_fair;
 	/* Run out of the fair order by the starvation guard: its start does not move the clock. */
@@ -1665,6 +1666,12 @@ void BPF_STRUCT_OPS(brisk_stopping, struct task_struct *p, bool runnable)
 		tctx->sync_wakeup = 0;
 		load_track(tctx, false, 0);
 	}
+	/*
+	 * A latency-critical wakeup in the fair order counts as the lane's for what a wakeup buys
+	 * (brisk_lane_stint); past that, a fair task until it wakes again.
+	 */
+	if (tctx->lat_fair && !brisk_lane_stint(0, 1, tctx->burst.cur_ns - delta, tun.slice_ns))
+		tctx->lat_fair = 0;
 	if (cctx) {
 		/* Its own flag: a preempting wakeup marks the CPU's running_lat in advance. */
 		lat_share_account(tctx->llc, delta, tctx->lat_crit || tctx->lat_fair, runnable);

@@ -388,6 +388,20 @@ static inline int brisk_lat_keeps(int lat, u64 ran_ns, u64 slice_ns)
 }
 
 /*
+ * Whether a stint counts as the latency-critical lane's time (brisk_lat_debt): a task in the
+ * lane (@lat_crit), or a latency-critical wakeup queued in the fair order (@lat_fair) while
+ * what it ran since it woke, before this stint (@ran_before_ns), is within what a wakeup buys
+ * (brisk_lat_keeps). Past that it is a fair task like any other. A task woken as a request
+ * worker that then never sleeps again (a worker turned hog) would otherwise count against the
+ * lane for as long as it runs: the lane would stay over its share for good, and every
+ * latency-critical wakeup would wait for a fair queue that never empties.
+ */
+static inline int brisk_lane_stint(int lat_crit, int lat_fair, u64 ran_before_ns, u64 slice_ns)
+{
+	return lat_crit || brisk_lat_keeps(lat_fair, ran_before_ns, slice_ns);
+}
+
+/*
  * The slice of a hog about to run (or run on) with @slice_ns: at most BRISK_DEFERRED_SLICE_NS
  * while latency-critical wakeups wait for the fair queue (@lat_waits), so that they wait a
  * short turn rather than a whole slice.

@@ -94,6 +94,11 @@ int brisk_host_lat_keeps(int lat, u64 ran, u64 slice)
 	return brisk_lat_keeps(lat, ran, slice);
 }
 
+int brisk_host_lane_stint(int lat_crit, int lat_fair, u64 ran_before, u64 slice)
+{
+	return brisk_lane_stint(lat_crit, lat_fair, ran_before, slice);
+}
+
 u64 brisk_host_carry_vruntime(u64 v, u64 from, u64 to, u64 max)
 {
 	return brisk_carry_vruntime(v, from, to, max);

@@ -30,6 +30,7 @@ mod timer_wakeups;
 mod top;
 mod verifier;
 mod weights;
+mod woken_hogs;
 
 pub use helpers::sock_send;
 
@@ -57,6 +58,7 @@ pub const TESTS: &[(&str, TestFn)] = &[
     ("top", top::top),
     ("frame-loop", frame_loop::frame_loop),
     ("request-workers", request_workers::request_workers),
+    ("woken-hogs", woken_hogs::woken_hogs),
 ];
 
 /// Runs the tests of `set` whose names are in `only` (all when empty), each `repeat` times in a
