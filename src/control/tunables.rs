@@ -244,8 +244,10 @@ tunables! {
     /// Most CPU time credit a sleeping task can bank, in microseconds.
     ///
     /// On wakeup a task's vruntime is raised to at least its LLC's clock minus this. Larger
-    /// rewards sleepers for longer; 0 is strict fairness between sleepers and hogs.
-    sleep_credit_us: Us in 0..=1_000_000, default 5000, bpf sleep_credit_ns;
+    /// rewards sleepers for longer: under overload a crowd of short sleepers (message
+    /// passers) sorts further ahead of the hogs and takes more of the CPU from them; 0 is
+    /// strict fairness between sleepers and hogs. It also bounds lat_fair_lead_us.
+    sleep_credit_us: Us in 0..=1_000_000, default 1000, bpf sleep_credit_ns;
 
     /// Deadline lead a waking short task needs to preempt a hog, in microseconds.
     ///
