@@ -1633,6 +1633,7 @@ void BPF_STRUCT_OPS(brisk_stopping, struct task_struct *p, bool runnable)
 	struct task_ctx *tctx = lookup_task_ctx(p);
 	struct cpu_ctx *cctx = lookup_cpu_ctx(scx_bpf_task_cpu(p));
 	u64 now = scx_bpf_now(), delta;
+	bool lane;
 
 	if (!tctx)
 		return;
@@ -1667,14 +1668,16 @@ void BPF_STRUCT_OPS(brisk_stopping, struct task_struct *p, bool runnable)
 		load_track(tctx, false, 0);
 	}
 	/*
-	 * A latency-critical wakeup in the fair order counts as the lane's for what a wakeup buys
-	 * (brisk_lane_stint); past that, a fair task until it wakes again.
+	 * Whether this stint was the lane's (brisk_lane_stint); a latency-critical wakeup in the
+	 * fair order past what a wakeup buys is a fair task until it wakes again.
 	 */
-	if (tctx->lat_fair && !brisk_lane_stint(0, 1, tctx->burst.cur_ns - delta, tun.slice_ns))
+	lane = brisk_lane_stint(tctx->lat_crit, tctx->lat_fair, tctx->burst.cur_ns - delta,
+				tun.slice_ns);
+	if (!lane)
 		tctx->lat_fair = 0;
 	if (cctx) {
-		/* Its own flag: a preempting wakeup marks the CPU's running_lat in advance. */
-		lat_share_account(tctx->llc, delta, tctx->lat_crit || tctx->lat_fair, runnable);
+		/* Its own flags: a preempting wakeup marks the CPU's running_lat in advance. */
+		lat_share_account(tctx->llc, delta, lane, runnable);
 		cctx->running_dl = 0;
 		cctx->running_short = 0;
 		cctx->running_lat = 0;

@@ -13,7 +13,7 @@ use crate::guest::workloads;
 ///     duty cycle, woken through a futex: request workers) and then turn into hogs that never
 ///     sleep again do not keep counting against the latency lane's share. Two such tasks per
 ///     CPU beside a periodic task (10 ms period, 1 ms of work): its lateness p99 stays under 5
-///     periods and no wakeup waits for the starvation guard.
+///     periods (the figure also prints the lane's deferrals and the starvation rescues).
 ///
 ///     Counted as lane time for as long as they ran, they held the lane over its share for
 ///     good: the periodic task's wakeups waited for a fair queue that never empties, until the
