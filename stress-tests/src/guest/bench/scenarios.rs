@@ -173,7 +173,7 @@ fn desktop(p: &Plan, cpus: usize) -> Result<Outcome> {
 /// CPU, 20-200 ms each, plus short helpers). A frame that starts after the next frame was due
 /// is missed (stutter); an audio period likewise (a crackle).
 fn game(p: &Plan, cpus: usize) -> Result<Outcome> {
-    let build = Workload::start("build", &build_args(p.main + 1.0, 2 * cpus))?;
+    let build = Workload::start("build", &build_args(p.main, 0.5, 2 * cpus))?;
     std::thread::sleep(SETTLE);
     let frame = Workload::start(
         "periodic",
@@ -309,19 +309,28 @@ fn hog_args(secs: f64, count: usize) -> Vec<String> {
 /// their work counted only while the load runs.
 fn settled_hog_args(main: f64, tail: f64, count: usize) -> Vec<String> {
     let settle = SETTLE.as_secs_f64();
-    let window = [
-        "--measure-from-s".to_string(),
-        format!("{settle}"),
-        "--measure-s".into(),
-        format!("{main}"),
-    ];
-    [hog_args(settle + main + tail, count), window.to_vec()].concat()
+    [hog_args(settle + main + tail, count), measured_window(main)].concat()
 }
 
-fn build_args(secs: f64, workers: usize) -> Vec<String> {
+/// A background started `SETTLE` before a load of `main` seconds: `--measure-from-s` and
+/// `--measure-s` for its work to count only while the load runs.
+fn measured_window(main: f64) -> Vec<String> {
+    vec![
+        "--measure-from-s".into(),
+        format!("{}", SETTLE.as_secs_f64()),
+        "--measure-s".into(),
+        format!("{main}"),
+    ]
+}
+
+/// The game's build, started `SETTLE` before its loops of `main` seconds and running `tail`
+/// seconds past them, so that jobs still running as the loops end finish and count.
+fn build_args(main: f64, tail: f64, workers: usize) -> Vec<String> {
+    let settle = SETTLE.as_secs_f64();
     [
-        secs_arg(secs),
+        secs_arg(settle + main + tail),
         vec!["--workers".into(), workers.to_string()],
+        measured_window(main),
     ]
     .concat()
 }

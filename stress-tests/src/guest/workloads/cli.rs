@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use brisk_stress::stats::Latency;
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
@@ -114,4 +114,40 @@ pub fn duration(secs: f64) -> Result<Duration> {
         "--duration-s must be between 0 and 86400 (got {secs})"
     );
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// The measured window (`--measure-from-s`, `--measure-s`) of a run of `run_s` seconds: its
+/// start and length.
+pub fn window(run_s: f64, from_s: f64, len_s: Option<f64>) -> Result<(Duration, Duration)> {
+    let len_s = len_s.unwrap_or(run_s - from_s);
+    if !(from_s >= 0.0 && len_s > 0.0 && from_s + len_s <= run_s + 1e-9) {
+        bail!(
+            "the measured window ({from_s} s from the start, {len_s} s long) is not inside the \
+             {run_s} s run"
+        );
+    }
+    Ok((
+        Duration::from_secs_f64(from_s),
+        Duration::from_secs_f64(len_s),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_is_inside_the_run() {
+        let s = |d: Duration| d.as_secs_f64();
+        let (from, len) = window(21.0, 0.5, Some(20.0)).unwrap();
+        assert_eq!((s(from), s(len)), (0.5, 20.0));
+        let (from, len) = window(10.0, 0.0, None).unwrap();
+        assert_eq!((s(from), s(len)), (0.0, 10.0));
+        let (from, len) = window(10.0, 2.0, None).unwrap();
+        assert_eq!((s(from), s(len)), (2.0, 8.0));
+        assert!(window(10.0, 0.5, Some(10.0)).is_err());
+        assert!(window(10.0, -1.0, None).is_err());
+        assert!(window(10.0, 10.0, None).is_err());
+        assert!(window(10.0, 0.0, Some(0.0)).is_err());
+    }
 }

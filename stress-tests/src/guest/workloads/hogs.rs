@@ -10,7 +10,7 @@ use brisk_stress::stats;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use super::cli::duration;
+use super::cli::{duration, window};
 
 /// Iterations of the busy loop in one work unit (tens of microseconds on a real CPU).
 const UNIT_ITERS: u32 = 10_000;
@@ -124,21 +124,6 @@ pub fn run(o: &Opts) -> Result<HogsReport> {
     Ok(report(len.as_secs_f64(), hogs))
 }
 
-/// The measured window of a run of `run_s` seconds: its start and length.
-fn window(run_s: f64, from_s: f64, len_s: Option<f64>) -> Result<(Duration, Duration)> {
-    let len_s = len_s.unwrap_or(run_s - from_s);
-    if !(from_s >= 0.0 && len_s > 0.0 && from_s + len_s <= run_s + 1e-9) {
-        bail!(
-            "the measured window ({from_s} s from the start, {len_s} s long) is not inside the \
-             {run_s} s run"
-        );
-    }
-    Ok((
-        Duration::from_secs_f64(from_s),
-        Duration::from_secs_f64(len_s),
-    ))
-}
-
 /// The CPU-time clock of a running thread.
 fn cpu_clock(thread: libc::pthread_t) -> Result<libc::clockid_t> {
     let mut clock: libc::clockid_t = 0;
@@ -217,21 +202,6 @@ mod tests {
         assert!(nice_levels(Some(3), &[0, 5], 2).is_err());
         assert!(nice_levels(Some(0), &[], 2).is_err());
         assert!(nice_levels(None, &[0, 20], 2).is_err());
-    }
-
-    #[test]
-    fn the_window_is_inside_the_run() {
-        let s = |d: Duration| d.as_secs_f64();
-        let (from, len) = window(21.0, 0.5, Some(20.0)).unwrap();
-        assert_eq!((s(from), s(len)), (0.5, 20.0));
-        let (from, len) = window(10.0, 0.0, None).unwrap();
-        assert_eq!((s(from), s(len)), (0.0, 10.0));
-        let (from, len) = window(10.0, 2.0, None).unwrap();
-        assert_eq!((s(from), s(len)), (2.0, 8.0));
-        assert!(window(10.0, 0.5, Some(10.0)).is_err());
-        assert!(window(10.0, -1.0, None).is_err());
-        assert!(window(10.0, 10.0, None).is_err());
-        assert!(window(10.0, 0.0, Some(0.0)).is_err());
     }
 
     #[test]
