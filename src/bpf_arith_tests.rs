@@ -77,6 +77,7 @@ mod tests {
             own_cpus: u64,
             weight: u64,
         ) -> i32;
+        fn brisk_host_starving(now: u64, queued_at: u64, starve_ns: u64) -> i32;
         fn brisk_host_cg_level_weight(eff_fp: u64, cg_weight: u64, cg_load: i64) -> u64;
         fn brisk_host_weight_of_fp(eff_fp: u64) -> u64;
         fn brisk_host_scale_inverse_fp(delta: u64, weight_fp: u64) -> u64;
@@ -615,6 +616,19 @@ mod tests {
         // move one (1.25 against 1.5, a narrower gap); 5 against 3 (1.25, 1.5) do not.
         assert!(unsafe { brisk_host_should_balance(6 * NICE0, 4, 2 * NICE0, 2, NICE0) } != 0);
         assert!(unsafe { brisk_host_should_balance(5 * NICE0, 4, 3 * NICE0, 2, NICE0) } == 0);
+    }
+
+    /// The starvation guard counts a wait from the task's stamp; a stamp later than the
+    /// scan's clock (queued by another CPU since) is no wait at all.
+    #[test]
+    fn starving_only_after_a_real_wait() {
+        let starving =
+            |now: u64, queued: u64| unsafe { brisk_host_starving(now, queued, SEC) != 0 };
+        assert!(!starving(10 * SEC, 10 * SEC - SEC + 1));
+        assert!(starving(10 * SEC, 9 * SEC));
+        assert!(starving(10 * SEC, 0));
+        // Queued 1 us after the scan read its clock: not 2^64 ns of waiting.
+        assert!(!starving(10 * SEC, 10 * SEC + US));
     }
 
     #[test]

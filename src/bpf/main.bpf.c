@@ -1223,7 +1223,7 @@ static bool rescue_starving(u64 dsq_id, s32 cpu, u64 now)
 	 */
 	bpf_for_each (scx_dsq, p, dsq_id, 0) {
 		tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0);
-		if (!tctx || now - tctx->queued_at < tun.starve_ns)
+		if (!tctx || !brisk_starving(now, tctx->queued_at, tun.starve_ns))
 			continue;
 		if (!may_run_on(p, cpu))
 			continue;

@@ -20,6 +20,16 @@ static inline s64 brisk_time_delta(u64 a, u64 b)
 	return (s64)(a - b);
 }
 
+/*
+ * Whether a task queued at @queued_at has waited @starve_ns or more at @now (the starvation
+ * guard). Signed: another CPU may queue a task after @now was read, and its later stamp must
+ * read as no wait, not as 2^64 ns of one.
+ */
+static inline int brisk_starving(u64 now, u64 queued_at, u64 starve_ns)
+{
+	return brisk_time_delta(now, queued_at) >= (s64)starve_ns;
+}
+
 /* Virtual time of @delta_ns of real runtime at @weight: heavier tasks age slower. */
 static inline u64 brisk_scale_inverse(u64 delta_ns, u64 weight)
 {

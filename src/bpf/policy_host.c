@@ -212,6 +212,10 @@ int brisk_host_should_balance(u64 busy_load, u64 busy_cpus, u64 own_load, u64 ow
 {
 	return brisk_should_balance(busy_load, busy_cpus, own_load, own_cpus, w);
 }
+int brisk_host_starving(u64 now, u64 queued_at, u64 starve_ns)
+{
+	return brisk_starving(now, queued_at, starve_ns);
+}
 u64 brisk_host_cg_level_weight(u64 eff_fp, u64 cg_weight, s64 cg_load)
 {
 	return brisk_cg_level_weight(eff_fp, cg_weight, cg_load);
