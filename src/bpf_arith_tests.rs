@@ -78,6 +78,7 @@ mod tests {
             weight: u64,
         ) -> i32;
         fn brisk_host_starving(now: u64, queued_at: u64, starve_ns: u64) -> i32;
+        fn brisk_host_prefer_own(own_dl: u64, other_dl: u64, margin_ns: u64) -> i32;
         fn brisk_host_cg_level_weight(eff_fp: u64, cg_weight: u64, cg_load: i64) -> u64;
         fn brisk_host_weight_of_fp(eff_fp: u64) -> u64;
         fn brisk_host_scale_inverse_fp(delta: u64, weight_fp: u64) -> u64;
@@ -629,6 +630,31 @@ mod tests {
         assert!(starving(10 * SEC, 0));
         // Queued 1 us after the scan read its clock: not 2^64 ns of waiting.
         assert!(!starving(10 * SEC, 10 * SEC + US));
+    }
+
+    /// A CPU keeps to its own fair queue within the margin, serves another's earlier task
+    /// past it, and never picks an empty queue.
+    #[test]
+    fn own_fair_queue_first_within_the_margin() {
+        const NONE: u64 = u64::MAX;
+        let own = |own: u64, other: u64, margin: u64| unsafe {
+            brisk_host_prefer_own(own, other, margin) != 0
+        };
+        // Its own is due first, or nobody else's is queued: its own.
+        assert!(own(10 * MS, 12 * MS, 0));
+        assert!(own(10 * MS, NONE, 0));
+        // Its own is due later: within the margin it still goes first, past it the other.
+        assert!(own(12 * MS, 11 * MS, MS));
+        assert!(own(12 * MS, 11 * MS, MS + 1));
+        assert!(!own(12 * MS, 11 * MS - 1, MS));
+        // No margin: the one fair order, ties kept local.
+        assert!(own(11 * MS, 11 * MS, 0));
+        assert!(!own(11 * MS + 1, 11 * MS, 0));
+        // Its own queue is empty: another's, whatever the margin.
+        assert!(!own(NONE, 5 * MS, u64::MAX));
+        assert!(!own(NONE, NONE, 0));
+        // Deadlines near the top of the range do not wrap.
+        assert!(!own(u64::MAX - 1, 0, MS));
     }
 
     #[test]

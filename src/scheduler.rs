@@ -173,12 +173,15 @@ impl<'a> Scheduler<'a> {
             else {
                 continue;
             };
-            let off = std::mem::offset_of!(crate::bpf_skel::types::cpu_ctx, nr_pinned_waiting);
-            let nr = v
-                .get(off..off + 8)
-                .map_or(0, |b| u64::from_ne_bytes(b.try_into().unwrap()));
-            if nr != 0 {
-                waiting.push(format!("CPU {cpu}: {} pinned", nr as i64));
+            let count = |off: usize| {
+                v.get(off..off + 8)
+                    .map_or(0, |b| u64::from_ne_bytes(b.try_into().unwrap()) as i64)
+            };
+            use crate::bpf_skel::types::cpu_ctx;
+            let pinned = count(std::mem::offset_of!(cpu_ctx, nr_pinned_waiting));
+            let fair = count(std::mem::offset_of!(cpu_ctx, nr_fair_waiting));
+            if pinned != 0 || fair != 0 {
+                waiting.push(format!("CPU {cpu}: {pinned} pinned, {fair} fair"));
             }
         }
         if !waiting.is_empty() {
@@ -288,8 +291,8 @@ impl BpfSide for Scheduler<'_> {
     }
 }
 
-/// Tells the BPF side which LLC each CPU belongs to (one shared DSQ per LLC) and its SMT
-/// sibling.
+/// Tells the BPF side which LLC each CPU belongs to (its CPUs share out their fair queues and
+/// one latency queue) and its SMT sibling.
 fn configure_topology(skel: &mut crate::bpf_skel::OpenBpfSkel, topo: &Topology) -> Result<()> {
     let max_cpus = bpf_intf::brisk_consts_BRISK_MAX_CPUS as usize;
     let max_llcs = bpf_intf::brisk_consts_BRISK_MAX_LLCS as usize;

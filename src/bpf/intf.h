@@ -23,9 +23,13 @@ enum brisk_consts {
 	BRISK_CG_MAX_DEPTH = 16,
 	/* Watchdog: the kernel ejects the scheduler if a runnable task waits this long. */
 	BRISK_TIMEOUT_MS = 5000,
-	/* DSQ ids: one vtime-ordered DSQ per CPU for pinned tasks, one per LLC for the rest. */
+	/*
+	 * DSQ ids, all vtime-ordered: per CPU, one for pinned tasks and one fair queue for the
+	 * rest (the CPUs of an LLC share out their fair queues in dispatch); per LLC, one for
+	 * latency-critical wakeups.
+	 */
 	BRISK_CPU_DSQ_BASE = 0,
-	BRISK_LLC_DSQ_BASE = 1 << 16,
+	BRISK_FAIR_DSQ_BASE = 1 << 16,
 	/* --debug-stall-hogs parks hogs here, and nothing ever dispatches from it. */
 	BRISK_LIMBO_DSQ = 1 << 20,
 	/* One vtime-ordered DSQ per LLC for latency-critical wakeups, served before the LLC's. */
@@ -170,6 +174,7 @@ struct brisk_tunables {
 	u64 wakeup_preempt;
 	u64 lat_lane_task_wakeups;
 	u64 lat_fair_lead_ns;
+	u64 locality_margin_ns;
 	/*
 	 * Generation of this set of values: the loader bumps it with every change it writes, and
 	 * the BPF side copies the generation it runs with into tun_gen_seen (see main.bpf.c).
@@ -180,7 +185,7 @@ struct brisk_tunables {
 /* Per-CPU decision counters; userspace sums them over CPUs. */
 struct brisk_counters {
 	u64 nr_direct_idle;    /* select_cpu found an idle CPU: straight to its local DSQ */
-	u64 nr_queued_shared;  /* enqueued on an LLC's shared DSQ */
+	u64 nr_queued_shared;  /* enqueued on a CPU's fair DSQ, shared out in its LLC */
 	u64 nr_queued_pinned;  /* enqueued on a CPU's own DSQ (one allowed CPU / migration off) */
 	u64 nr_idle_kicks;     /* enqueue woke an idle CPU to take the task */
 	u64 nr_short_wakeups;  /* wakeups of tasks classified short */
@@ -208,6 +213,8 @@ struct brisk_counters {
 	u64 nr_smt_spread;     /* a hog beside a busy SMT sibling moved to a whole idle core */
 	u64 nr_last_requeued;  /* a CPU's last task, slice over, queued to run on (ENQ_LAST) */
 	u64 nr_pin_rechecks;   /* dispatch saw a pinned task queued while its moves ran */
+	u64 nr_fair_own;       /* a task from a CPU's fair DSQ started on that CPU */
+	u64 nr_fair_other;     /* ... on another CPU (taken from its queue: a migration) */
 	u64 nr_lat_stints;     /* a task in the latency-critical lane stopped running */
 	u64 lat_run_ns;	       /* ... and the CPU time of those stints: the lane's share */
 	u64 nr_hog_stints;     /* a hog (not short, not in the lane) stopped: one stint on a CPU */

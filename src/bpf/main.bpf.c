@@ -204,6 +204,7 @@ struct cpu_ctx {
 	u64 last_balance_at; /* last look at the other LLCs' load (balance_llcs) */
 	u32 rescued_last;    /* its last dispatch ran a starving task (rescue_any) */
 	u64 nr_pinned_waiting; /* tasks in its pinned queue (wait_track) */
+	u64 nr_fair_waiting;   /* tasks in its fair queue (wait_track) */
 };
 
 struct {
@@ -271,9 +272,10 @@ static u32 llc_node_of(u32 llc)
 	return node ? *node : 0;
 }
 
-static u64 llc_dsq(u32 llc)
+/* @cpu's fair queue: its LLC's other CPUs take from it too (fair_pick). */
+static u64 fair_dsq(s32 cpu)
 {
-	return BRISK_LLC_DSQ_BASE + llc;
+	return BRISK_FAIR_DSQ_BASE + cpu;
 }
 
 static u64 cpu_dsq(s32 cpu)
@@ -314,61 +316,69 @@ static u64 *llc_clock(u32 llc)
  */
 enum { BRISK_WAIT_NONE, BRISK_WAIT_LAT, BRISK_WAIT_FAIR, BRISK_WAIT_PINNED };
 
-static u64 *wait_count(u32 kind, u32 idx)
+/*
+ * Counts @delta tasks into the @kind queue of LLC (latency) or CPU (fair, pinned) @idx; a
+ * CPU's fair queue is counted in its LLC's total as well. False for an index out of range.
+ */
+static bool wait_add(u32 kind, u32 idx, s64 delta)
 {
-	struct llc_ctx *l = kind == BRISK_WAIT_PINNED ? NULL : llc_ctx_of(idx);
+	struct llc_ctx *l;
 	struct cpu_ctx *c;
 
-	if (kind == BRISK_WAIT_LAT)
-		return l ? &l->nr_lat_waiting : NULL;
-	if (kind == BRISK_WAIT_FAIR)
-		return l ? &l->nr_fair_waiting : NULL;
-	if (kind == BRISK_WAIT_PINNED && (c = lookup_cpu_ctx(idx)))
-		return &c->nr_pinned_waiting;
-	return NULL;
+	if (kind == BRISK_WAIT_LAT) {
+		if (!(l = llc_ctx_of(idx)))
+			return false;
+		__sync_fetch_and_add(&l->nr_lat_waiting, delta);
+		return true;
+	}
+	if (!(c = lookup_cpu_ctx(idx)))
+		return false;
+	if (kind == BRISK_WAIT_PINNED) {
+		__sync_fetch_and_add(&c->nr_pinned_waiting, delta);
+		return true;
+	}
+	if (!(l = llc_ctx_of(llc_of(idx))))
+		return false;
+	__sync_fetch_and_add(&c->nr_fair_waiting, delta);
+	__sync_fetch_and_add(&l->nr_fair_waiting, delta);
+	return true;
 }
 
 /* @tctx's task no longer waits in our queues (it runs, sleeps, or is queued anew). */
 static void wait_untrack(struct task_ctx *tctx)
 {
-	u64 *nr;
-
 	if (!tctx->wait_kind)
 		return;
-	if ((nr = wait_count(tctx->wait_kind, tctx->wait_idx)))
-		__sync_fetch_and_sub(nr, 1);
+	wait_add(tctx->wait_kind, tctx->wait_idx, -1);
 	tctx->wait_kind = BRISK_WAIT_NONE;
 }
 
 /* @tctx's task is about to be inserted into the @kind queue of LLC or CPU @idx. */
 static void wait_track(struct task_ctx *tctx, u32 kind, u32 idx)
 {
-	u64 *nr = wait_count(kind, idx);
-
 	wait_untrack(tctx);
-	if (!nr)
+	if (!wait_add(kind, idx, 1))
 		return;
-	__sync_fetch_and_add(nr, 1);
 	tctx->wait_kind = kind;
 	tctx->wait_idx = idx;
 }
 
 /*
- * Inserts @p into one of our queues: the @kind queue (BRISK_WAIT_*) of LLC or CPU @idx,
- * counted there (wait_track) from just before it is in it.
+ * Inserts @p into one of our queues: the @kind queue (BRISK_WAIT_*) of LLC (latency) or CPU
+ * (fair, pinned) @idx, counted there (wait_track) from just before it is in it.
  */
 static __always_inline void queue_task(struct task_struct *p, struct task_ctx *tctx, u32 kind,
 				       u32 idx, u64 slice, u64 vtime, u64 enq_flags)
 {
 	u64 dsq_id = kind == BRISK_WAIT_PINNED ? cpu_dsq(idx)
 		     : kind == BRISK_WAIT_LAT  ? lat_dsq(idx)
-					       : llc_dsq(idx);
+					       : fair_dsq(idx);
 
 	wait_track(tctx, kind, idx);
 	scx_bpf_dsq_insert_vtime(p, dsq_id, slice, vtime, enq_flags);
 }
 
-/* Whether a latency-critical task waits in @llc's queue (wait_count: a hint). */
+/* Whether a latency-critical task waits in @llc's queue (wait_add: a hint). */
 static bool lat_waiting(u32 llc)
 {
 	struct llc_ctx *l = llc_ctx_of(llc);
@@ -376,7 +386,7 @@ static bool lat_waiting(u32 llc)
 	return l && l->nr_lat_waiting;
 }
 
-/* Whether a task waits in @llc's fair queue (wait_count: a hint). */
+/* Whether a task waits in a fair queue of @llc's CPUs (wait_add: a hint). */
 static bool fair_waiting(u32 llc)
 {
 	struct llc_ctx *l = llc_ctx_of(llc);
@@ -384,7 +394,7 @@ static bool fair_waiting(u32 llc)
 	return l && l->nr_fair_waiting;
 }
 
-/* Whether anything waits in @cpu's LLC queues or its pinned queue (wait_count: a hint). */
+/* Whether anything waits in @cpu's LLC queues or its pinned queue (wait_add: a hint). */
 static bool queues_empty(s32 cpu)
 {
 	struct llc_ctx *l = llc_ctx_of(llc_of(cpu));
@@ -663,7 +673,7 @@ static u64 task_slice_waiting(const struct task_ctx *tctx, s32 cpu, u64 waiting)
 	return brisk_task_slice(slice, tctx && task_is_short(tctx), tun.short_burst_ns);
 }
 
-/* ... with the tasks that wait in @cpu's fair and pinned queues (wait_count). */
+/* ... with the tasks that wait in @cpu's fair and pinned queues (wait_add). */
 static u64 task_slice(const struct task_ctx *tctx, s32 cpu)
 {
 	struct llc_ctx *l = llc_ctx_of(llc_of(cpu));
@@ -720,8 +730,8 @@ static void insert_local(struct task_struct *p, struct task_ctx *tctx, u64 slice
 }
 
 /*
- * No CPU is idle for a waking task, so it will wait in its LLC's queue for the first CPU that
- * frees up, whichever it is: only the CPU it is woken on (its rq) is still to choose. The
+ * No CPU is idle for a waking task, so it will wait in the fair queue of the CPU it is woken
+ * on (its rq), which runs it unless another CPU of the LLC takes it first (fair_pick). The
  * waker's CPU (if the task may run there, in the same LLC) beats its previous one, which is
  * busy: the wakeup then needs no remote rq lock, and when the waker is about to sleep (a
  * request handed to a worker through a futex) that CPU takes the task without migrating it
@@ -1111,8 +1121,7 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 	 */
 	if (!pinned && (enq_flags & SCX_ENQ_WAKEUP) && tctx->sync_wakeup &&
 	    cpu == bpf_get_smp_processor_id() && !fair_waiting(llc_of(cpu))) {
-		queue_task(p, tctx, BRISK_WAIT_FAIR, llc_of(cpu), task_slice(tctx, cpu), dl,
-			   enq_flags);
+		queue_task(p, tctx, BRISK_WAIT_FAIR, cpu, task_slice(tctx, cpu), dl, enq_flags);
 		COUNT(nr_sync_affine);
 		return;
 	}
@@ -1185,10 +1194,13 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 			   enq_flags);
 		COUNT(nr_queued_pinned);
 	} else {
-		/* Queue where the idle CPU takes it, if any, else where it was. */
+		/*
+		 * Queue where the idle CPU takes it, if any, else where it is: on that CPU's rq,
+		 * which its own CPU takes from without moving it (fair_pick).
+		 */
 		if (idle >= 0)
 			cpu = idle;
-		queue_task(p, tctx, lat ? BRISK_WAIT_LAT : BRISK_WAIT_FAIR, llc_of(cpu),
+		queue_task(p, tctx, lat ? BRISK_WAIT_LAT : BRISK_WAIT_FAIR, lat ? llc_of(cpu) : cpu,
 			   lat_slice(tctx, cpu, lat), lat ? tctx->lat_key : dl, enq_flags);
 		COUNT(nr_queued_shared);
 	}
@@ -1206,11 +1218,104 @@ static u64 head_deadline(u64 dsq_id)
 	return p ? p->scx.dsq_vtime : ~0ULL;
 }
 
+/* The @k-th CPU of @llc (llc_cpu_list), or -1 past its last. */
+static s32 llc_cpu(u32 llc, u32 k)
+{
+	const volatile u32 *first = MEMBER_VPTR(llc_first_cpu, [llc]);
+	const volatile u32 *listed;
+
+	if (k >= nr_cpus_of(llc) || !first || !(listed = MEMBER_VPTR(llc_cpu_list, [*first + k])))
+		return -1;
+	return *listed;
+}
+
+/* Whether a task waits in @cpu's fair queue (wait_add: a hint that reads high, not low). */
+static bool fair_queued(s32 cpu)
+{
+	struct cpu_ctx *c = lookup_cpu_ctx(cpu);
+
+	return c && c->nr_fair_waiting;
+}
+
+/* If @c is a CPU other than @skip whose fair queue has a first task due before @best, it. */
+static void fair_consider(s32 c, s32 skip, u64 *best, u64 *dsq)
+{
+	u64 dl;
+
+	if (c < 0 || c == skip || !fair_queued(c))
+		return;
+	dl = head_deadline(fair_dsq(c));
+	if (dl < *best) {
+		*best = dl;
+		*dsq = fair_dsq(c);
+	}
+}
+
+/*
+ * The earliest first task of the fair queues of @llc's CPUs other than @skip: its deadline
+ * (~0 for none) and its queue in @dsq.
+ */
+static u64 fair_earliest(u32 llc, s32 skip, u64 *dsq)
+{
+	u64 best = ~0ULL;
+	u32 k;
+
+	bpf_for (k, 0, nr_cpus_of(llc))
+		fair_consider(llc_cpu(llc, k), skip, &best, dsq);
+	return best;
+}
+
+/*
+ * The fair queue @cpu takes from next, and the deadline of its first task in @dl: its own,
+ * unless another CPU of the LLC has one due earlier by more than locality_margin_ns
+ * (brisk_prefer_own). It compares its own with the queues of two CPUs of the LLC next to each
+ * other from a random one on, so that the cost does not grow with the LLC: the CPUs that
+ * dispatch in turn look at every queue within a few slices. With its own empty it looks at
+ * them all, and serves the LLC's earliest.
+ */
+static u64 fair_pick(s32 cpu, u32 llc, u64 *dl)
+{
+	u64 own = fair_dsq(cpu), other = own, other_dl = ~0ULL;
+	u64 own_dl = fair_queued(cpu) ? head_deadline(own) : ~0ULL;
+	u32 nr = nr_cpus_of(llc), k;
+
+	if (own_dl == ~0ULL) {
+		other_dl = fair_earliest(llc, cpu, &other);
+	} else {
+		k = bpf_get_prandom_u32() % nr;
+		fair_consider(llc_cpu(llc, k), cpu, &other_dl, &other);
+		fair_consider(llc_cpu(llc, (k + 1) % nr), cpu, &other_dl, &other);
+	}
+	if (brisk_prefer_own(own_dl, other_dl, tun.locality_margin_ns)) {
+		*dl = own_dl;
+		return own;
+	}
+	*dl = other_dl;
+	return other;
+}
+
+/* Takes the first task of a fair queue of @llc, @cpu's own first (-1: none); false if none. */
+static bool take_from_llc(u32 llc, s32 cpu)
+{
+	u32 k;
+	s32 c;
+
+	if (cpu >= 0 && fair_queued(cpu) && scx_bpf_dsq_move_to_local(fair_dsq(cpu), 0))
+		return true;
+	bpf_for (k, 0, nr_cpus_of(llc)) {
+		c = llc_cpu(llc, k);
+		if (c >= 0 && c != cpu && fair_queued(c) &&
+		    scx_bpf_dsq_move_to_local(fair_dsq(c), 0))
+			return true;
+	}
+	return false;
+}
+
 /*
  * Starvation guard: at most every BRISK_STARVE_SCAN_INTERVAL_NS, look through @dsq_id for a task
  * that has waited longer than starve_ns and may run on @cpu, and run it here. (Moving a task to
- * a CPU outside its mask is an error that ejects the scheduler; the LLC queue holds tasks
- * allowed on only some of its CPUs.)
+ * a CPU outside its mask is an error that ejects the scheduler; the queues hold tasks
+ * allowed on only some CPUs of their LLC.)
  */
 static bool rescue_starving(u64 dsq_id, s32 cpu, u64 now)
 {
@@ -1237,6 +1342,22 @@ static bool rescue_starving(u64 dsq_id, s32 cpu, u64 now)
 	return false;
 }
 
+/* A starvation scan of @llc's latency queue and its CPUs' fair queues, for @cpu. */
+static bool rescue_llc(u32 llc, s32 cpu, u64 now)
+{
+	u32 k;
+	s32 c;
+
+	if (rescue_starving(lat_dsq(llc), cpu, now))
+		return true;
+	bpf_for (k, 0, nr_cpus_of(llc)) {
+		c = llc_cpu(llc, k);
+		if (c >= 0 && fair_queued(c) && rescue_starving(fair_dsq(c), cpu, now))
+			return true;
+	}
+	return false;
+}
+
 /*
  * One starvation scan from @cpu: its own queues first, then every other LLC's, since an LLC
  * whose CPUs are all held by real-time tasks dispatches nothing itself, and other LLCs steal
@@ -1246,13 +1367,10 @@ static bool rescue_any(s32 cpu, u32 own_llc, u64 now)
 {
 	u32 i;
 
-	if (rescue_starving(cpu_dsq(cpu), cpu, now) ||
-	    rescue_starving(lat_dsq(own_llc), cpu, now) ||
-	    rescue_starving(llc_dsq(own_llc), cpu, now))
+	if (rescue_starving(cpu_dsq(cpu), cpu, now) || rescue_llc(own_llc, cpu, now))
 		return true;
 	bpf_for (i, 0, nr_llcs) {
-		if (i != own_llc && (rescue_starving(lat_dsq(i), cpu, now) ||
-				     rescue_starving(llc_dsq(i), cpu, now)))
+		if (i != own_llc && rescue_llc(i, cpu, now))
 			return true;
 	}
 	return false;
@@ -1266,8 +1384,8 @@ static u64 load_of(u32 llc)
 }
 
 /*
- * With several LLCs, at most once per base slice per CPU: take the first task of the fair
- * queue of the LLC with the most load per CPU, if moving it here narrows the gap
+ * With several LLCs, at most once per base slice per CPU: take the earliest first task of
+ * the fair queues of the LLC with the most load per CPU, if moving it here narrows the gap
  * (brisk_should_balance). Stealing by idle CPUs (dispatch's last resort) covers an idle LLC;
  * this covers LLCs that are all busy but unequally loaded, whose fair queues would otherwise
  * share out only their own CPUs. The cost: one pass over the LLCs' loads per slice per CPU,
@@ -1275,7 +1393,7 @@ static u64 load_of(u32 llc)
  */
 static bool balance_llcs(s32 cpu, u32 own, struct cpu_ctx *cctx, u64 now)
 {
-	u64 best_per = 0, per;
+	u64 best_per = 0, per, dsq = 0;
 	u32 i, busiest = own;
 	struct task_struct *p;
 
@@ -1291,7 +1409,8 @@ static bool balance_llcs(s32 cpu, u32 own, struct cpu_ctx *cctx, u64 now)
 			busiest = i;
 		}
 	}
-	if (busiest == own || !(p = __COMPAT_scx_bpf_dsq_peek(llc_dsq(busiest))))
+	if (busiest == own || fair_earliest(busiest, -1, &dsq) == ~0ULL ||
+	    !(p = __COMPAT_scx_bpf_dsq_peek(dsq)))
 		return false;
 	if (!brisk_should_balance(load_of(busiest), nr_cpus_of(busiest), load_of(own),
 				  nr_cpus_of(own), p->scx.weight))
@@ -1302,7 +1421,7 @@ static bool balance_llcs(s32 cpu, u32 own, struct cpu_ctx *cctx, u64 now)
 	 * Its clock and load follow it to this LLC in ops.running, under its own rq lock: the
 	 * head may have changed since the peek, and another CPU may be running @p by now.
 	 */
-	return scx_bpf_dsq_move_to_local(llc_dsq(busiest), 0);
+	return scx_bpf_dsq_move_to_local(dsq, 0);
 }
 
 /*
@@ -1319,8 +1438,7 @@ static bool steal_other_llcs(u32 own_llc)
 
 		if (llc == own_llc || near != (i < nr_llcs))
 			continue;
-		if (scx_bpf_dsq_move_to_local(lat_dsq(llc), 0) ||
-		    scx_bpf_dsq_move_to_local(llc_dsq(llc), 0))
+		if (scx_bpf_dsq_move_to_local(lat_dsq(llc), 0) || take_from_llc(llc, -1))
 			return true;
 	}
 	return false;
@@ -1328,7 +1446,7 @@ static bool steal_other_llcs(u32 own_llc)
 
 void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 {
-	u64 mine = cpu_dsq(cpu), shared = llc_dsq(llc_of(cpu)), first_dl, other_dl, prev_dl;
+	u64 mine = cpu_dsq(cpu), shared, first_dl, other_dl, prev_dl;
 	u64 now = bpf_ktime_get_ns(); /* the clock of queued_at */
 	struct cpu_ctx *cctx = lookup_cpu_ctx(cpu);
 	u32 i, own_llc = llc_of(cpu);
@@ -1365,8 +1483,7 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 	 * lane is over its share while fair tasks wait (lat_defers).
 	 */
 	if ((p = __COMPAT_scx_bpf_dsq_peek(lat_dsq(own_llc)))) {
-		if (scx_bpf_dsq_nr_queued(shared) &&
-		    (tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0)) &&
+		if (fair_waiting(own_llc) && (tctx = bpf_task_storage_get(&task_ctxs, p, 0, 0)) &&
 		    lat_defers(own_llc, tctx->lat_light)) {
 			COUNT(nr_lat_deferred);
 		} else if (scx_bpf_dsq_move_to_local(lat_dsq(own_llc), 0)) {
@@ -1382,11 +1499,12 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 	}
 
 	/*
-	 * Earliest deadline first between this CPU's pinned tasks and its LLC's queue. Deadlines
-	 * compare as plain u64 here: an empty queue reads as ~0, i.e. later than any task.
+	 * Earliest deadline first between this CPU's pinned tasks and the fair queue it serves
+	 * (fair_pick). Deadlines compare as plain u64 here: an empty queue reads as ~0, i.e.
+	 * later than any task.
 	 */
 	first_dl = head_deadline(mine);
-	other_dl = head_deadline(shared);
+	shared = fair_pick(cpu, own_llc, &other_dl);
 	if (other_dl < first_dl) {
 		u64 tmp = mine;
 
@@ -1409,8 +1527,7 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 		bool lat_on = tctx->lat_crit &&
 			      brisk_lat_keeps(1, brisk_burst_ran(&tctx->burst, scx_bpf_now()),
 					      tun.slice_ns) &&
-			      !(scx_bpf_dsq_nr_queued(llc_dsq(own_llc)) &&
-				lat_defers(own_llc, tctx->lat_light));
+			      !(fair_waiting(own_llc) && lat_defers(own_llc, tctx->lat_light));
 
 		prev_dl = running_deadline(prev, tctx, cpu);
 		/*
@@ -1445,18 +1562,19 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 
 	/*
 	 * The queues in deadline order, then the latency queue again (it deferred to a fair task
-	 * another CPU has taken since), then other LLCs' work. A move of a task queued on another
-	 * CPU's rq drops this CPU's rq lock while it migrates the task, and meanwhile a task
-	 * pinned here (a per-CPU kworker) may be queued after its queue was seen empty. Returning
-	 * with nothing then is worse than late on a CPU a real-time task holds: the kernel's
-	 * deadline server for sched_ext there stops when its pick finds nothing, and starts again
-	 * only when this CPU's runqueue empties, which the pinned task prevents; it waits until
-	 * the real-time task sleeps, past the watchdog. So dispatch does not return empty while
-	 * its pinned queue is seen non-empty after the last move (other CPUs serve the rest).
+	 * another CPU has taken since), then the LLC's other fair queues, then other LLCs' work. A
+	 * move of a task queued on another CPU's rq drops this CPU's rq lock while it migrates the
+	 * task, and meanwhile a task pinned here (a per-CPU kworker) may be queued after its queue
+	 * was seen empty. Returning with nothing then is worse than late on a CPU a real-time task
+	 * holds: the kernel's deadline server for sched_ext there stops when its pick finds
+	 * nothing, and starts again only when this CPU's runqueue empties, which the pinned task
+	 * prevents; it waits until the real-time task sleeps, past the watchdog. So dispatch does
+	 * not return empty while its pinned queue is seen non-empty after the last move (other CPUs
+	 * serve the rest).
 	 */
 	bpf_for (i, 0, BRISK_DISPATCH_PASSES) {
 		if (scx_bpf_dsq_move_to_local(mine, 0) || scx_bpf_dsq_move_to_local(shared, 0) ||
-		    scx_bpf_dsq_move_to_local(lat_dsq(own_llc), 0)) {
+		    scx_bpf_dsq_move_to_local(lat_dsq(own_llc), 0) || take_from_llc(own_llc, cpu)) {
 			COUNT(nr_dispatched);
 			return;
 		}
@@ -1563,6 +1681,12 @@ void BPF_STRUCT_OPS(brisk_running, struct task_struct *p)
 
 	if (!tctx)
 		return;
+	if (tctx->wait_kind == BRISK_WAIT_FAIR) {
+		if (tctx->wait_idx == cpu)
+			COUNT(nr_fair_own);
+		else
+			COUNT(nr_fair_other);
+	}
 	wait_untrack(tctx);
 	now = scx_bpf_now();
 	brisk_burst_start(&tctx->burst, now);
@@ -1844,8 +1968,10 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(brisk_init)
 
 	bpf_for (i, 0, nr_cpu_ids_seen) {
 		ret = scx_bpf_create_dsq(cpu_dsq(i), -1);
+		if (!ret)
+			ret = scx_bpf_create_dsq(fair_dsq(i), -1);
 		if (ret) {
-			scx_bpf_error("failed to create DSQ for CPU %u: %d", i, ret);
+			scx_bpf_error("failed to create DSQs for CPU %u: %d", i, ret);
 			return ret;
 		}
 	}
@@ -1855,11 +1981,9 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(brisk_init)
 		return ret;
 	}
 	bpf_for (i, 0, nr_llcs) {
-		ret = scx_bpf_create_dsq(llc_dsq(i), -1);
-		if (!ret)
-			ret = scx_bpf_create_dsq(lat_dsq(i), -1);
+		ret = scx_bpf_create_dsq(lat_dsq(i), -1);
 		if (ret) {
-			scx_bpf_error("failed to create DSQs for LLC %u: %d", i, ret);
+			scx_bpf_error("failed to create the latency DSQ for LLC %u: %d", i, ret);
 			return ret;
 		}
 	}

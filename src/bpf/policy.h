@@ -517,6 +517,21 @@ static inline int brisk_should_balance(u64 busy_load, u64 busy_cpus, u64 own_loa
 }
 
 /*
+ * Whether a CPU runs the first task of its own fair queue, due at @own_dl, rather than the
+ * earliest first task it saw in its LLC's other fair queues, due at @other_dl (~0: none
+ * queued, either). Its own is on its runqueue with its cache; another's migrates. It keeps
+ * its own unless that one is due later by more than @margin_ns, so the LLC's queues run in
+ * one fair order up to the margin: a larger one saves more migrations and lets a task wait
+ * longer behind tasks due after it on its own CPU.
+ */
+static inline int brisk_prefer_own(u64 own_dl, u64 other_dl, u64 margin_ns)
+{
+	if (own_dl == ~0ULL)
+		return 0;
+	return other_dl == ~0ULL || own_dl <= other_dl || own_dl - other_dl <= margin_ns;
+}
+
+/*
  * cgroup cpu.weight, as CFS shares it: a cgroup's runnable tasks and active child cgroups
  * split its share by weight, level by level, so a cgroup of 8 hogs and one of 1 hog at equal
  * weight each get half, whatever their task counts. Flattened into one effective weight per

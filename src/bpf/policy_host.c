@@ -216,6 +216,10 @@ int brisk_host_starving(u64 now, u64 queued_at, u64 starve_ns)
 {
 	return brisk_starving(now, queued_at, starve_ns);
 }
+int brisk_host_prefer_own(u64 own_dl, u64 other_dl, u64 margin_ns)
+{
+	return brisk_prefer_own(own_dl, other_dl, margin_ns);
+}
 u64 brisk_host_cg_level_weight(u64 eff_fp, u64 cg_weight, s64 cg_load)
 {
 	return brisk_cg_level_weight(eff_fp, cg_weight, cg_load);

@@ -321,6 +321,18 @@ tunables! {
     /// overload under half the request p99 of 0, for about three quarters of the hogs' work);
     /// larger, towards the lane's tails, paid by the hogs and the crowd.
     lat_fair_lead_us: Us in 0..=1_000_000, default 1000, bpf lat_fair_lead_ns;
+
+    /// How much later a CPU's own first fair task may be due than another queue's of its LLC
+    /// and still run first there, in microseconds.
+    ///
+    /// A waking task is queued on the CPU it was placed on, in that CPU's fair queue; a CPU
+    /// runs its own queue's first task unless it finds one due earlier by more than this in a
+    /// queue of another CPU of its LLC (it looks at two; all of them when its own is empty).
+    /// Its own is on its runqueue with its cache; another's moves over (both runqueues
+    /// locked, a cold cache). Larger takes fewer of those moves and lets the LLC's queues
+    /// drift further apart in virtual time (a waiting task runs later by up to this much of
+    /// weighted CPU time); 0 keeps the LLC's fair order as one queue would.
+    locality_margin_us: Us in 0..=100_000, default 1000, bpf locality_margin_ns;
 }
 
 /// The spec of tunable `key`.

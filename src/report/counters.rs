@@ -50,6 +50,8 @@ counter_names!(
     nr_smt_spread,
     nr_last_requeued,
     nr_pin_rechecks,
+    nr_fair_own,
+    nr_fair_other,
     nr_lat_stints,
     lat_run_ns,
     nr_hog_stints,
