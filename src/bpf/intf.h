@@ -32,7 +32,8 @@ enum brisk_consts {
 	BRISK_FAIR_DSQ_BASE = 1 << 16,
 	/* --debug-stall-hogs parks hogs here, and nothing ever dispatches from it. */
 	BRISK_LIMBO_DSQ = 1 << 20,
-	/* One vtime-ordered DSQ per LLC for latency-critical wakeups, served before the LLC's. */
+	/* One vtime-ordered DSQ per LLC for latency-critical wakeups, served before the fair ones.
+	 */
 	BRISK_LAT_DSQ_BASE = 1 << 17,
 	/*
 	 * How far, in base slices, the latency-critical lane may run beyond lat_share_max_pct
@@ -212,13 +213,13 @@ struct brisk_counters {
 	u64 nr_balanced;       /* dispatch took work from a more loaded LLC (balance_llcs) */
 	u64 nr_smt_spread;     /* a hog beside a busy SMT sibling moved to a whole idle core */
 	u64 nr_last_requeued;  /* a CPU's last task, slice over, queued to run on (ENQ_LAST) */
-	u64 nr_pin_rechecks;   /* dispatch saw a pinned task queued while its moves ran */
-	u64 nr_fair_own;       /* a task from a CPU's fair DSQ started on that CPU */
-	u64 nr_fair_other;     /* ... on another CPU (taken from its queue: a migration) */
-	u64 nr_lat_stints;     /* a task in the latency-critical lane stopped running */
-	u64 lat_run_ns;	       /* ... and the CPU time of those stints: the lane's share */
-	u64 nr_hog_stints;     /* a hog (not short, not in the lane) stopped: one stint on a CPU */
-	u64 hog_run_ns;	       /* ... and the CPU time of those stints, summed (avg = sum / nr) */
+	u64 nr_pin_rechecks; /* dispatch saw its pinned or fair queue filled while its moves ran */
+	u64 nr_fair_own;     /* a task from a CPU's fair DSQ started on that CPU */
+	u64 nr_fair_other;   /* ... on another CPU (taken from its queue: a migration) */
+	u64 nr_lat_stints;   /* a task in the latency-critical lane stopped running */
+	u64 lat_run_ns;	     /* ... and the CPU time of those stints: the lane's share */
+	u64 nr_hog_stints;   /* a hog (not short, not in the lane) stopped: one stint on a CPU */
+	u64 hog_run_ns;	     /* ... and the CPU time of those stints, summed (avg = sum / nr) */
 };
 
 #endif /* __BRISK_INTF_H */

@@ -11,8 +11,8 @@
  *
  * Placement: a waking task goes straight to an idle CPU when there is one (the kernel's
  * topology-aware pick: previous CPU first, then SMT/LLC siblings). Otherwise it is queued on
- * its LLC's shared deadline-ordered DSQ (tasks that may run on one CPU only use that CPU's own
- * DSQ).
+ * the deadline-ordered fair DSQ of the CPU it was placed on, which the CPUs of its LLC share
+ * out in dispatch (tasks that may run on one CPU only use that CPU's pinned DSQ).
  *
  * Latency-critical wakeups (policy.h, brisk_is_lat_crit: tasks woken by a timer, an interrupt
  * or a futex rather than by a pipe partner, whose bursts fit in two slices) from a timer or an
@@ -108,7 +108,7 @@ struct llc_ctx {
 	u64 lat_debt;
 	/*
 	 * The runnable load: the summed weights of the runnable tasks whose vruntime follows its
-	 * clock (load_track). The fair queues are per LLC and share out only their own CPUs;
+	 * clock (load_track). An LLC's fair queues are shared out only among its own CPUs;
 	 * dispatch moves work toward the LLC with less load per CPU (balance_llcs), so that
 	 * equal tasks get equal shares and nice weights hold machine-wide. Kept only with more
 	 * than one LLC.
@@ -205,6 +205,7 @@ struct cpu_ctx {
 	u32 rescued_last;    /* its last dispatch ran a starving task (rescue_any) */
 	u64 nr_pinned_waiting; /* tasks in its pinned queue (wait_track) */
 	u64 nr_fair_waiting;   /* tasks in its fair queue (wait_track) */
+	u32 released;	       /* a higher class holds it (ops.cpu_release to ops.cpu_acquire) */
 };
 
 struct {
@@ -616,6 +617,17 @@ static u64 nr_cpus_of(u32 llc)
 	const volatile u32 *nr = MEMBER_VPTR(llc_nr_cpus, [llc]);
 
 	return nr && *nr ? *nr : 1;
+}
+
+/* The @k-th CPU of @llc (llc_cpu_list), or -1 past its last. */
+static s32 llc_cpu(u32 llc, u32 k)
+{
+	const volatile u32 *first = MEMBER_VPTR(llc_first_cpu, [llc]);
+	const volatile u32 *listed;
+
+	if (k >= nr_cpus_of(llc) || !first || !(listed = MEMBER_VPTR(llc_cpu_list, [*first + k])))
+		return -1;
+	return *listed;
 }
 
 /* How many tasks wait in @cpu's LLC (as last seen) and how many CPUs it has. */
@@ -1063,6 +1075,33 @@ static bool smt_contended(const struct task_struct *p, s32 cpu)
 	return contended;
 }
 
+/*
+ * The CPU whose fair queue takes a task queued from @cpu: @cpu itself, unless a real-time or
+ * deadline task holds it (ops.cpu_release), which serves no queue until it leaves; then
+ * another CPU of the LLC that @p may run on, from a random one on, which the task migrates to
+ * when that CPU takes it. @cpu when there is none.
+ */
+static s32 fair_home(const struct task_struct *p, s32 cpu)
+{
+	struct cpu_ctx *c = lookup_cpu_ctx(cpu);
+	u32 llc = llc_of(cpu), nr, start, k;
+	s32 other;
+
+	if (!c || !c->released)
+		return cpu;
+	nr = nr_cpus_of(llc);
+	start = bpf_get_prandom_u32() % nr;
+	bpf_for (k, 0, nr) {
+		other = llc_cpu(llc, (start + k) % nr);
+		if (other < 0 || other == cpu || !may_run_on(p, other))
+			continue;
+		c = lookup_cpu_ctx(other);
+		if (c && !c->released)
+			return other;
+	}
+	return cpu;
+}
+
 void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	s32 cpu = scx_bpf_task_cpu(p), idle, victim;
@@ -1189,17 +1228,20 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 	}
 
 	if (pinned) {
-		/* A latency-critical one first in its CPU's queue, before the LLC's fair queue. */
+		/* A latency-critical one first in its CPU's queue, before the fair queues. */
 		queue_task(p, tctx, BRISK_WAIT_PINNED, cpu, lat_slice(tctx, cpu, lat), lat ? 0 : dl,
 			   enq_flags);
 		COUNT(nr_queued_pinned);
 	} else {
 		/*
 		 * Queue where the idle CPU takes it, if any, else where it is: on that CPU's rq,
-		 * which its own CPU takes from without moving it (fair_pick).
+		 * which its own CPU takes from without moving it (fair_pick), unless a higher class
+		 * holds that CPU (fair_home).
 		 */
 		if (idle >= 0)
 			cpu = idle;
+		else if (!lat)
+			cpu = fair_home(p, cpu);
 		queue_task(p, tctx, lat ? BRISK_WAIT_LAT : BRISK_WAIT_FAIR, lat ? llc_of(cpu) : cpu,
 			   lat_slice(tctx, cpu, lat), lat ? tctx->lat_key : dl, enq_flags);
 		COUNT(nr_queued_shared);
@@ -1216,17 +1258,6 @@ static u64 head_deadline(u64 dsq_id)
 	struct task_struct *p = __COMPAT_scx_bpf_dsq_peek(dsq_id);
 
 	return p ? p->scx.dsq_vtime : ~0ULL;
-}
-
-/* The @k-th CPU of @llc (llc_cpu_list), or -1 past its last. */
-static s32 llc_cpu(u32 llc, u32 k)
-{
-	const volatile u32 *first = MEMBER_VPTR(llc_first_cpu, [llc]);
-	const volatile u32 *listed;
-
-	if (k >= nr_cpus_of(llc) || !first || !(listed = MEMBER_VPTR(llc_cpu_list, [*first + k])))
-		return -1;
-	return *listed;
 }
 
 /* Whether a task waits in @cpu's fair queue (wait_add: a hint that reads high, not low). */
@@ -1277,14 +1308,22 @@ static u64 fair_pick(s32 cpu, u32 llc, u64 *dl)
 {
 	u64 own = fair_dsq(cpu), other = own, other_dl = ~0ULL;
 	u64 own_dl = fair_queued(cpu) ? head_deadline(own) : ~0ULL;
-	u32 nr = nr_cpus_of(llc), k;
+	u32 nr = nr_cpus_of(llc);
 
 	if (own_dl == ~0ULL) {
 		other_dl = fair_earliest(llc, cpu, &other);
 	} else {
-		k = bpf_get_prandom_u32() % nr;
-		fair_consider(llc_cpu(llc, k), cpu, &other_dl, &other);
-		fair_consider(llc_cpu(llc, (k + 1) % nr), cpu, &other_dl, &other);
+		/* Two CPUs other than this one, next to each other in the LLC's list. */
+		u32 a = bpf_get_prandom_u32() % nr, b;
+
+		if (llc_cpu(llc, a) == cpu)
+			a = (a + 1) % nr;
+		b = (a + 1) % nr;
+		if (llc_cpu(llc, b) == cpu)
+			b = (b + 1) % nr;
+		fair_consider(llc_cpu(llc, a), cpu, &other_dl, &other);
+		if (b != a)
+			fair_consider(llc_cpu(llc, b), cpu, &other_dl, &other);
 	}
 	if (brisk_prefer_own(own_dl, other_dl, tun.locality_margin_ns)) {
 		*dl = own_dl;
@@ -1561,20 +1600,22 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 	}
 
 	/*
-	 * The queues in deadline order, then the latency queue again (it deferred to a fair task
-	 * another CPU has taken since), then the LLC's other fair queues, then other LLCs' work. A
+	 * The queues in deadline order, then the LLC's other fair queues, then the latency queue
+	 * again (it deferred to a fair task another CPU has taken since), then other LLCs' work. A
 	 * move of a task queued on another CPU's rq drops this CPU's rq lock while it migrates the
-	 * task, and meanwhile a task pinned here (a per-CPU kworker) may be queued after its queue
-	 * was seen empty. Returning with nothing then is worse than late on a CPU a real-time task
-	 * holds: the kernel's deadline server for sched_ext there stops when its pick finds
-	 * nothing, and starts again only when this CPU's runqueue empties, which the pinned task
-	 * prevents; it waits until the real-time task sleeps, past the watchdog. So dispatch does
-	 * not return empty while its pinned queue is seen non-empty after the last move (other CPUs
-	 * serve the rest).
+	 * task, and meanwhile a task on this CPU's rq may be queued here after its queue was seen
+	 * empty: a task pinned here (a per-CPU kworker) or a wakeup for its fair queue. Returning
+	 * with nothing then leaves it waiting on a CPU about to idle that nothing kicks, and is
+	 * worse on a CPU a real-time task holds: the kernel's deadline server for sched_ext there
+	 * stops when its pick finds nothing, and starts again only when this CPU's runqueue
+	 * empties, which the queued task prevents; it waits until the real-time task sleeps, past
+	 * the watchdog. So dispatch does not return empty while either queue is seen non-empty
+	 * after the last move (the fair queue's count is a hint that reads high: the queue is
+	 * asked when it is not zero).
 	 */
 	bpf_for (i, 0, BRISK_DISPATCH_PASSES) {
 		if (scx_bpf_dsq_move_to_local(mine, 0) || scx_bpf_dsq_move_to_local(shared, 0) ||
-		    scx_bpf_dsq_move_to_local(lat_dsq(own_llc), 0) || take_from_llc(own_llc, cpu)) {
+		    take_from_llc(own_llc, cpu) || scx_bpf_dsq_move_to_local(lat_dsq(own_llc), 0)) {
 			COUNT(nr_dispatched);
 			return;
 		}
@@ -1583,7 +1624,8 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 			COUNT(nr_stolen);
 			return;
 		}
-		if (!scx_bpf_dsq_nr_queued(cpu_dsq(cpu)))
+		if (!scx_bpf_dsq_nr_queued(cpu_dsq(cpu)) &&
+		    !(fair_queued(cpu) && scx_bpf_dsq_nr_queued(fair_dsq(cpu))))
 			return;
 		COUNT(nr_pin_rechecks);
 	}
@@ -1701,7 +1743,7 @@ void BPF_STRUCT_OPS(brisk_running, struct task_struct *p)
 	 * of that order by the starvation guard (the task furthest ahead would drag the clock
 	 * there, and every task woken or moved after it would queue behind the whole LLC), nor
 	 * one that another LLC's CPU took (steal, balance). That one runs on this LLC's clock from
-	 * now on: left on its old clock, the deadline dispatch compares with this LLC's queue
+	 * now on: left on its old clock, the deadline dispatch compares with this LLC's queues
 	 * would be on another scale, and it could keep its CPU slice after slice.
 	 */
 	native = tctx->llc == llc_of(cpu) && !tctx->rescued;
@@ -1824,12 +1866,26 @@ void BPF_STRUCT_OPS(brisk_quiescent, struct task_struct *p, u64 deq_flags)
  * of @cpu's local DSQ, and tasks handed to that DSQ directly (idle pick, hand-offs,
  * preemption) wait there too: all of them until the higher-class task sleeps, however long,
  * while other CPUs may be free or running later deadlines. Send them back through
- * ops.enqueue, which queues them in the LLC (or their CPU's queue if pinned) for any CPU.
+ * ops.enqueue, which queues them in another CPU's fair queue of the LLC (fair_home; or their
+ * CPU's pinned queue if pinned); until ops.cpu_acquire, no fair task is queued here.
  */
 void BPF_STRUCT_OPS(brisk_cpu_release, s32 cpu, struct scx_cpu_release_args *args)
 {
+	struct cpu_ctx *cctx = lookup_cpu_ctx(cpu);
+
+	if (cctx)
+		cctx->released = 1;
 	scx_bpf_reenqueue_local();
 	COUNT(nr_cpu_released);
+}
+
+/* @cpu is back from the higher class: its fair queue takes tasks again. */
+void BPF_STRUCT_OPS(brisk_cpu_acquire, s32 cpu, struct scx_cpu_acquire_args *args)
+{
+	struct cpu_ctx *cctx = lookup_cpu_ctx(cpu);
+
+	if (cctx && cctx->released)
+		cctx->released = 0;
 }
 
 void BPF_STRUCT_OPS(brisk_enable, struct task_struct *p)
@@ -2009,6 +2065,7 @@ SCX_OPS_DEFINE(brisk_ops,
 	       .stopping = (void *)brisk_stopping,
 	       .quiescent = (void *)brisk_quiescent,
 	       .cpu_release = (void *)brisk_cpu_release,
+	       .cpu_acquire = (void *)brisk_cpu_acquire,
 	       .enable = (void *)brisk_enable,
 	       .disable = (void *)brisk_disable,
 	       .init_task = (void *)brisk_init_task,
