@@ -45,12 +45,14 @@ impl<'a> Scheduler<'a> {
         tunables: &Tunables,
         gen: u64,
     ) -> Result<Self> {
-        let topo = Topology::new().context("failed to read the CPU topology from sysfs")?;
-
         let mut builder = BpfSkelBuilder::default();
         builder.obj_builder.debug(opts.verbose);
         let mut skel = scx_ops_open!(builder, open_object, brisk_ops, None)
             .context("failed to open the BPF scheduler")?;
+        // After scx_ops_open!, which records the kernel's CPU hotplug sequence: a CPU that
+        // comes or goes after this read then also changes the sequence, and the kernel asks
+        // for a restart at attach instead of running with a topology that lacks it.
+        let topo = Topology::new().context("failed to read the CPU topology from sysfs")?;
 
         skel.struct_ops.brisk_ops_mut().exit_dump_len = opts.exit_dump_len;
         if opts.queued_wakeup {

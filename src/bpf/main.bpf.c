@@ -988,16 +988,12 @@ static s32 pick_victim(const struct task_struct *p, u64 dl, u32 llc, bool lat)
 	    (anywhere || bpf_cpumask_test_cpu(this_cpu, p->cpus_ptr))) {
 		victim = this_cpu;
 	} else {
-		const volatile u32 *first = MEMBER_VPTR(llc_first_cpu, [llc]);
-		const volatile u32 *nr = MEMBER_VPTR(llc_nr_cpus, [llc]);
-		const volatile u32 *listed;
 		u32 k;
 
 		/* Only the CPUs of the LLC: the scan costs its size, not the machine's. */
-		bpf_for (k, 0, nr ? *nr : 0) {
-			if (!first || !(listed = MEMBER_VPTR(llc_cpu_list, [*first + k])))
+		bpf_for (k, 0, nr_cpus_of(llc)) {
+			if ((cpu = llc_cpu(llc, k)) < 0)
 				break;
-			cpu = *listed;
 			if (!anywhere && !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
 				continue;
 			cctx = lookup_cpu_ctx(cpu);
@@ -1315,15 +1311,21 @@ static u64 fair_pick(s32 cpu, u32 llc, u64 *dl)
 	} else {
 		/* Two CPUs other than this one, next to each other in the LLC's list. */
 		u32 a = bpf_get_prandom_u32() % nr, b;
+		s32 ca = llc_cpu(llc, a), cb;
 
-		if (llc_cpu(llc, a) == cpu)
+		if (ca == cpu) {
 			a = (a + 1) % nr;
+			ca = llc_cpu(llc, a);
+		}
 		b = (a + 1) % nr;
-		if (llc_cpu(llc, b) == cpu)
+		cb = llc_cpu(llc, b);
+		if (cb == cpu) {
 			b = (b + 1) % nr;
-		fair_consider(llc_cpu(llc, a), cpu, &other_dl, &other);
+			cb = llc_cpu(llc, b);
+		}
+		fair_consider(ca, cpu, &other_dl, &other);
 		if (b != a)
-			fair_consider(llc_cpu(llc, b), cpu, &other_dl, &other);
+			fair_consider(cb, cpu, &other_dl, &other);
 	}
 	if (brisk_prefer_own(own_dl, other_dl, tun.locality_margin_ns)) {
 		*dl = own_dl;
