@@ -146,7 +146,7 @@ pub fn run(name: &str, quick: bool) -> Result<Outcome> {
 fn desktop(p: &Plan, cpus: usize) -> Result<Outcome> {
     let alone: PeriodicReport =
         Workload::start("periodic", &periodic_args(p.extra))?.finish(p.extra)?;
-    let hogs = Workload::start("hogs", &settled_hog_args(p.main, 0.5, 2 * cpus))?;
+    let hogs = Workload::start("hogs", &settled_args(p.main, 0.5, "--count", 2 * cpus))?;
     std::thread::sleep(SETTLE);
     let periodic = Workload::start("periodic", &periodic_args(p.main))?;
     let periodic: PeriodicReport = periodic.finish(p.main)?;
@@ -173,7 +173,7 @@ fn desktop(p: &Plan, cpus: usize) -> Result<Outcome> {
 /// CPU, 20-200 ms each, plus short helpers). A frame that starts after the next frame was due
 /// is missed (stutter); an audio period likewise (a crackle).
 fn game(p: &Plan, cpus: usize) -> Result<Outcome> {
-    let build = Workload::start("build", &build_args(p.main, 0.5, 2 * cpus))?;
+    let build = Workload::start("build", &settled_args(p.main, 0.5, "--workers", 2 * cpus))?;
     std::thread::sleep(SETTLE);
     let frame = Workload::start(
         "periodic",
@@ -254,7 +254,7 @@ fn messaging(p: &Plan) -> Result<Outcome> {
 /// Everything at once: one hog per CPU, the periodic task, wakeup pairs at 50% load and a
 /// hackbench loop.
 fn mixed(p: &Plan, cpus: usize) -> Result<Outcome> {
-    let hogs = Workload::start("hogs", &settled_hog_args(p.main, 0.5, cpus))?;
+    let hogs = Workload::start("hogs", &settled_args(p.main, 0.5, "--count", cpus))?;
     std::thread::sleep(SETTLE);
     let deadline = Instant::now() + Duration::from_secs_f64(p.main);
     let cpu_before = sys::cpu_times();
@@ -305,32 +305,21 @@ fn hog_args(secs: f64, count: usize) -> Vec<String> {
     [secs_arg(secs), vec!["--count".into(), count.to_string()]].concat()
 }
 
-/// Hogs started `SETTLE` before a load of `main` seconds and running `tail` seconds past it,
-/// their work counted only while the load runs.
-fn settled_hog_args(main: f64, tail: f64, count: usize) -> Vec<String> {
-    let settle = SETTLE.as_secs_f64();
-    [hog_args(settle + main + tail, count), measured_window(main)].concat()
-}
-
-/// A background started `SETTLE` before a load of `main` seconds: `--measure-from-s` and
-/// `--measure-s` for its work to count only while the load runs.
-fn measured_window(main: f64) -> Vec<String> {
-    vec![
-        "--measure-from-s".into(),
-        format!("{}", SETTLE.as_secs_f64()),
-        "--measure-s".into(),
-        format!("{main}"),
-    ]
-}
-
-/// The game's build, started `SETTLE` before its loops of `main` seconds and running `tail`
-/// seconds past them, so that jobs still running as the loops end finish and count.
-fn build_args(main: f64, tail: f64, workers: usize) -> Vec<String> {
+/// A background of `count` (`--count` hogs, `--workers` build workers) started `SETTLE`
+/// before a load of `main` seconds and running `tail` seconds past it (so that the build's
+/// jobs still running as the load ends finish and count), its work counted only while the
+/// load runs (`--measure-from-s`, `--measure-s`).
+fn settled_args(main: f64, tail: f64, count_flag: &str, count: usize) -> Vec<String> {
     let settle = SETTLE.as_secs_f64();
     [
         secs_arg(settle + main + tail),
-        vec!["--workers".into(), workers.to_string()],
-        measured_window(main),
+        vec![count_flag.into(), count.to_string()],
+        vec![
+            "--measure-from-s".into(),
+            format!("{settle}"),
+            "--measure-s".into(),
+            format!("{main}"),
+        ],
     ]
     .concat()
 }
