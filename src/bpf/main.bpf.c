@@ -1280,53 +1280,74 @@ static void fair_consider(s32 c, s32 skip, u64 *best, u64 *dsq)
 
 /*
  * The earliest first task of the fair queues of @llc's CPUs other than @skip: its deadline
- * (~0 for none) and its queue in @dsq.
+ * (~0 for none) and its queue in @dsq. Nothing to look for while the LLC's count reads zero.
  */
 static u64 fair_earliest(u32 llc, s32 skip, u64 *dsq)
 {
 	u64 best = ~0ULL;
 	u32 k;
 
+	if (!fair_waiting(llc))
+		return best;
 	bpf_for (k, 0, nr_cpus_of(llc))
 		fair_consider(llc_cpu(llc, k), skip, &best, dsq);
 	return best;
 }
 
 /*
+ * The earlier first task of the fair queues of two CPUs of @llc other than @skip, next to
+ * each other in the LLC's list from a random one on (~0 for none; its queue in @dsq). The
+ * cost does not grow with the LLC, and the CPUs that dispatch in turn look at every queue
+ * within a few slices.
+ */
+static u64 fair_sample(u32 llc, s32 skip, u64 *dsq)
+{
+	u32 nr = nr_cpus_of(llc), a = bpf_get_prandom_u32() % nr, b;
+	s32 ca = llc_cpu(llc, a), cb;
+	u64 best = ~0ULL;
+
+	if (ca == skip) {
+		a = (a + 1) % nr;
+		ca = llc_cpu(llc, a);
+	}
+	b = (a + 1) % nr;
+	cb = llc_cpu(llc, b);
+	if (cb == skip) {
+		b = (b + 1) % nr;
+		cb = llc_cpu(llc, b);
+	}
+	fair_consider(ca, skip, &best, dsq);
+	if (b != a)
+		fair_consider(cb, skip, &best, dsq);
+	return best;
+}
+
+/* A first task of a fair queue of @llc's CPUs other than @skip: fair_sample's, else the earliest.
+ */
+static u64 fair_find(u32 llc, s32 skip, u64 *dsq)
+{
+	u64 dl;
+
+	if (!fair_waiting(llc))
+		return ~0ULL;
+	dl = fair_sample(llc, skip, dsq);
+	return dl != ~0ULL ? dl : fair_earliest(llc, skip, dsq);
+}
+
+/*
  * The fair queue @cpu takes from next, and the deadline of its first task in @dl: its own,
- * unless another CPU of the LLC has one due earlier by more than locality_margin_ns
- * (brisk_prefer_own). It compares its own with the queues of two CPUs of the LLC next to each
- * other from a random one on, so that the cost does not grow with the LLC: the CPUs that
- * dispatch in turn look at every queue within a few slices. With its own empty it looks at
- * them all, and serves the LLC's earliest.
+ * unless one of two other CPUs of the LLC it looks at (fair_sample) has one due earlier by
+ * more than locality_margin_ns (brisk_prefer_own). With its own empty it serves the earlier
+ * of those two, and looks at every queue of the LLC only when both are empty, so that a CPU
+ * does not idle while a task waits in its LLC; on a busy LLC, where most queues hold tasks,
+ * its cost does not grow with the LLC.
  */
 static u64 fair_pick(s32 cpu, u32 llc, u64 *dl)
 {
-	u64 own = fair_dsq(cpu), other = own, other_dl = ~0ULL;
+	u64 own = fair_dsq(cpu), other = own, other_dl;
 	u64 own_dl = fair_queued(cpu) ? head_deadline(own) : ~0ULL;
-	u32 nr = nr_cpus_of(llc);
 
-	if (own_dl == ~0ULL) {
-		other_dl = fair_earliest(llc, cpu, &other);
-	} else {
-		/* Two CPUs other than this one, next to each other in the LLC's list. */
-		u32 a = bpf_get_prandom_u32() % nr, b;
-		s32 ca = llc_cpu(llc, a), cb;
-
-		if (ca == cpu) {
-			a = (a + 1) % nr;
-			ca = llc_cpu(llc, a);
-		}
-		b = (a + 1) % nr;
-		cb = llc_cpu(llc, b);
-		if (cb == cpu) {
-			b = (b + 1) % nr;
-			cb = llc_cpu(llc, b);
-		}
-		fair_consider(ca, cpu, &other_dl, &other);
-		if (b != a)
-			fair_consider(cb, cpu, &other_dl, &other);
-	}
+	other_dl = own_dl == ~0ULL ? fair_find(llc, cpu, &other) : fair_sample(llc, cpu, &other);
 	if (brisk_prefer_own(own_dl, other_dl, tun.locality_margin_ns)) {
 		*dl = own_dl;
 		return own;
@@ -1425,8 +1446,8 @@ static u64 load_of(u32 llc)
 }
 
 /*
- * With several LLCs, at most once per base slice per CPU: take the earliest first task of
- * the fair queues of the LLC with the most load per CPU, if moving it here narrows the gap
+ * With several LLCs, at most once per base slice per CPU: take a first task of the fair
+ * queues of the LLC with the most load per CPU (fair_find), if moving it here narrows the gap
  * (brisk_should_balance). Stealing by idle CPUs (dispatch's last resort) covers an idle LLC;
  * this covers LLCs that are all busy but unequally loaded, whose fair queues would otherwise
  * share out only their own CPUs. The cost: one pass over the LLCs' loads per slice per CPU,
@@ -1450,7 +1471,7 @@ static bool balance_llcs(s32 cpu, u32 own, struct cpu_ctx *cctx, u64 now)
 			busiest = i;
 		}
 	}
-	if (busiest == own || fair_earliest(busiest, -1, &dsq) == ~0ULL ||
+	if (busiest == own || fair_find(busiest, -1, &dsq) == ~0ULL ||
 	    !(p = __COMPAT_scx_bpf_dsq_peek(dsq)))
 		return false;
 	if (!brisk_should_balance(load_of(busiest), nr_cpus_of(busiest), load_of(own),
