@@ -1304,15 +1304,13 @@ static void fair_consider(s32 c, s32 skip, u64 *best, u64 *dsq)
 
 /*
  * The earliest first task of the fair queues of @llc's CPUs other than @skip: its deadline
- * (~0 for none) and its queue in @dsq. Nothing to look for while the LLC's count reads zero.
+ * (~0 for none) and its queue in @dsq.
  */
 static u64 fair_earliest(u32 llc, s32 skip, u64 *dsq)
 {
 	u64 best = ~0ULL;
 	u32 k;
 
-	if (!fair_waiting(llc))
-		return best;
 	bpf_for (k, 0, nr_cpus_of(llc))
 		fair_consider(llc_cpu(llc, k), skip, &best, dsq);
 	return best;
@@ -1346,7 +1344,9 @@ static u64 fair_sample(u32 llc, s32 skip, u64 *dsq)
 	return best;
 }
 
-/* A first task of a fair queue of @llc's CPUs other than @skip: fair_sample's, else the earliest.
+/*
+ * A first task of a fair queue of @llc's CPUs other than @skip: fair_sample's, else the
+ * earliest; none while the LLC's count reads zero.
  */
 static u64 fair_find(u32 llc, s32 skip, u64 *dsq)
 {
