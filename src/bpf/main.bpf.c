@@ -1249,11 +1249,12 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 		else if (!lat)
 			cpu = fair_home(p, cpu);
 		/*
-		 * A CPU that came online after the topology was read (the kernel asks for a
-		 * restart once sched_ext brings it online, which under emulation took seconds):
-		 * no other CPU looks at its queues and it dispatches nothing until then, so a task
-		 * queued there would wait past the watchdog. Its local DSQ instead, which the
-		 * kernel serves, or falls back from while the CPU is not online for sched_ext.
+		 * A CPU outside the loaded topology: one that came online after it was read (the
+		 * kernel asks for a restart, which under emulation took seconds), or one that went
+		 * offline while the idle mask still marks it idle (its last switch to idle after
+		 * the topology was read). No other CPU looks at its queues, so a task queued there
+		 * would wait past the watchdog. Its local DSQ instead, which the kernel serves, or
+		 * falls back to the global DSQ from while the CPU is not online.
 		 */
 		if (!cpu_listed_in_topology(cpu)) {
 			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, lat_slice(tctx, cpu, lat),
