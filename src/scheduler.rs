@@ -320,6 +320,7 @@ fn configure_topology(skel: &mut crate::bpf_skel::OpenBpfSkel, topo: &Topology) 
         let mut nr = 0;
         for cpu in llc.all_cpus.keys().filter(|&&cpu| cpu < max_cpus) {
             rodata.cpu_llc[*cpu] = idx as u32;
+            rodata.cpu_listed[*cpu] = 1;
             rodata.llc_cpu_list[listed] = *cpu as u32;
             listed += 1;
             nr += 1;

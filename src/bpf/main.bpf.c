@@ -43,6 +43,8 @@ const volatile u32 llc_nr_cpus[BRISK_MAX_LLCS];
 /* Each LLC's CPUs, listed together: llc_nr_cpus[llc] of them from llc_first_cpu[llc]. */
 const volatile u32 llc_first_cpu[BRISK_MAX_LLCS];
 const volatile u32 llc_cpu_list[BRISK_MAX_CPUS];
+/* 1 for a CPU in the loaded topology: one that comes online later is in no LLC's list. */
+const volatile u8 cpu_listed[BRISK_MAX_CPUS];
 /*
  * Each CPU's SMT sibling (on a core of more than two threads, the next one), itself without
  * SMT: a hog on a core whose sibling is busy moves to a whole idle core (smt_contended).
@@ -264,6 +266,14 @@ static u32 llc_of(s32 cpu)
 
 	/* MEMBER_VPTR bounds the index in a way the verifier can follow. */
 	return llc ? *llc : 0;
+}
+
+/* Whether @cpu was online when the loader read the topology (in an LLC's list). */
+static bool cpu_listed_in_topology(s32 cpu)
+{
+	const volatile u8 *listed = MEMBER_VPTR(cpu_listed, [cpu]);
+
+	return listed && *listed;
 }
 
 static u32 llc_node_of(u32 llc)
@@ -1238,6 +1248,21 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 			cpu = idle;
 		else if (!lat)
 			cpu = fair_home(p, cpu);
+		/*
+		 * A CPU outside the loaded topology: one that came online after it was read (the
+		 * kernel asks for a restart, which under emulation took seconds), or one that went
+		 * offline while the idle mask still marks it idle (its last switch to idle after
+		 * the topology was read). No other CPU looks at its queues, so a task queued there
+		 * would wait past the watchdog. Its local DSQ instead, which the kernel serves, or
+		 * falls back to the global DSQ from while the CPU is not online.
+		 */
+		if (!cpu_listed_in_topology(cpu)) {
+			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, lat_slice(tctx, cpu, lat),
+					   enq_flags);
+			scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+			COUNT(nr_queued_shared);
+			return;
+		}
 		queue_task(p, tctx, lat ? BRISK_WAIT_LAT : BRISK_WAIT_FAIR, lat ? llc_of(cpu) : cpu,
 			   lat_slice(tctx, cpu, lat), lat ? tctx->lat_key : dl, enq_flags);
 		COUNT(nr_queued_shared);
@@ -1280,15 +1305,13 @@ static void fair_consider(s32 c, s32 skip, u64 *best, u64 *dsq)
 
 /*
  * The earliest first task of the fair queues of @llc's CPUs other than @skip: its deadline
- * (~0 for none) and its queue in @dsq. Nothing to look for while the LLC's count reads zero.
+ * (~0 for none) and its queue in @dsq.
  */
 static u64 fair_earliest(u32 llc, s32 skip, u64 *dsq)
 {
 	u64 best = ~0ULL;
 	u32 k;
 
-	if (!fair_waiting(llc))
-		return best;
 	bpf_for (k, 0, nr_cpus_of(llc))
 		fair_consider(llc_cpu(llc, k), skip, &best, dsq);
 	return best;
@@ -1322,7 +1345,9 @@ static u64 fair_sample(u32 llc, s32 skip, u64 *dsq)
 	return best;
 }
 
-/* A first task of a fair queue of @llc's CPUs other than @skip: fair_sample's, else the earliest.
+/*
+ * A first task of a fair queue of @llc's CPUs other than @skip: fair_sample's, else the
+ * earliest; none while the LLC's count reads zero.
  */
 static u64 fair_find(u32 llc, s32 skip, u64 *dsq)
 {

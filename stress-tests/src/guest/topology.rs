@@ -3,6 +3,7 @@
 //! (`stress-tests/vm test --topology-tests --topology 2x2x2 --numa`); on a guest of one LLC
 //! they SKIP.
 
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
@@ -444,12 +445,19 @@ fn llc_fairness() -> Result<String> {
 }
 
 /// 5. A whole LLC's CPUs go offline and come back while attached: scx_brisk reloads itself
-///    each time the kernel asks (no ejection for an error), and exits 0 at the end.
+///    each time the kernel asks (no ejection for an error), and exits 0 at the end. Hogs and
+///    pipe pairs run throughout, so that tasks wake and queue while a CPU the loaded topology
+///    does not list is already online (until the kernel's restart request is served).
 fn llc_offline() -> Result<String> {
     let shape = multi_llc()?;
     let llc = shape.llcs[shape.llcs.len() - 1].clone();
     let (mut b, _) = Brisk::start(&[])?;
     let hogs = Procs::hogs(shape.cpus, &[])?;
+    let mut pipe = Command::new(std::env::current_exe()?);
+    pipe.args(["workload", "pipe", "--duration-s", "600", "--pairs"])
+        .arg(shape.cpus.to_string())
+        .stdout(Stdio::null());
+    let pipes = Procs::spawn(pipe)?;
     let restarts = |b: &Brisk| b.output().matches("asked for a restart").count();
     let mut fig = Vec::new();
     for value in ["0", "1"] {
@@ -479,7 +487,7 @@ fn llc_offline() -> Result<String> {
         sys::brisk_attached(),
         "scx_brisk not attached after the LLC came back"
     );
-    drop(hogs);
+    drop((hogs, pipes));
     b.stop_cleanly()?;
     ensure!(
         !b.output().contains("scx_bpf_error") && !b.output().contains("runnable task stall"),
