@@ -1253,8 +1253,8 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 		 * kernel asks for a restart, which under emulation took seconds), or one that went
 		 * offline while the idle mask still marks it idle (its last switch to idle after
 		 * the topology was read). No other CPU looks at its queues, so a task queued there
-		 * would wait past the watchdog. Its local DSQ instead, which the kernel serves, or
-		 * falls back to the global DSQ from while the CPU is not online.
+		 * would wait past the watchdog. Its local DSQ instead: the kernel serves that, or
+		 * moves the task to the global DSQ while the CPU is not online.
 		 */
 		if (!cpu_listed_in_topology(cpu)) {
 			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, lat_slice(tctx, cpu, lat),

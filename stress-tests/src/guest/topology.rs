@@ -447,7 +447,8 @@ fn llc_fairness() -> Result<String> {
 /// 5. A whole LLC's CPUs go offline and come back while attached: scx_brisk reloads itself
 ///    each time the kernel asks (no ejection for an error), and exits 0 at the end. Hogs and
 ///    pipe pairs run throughout, so that tasks wake and queue while a CPU the loaded topology
-///    does not list is already online (until the kernel's restart request is served).
+///    does not list is online (until the kernel's restart request is served) or, gone
+///    offline, still marked idle.
 fn llc_offline() -> Result<String> {
     let shape = multi_llc()?;
     let llc = shape.llcs[shape.llcs.len() - 1].clone();
