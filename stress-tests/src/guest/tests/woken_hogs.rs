@@ -12,8 +12,14 @@ use crate::guest::workloads;
 /// 22. Tasks that wake as latency-critical tasks woken by another task (short bursts, a low
 ///     duty cycle, woken through a futex: request workers) and then turn into hogs that never
 ///     sleep again do not keep counting against the latency lane's share. Two such tasks per
-///     CPU beside a periodic task (10 ms period, 1 ms of work): its lateness p99 stays under 5
-///     periods (the figure also prints the lane's deferrals and the starvation rescues).
+///     CPU beside a periodic task (10 ms period, 1 ms of work): the time it waits runnable per
+///     period (the kernel's `run_delay`, as it wakes and while it works) has a p99 under 5
+///     periods, and its lateness p50 stays under one period. The figure also prints its
+///     lateness p99, the periods it missed, the lane's deferrals and the starvation rescues.
+///
+///     The rule reads the wait rather than the lateness p99 because the lateness also holds
+///     the emulator's stalls: a host that stops a vCPU delays the timer itself, and the
+///     missed periods of a single 90 ms gap make a p99 of about 70 ms (docs/testing.md).
 ///
 ///     Counted as lane time for as long as they ran, they held the lane over its share for
 ///     good: the periodic task's wakeups waited for a fair queue that never empties, until the
@@ -60,18 +66,36 @@ pub(super) fn woken_hogs() -> Result<String> {
     ensure!(sys::brisk_attached(), "scx_brisk detached during the run");
     b.stop_cleanly()?;
     let counter = |name: &str| b.exit_counter(name).unwrap_or(0);
-    let p99 = workloads::quantile(&p.lateness_ns, 0.99);
+    ensure!(
+        !p.queue_wait_ns.is_empty() && p.queue_wait_ns.len() == p.work_wait_ns.len(),
+        "the kernel did not account the periodic task's run delay (schedstats)"
+    );
+    let wait: Vec<u64> = p
+        .queue_wait_ns
+        .iter()
+        .zip(&p.work_wait_ns)
+        .map(|(q, w)| q + w)
+        .collect();
+    let wait_p99 = workloads::quantile(&wait, 0.99);
+    let late_p50 = workloads::quantile(&p.lateness_ns, 0.5);
     let fig = format!(
-        "periodic lateness p50 {:.1} ms, p99 {:.1} ms (< {} ms), {} periods missed; \
-         scx_brisk: nr_lat_fair {}, nr_lat_deferred {}, nr_starve_rescues {}",
-        workloads::quantile(&p.lateness_ns, 0.5) as f64 / 1e6,
-        p99 as f64 / 1e6,
+        "periodic wait p99 {:.1} ms, max {:.1} ms (< {} ms); lateness p50 {:.1} ms (< {} ms), \
+         p99 {:.1} ms, {} periods missed; scx_brisk: nr_lat_fair {}, nr_lat_deferred {}, \
+         nr_starve_rescues {}",
+        wait_p99 as f64 / 1e6,
+        wait.iter().max().copied().unwrap_or(0) as f64 / 1e6,
         max_p99.as_millis(),
+        late_p50 as f64 / 1e6,
+        period.as_millis(),
+        workloads::quantile(&p.lateness_ns, 0.99) as f64 / 1e6,
         p.missed,
         counter("nr_lat_fair"),
         counter("nr_lat_deferred"),
         counter("nr_starve_rescues"),
     );
-    ensure!(p99 < max_p99.as_nanos() as u64, "{fig}");
+    ensure!(
+        wait_p99 < max_p99.as_nanos() as u64 && late_p50 < period.as_nanos() as u64,
+        "{fig}"
+    );
     Ok(fig)
 }
