@@ -1260,7 +1260,7 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, lat_slice(tctx, cpu, lat),
 					   enq_flags);
 			scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
-			COUNT(nr_queued_shared);
+			COUNT(nr_unlisted_local);
 			return;
 		}
 		queue_task(p, tctx, lat ? BRISK_WAIT_LAT : BRISK_WAIT_FAIR, lat ? llc_of(cpu) : cpu,

@@ -52,6 +52,7 @@ counter_names!(
     nr_pin_rechecks,
     nr_fair_own,
     nr_fair_other,
+    nr_unlisted_local,
     nr_lat_stints,
     lat_run_ns,
     nr_hog_stints,

@@ -201,6 +201,22 @@ impl Brisk {
             .collect()
     }
 
+    /// One counter summed over every instance that printed its counters at exit (a reload
+    /// after CPU hotplug starts a new one with fresh counters), and how many printed them.
+    pub fn counter_over_instances(&self, name: &str) -> (u64, usize) {
+        let prefix = format!("{name}=");
+        let values: Vec<u64> = self
+            .output()
+            .lines()
+            .filter_map(|l| l.split_once("counters: ").map(|(_, rest)| rest.to_string()))
+            .filter_map(|rest| {
+                rest.split_whitespace()
+                    .find_map(|kv| kv.strip_prefix(&prefix)?.parse().ok())
+            })
+            .collect();
+        (values.iter().sum(), values.len())
+    }
+
     /// One counter of those printed at exit; `None` if it was not printed.
     pub fn exit_counter(&self, name: &str) -> Option<u64> {
         self.exit_counters()
@@ -216,6 +232,14 @@ impl Drop for Brisk {
             let _ = self.child.wait();
         }
     }
+}
+
+/// `brisk-guest workload KIND ARGS`: one of this binary's workloads, as a command to start.
+pub fn workload(kind: &str, args: &[&str]) -> Result<Command> {
+    let exe = std::env::current_exe().context("locating brisk-guest")?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["workload", kind]).args(args);
+    Ok(cmd)
 }
 
 /// Child processes, each in its own process group, killed with their descendants when dropped

@@ -32,17 +32,17 @@ pub(super) fn timer_wakeups(count: usize, fifo: bool) -> Result<()> {
 
 /// `brisk-guest workload periodic` for `duration_s` seconds: 1 ms of work every 10 ms.
 pub(super) fn periodic_workload(duration_s: u32) -> Result<Command> {
-    let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.args([
-        "workload",
+    sys::workload(
         "periodic",
-        "--period-ms",
-        "10",
-        "--work-ms",
-        "1",
-    ])
-    .args(["--duration-s", &duration_s.to_string()]);
-    Ok(cmd)
+        &[
+            "--period-ms",
+            "10",
+            "--work-ms",
+            "1",
+            "--duration-s",
+            &duration_s.to_string(),
+        ],
+    )
 }
 
 /// Runs `scx_brisk ARGS` to completion (as `uid` if given): (exit ok, stdout + stderr).

@@ -1,9 +1,9 @@
 //! Guest test `long-burst`.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{ensure, Result};
 
 use crate::guest::bench::scenarios::hackbench_loop;
 use crate::guest::sys::{self, Brisk, Procs};
@@ -26,11 +26,12 @@ pub(super) fn long_burst() -> Result<String> {
     let period = Duration::from_millis(10);
     let secs = (PERIODS as f64 * period.as_secs_f64()).ceil() + 1.0;
     let (mut b, _) = Brisk::start(&[])?;
-    let exe = std::env::current_exe().context("locating brisk-guest")?;
     let _hogs = Procs::hogs(sys::nr_cpus(), &[])?;
-    let mut pairs = Command::new(&exe);
-    pairs.args(["workload", "wakeup", "--load-pct", "50", "--duration-s"]);
-    pairs.arg(secs.to_string()).stdout(Stdio::null());
+    let mut pairs = sys::workload(
+        "wakeup",
+        &["--load-pct", "50", "--duration-s", &secs.to_string()],
+    )?;
+    pairs.stdout(Stdio::null());
     let _pairs = Procs::spawn(pairs)?;
     std::thread::sleep(Duration::from_millis(500));
     let deadline = Instant::now() + period * PERIODS as u32;

@@ -46,23 +46,14 @@ pub(super) fn no_stall() -> Result<String> {
     ensure!(st == Some(0), "stress-ng exit: {st:?}");
     // Pipe ping-pong on the quiet machine: the synchronous hand-off path (under the load
     // above the queues are rarely empty, so it is seldom taken there).
-    let pipe = Command::new(std::env::current_exe()?)
-        .args(["workload", "pipe", "--duration-s", "2"])
+    let pipe = sys::workload("pipe", &["--duration-s", "2"])?
         .stdout(Stdio::null())
         .status()
         .context("running the pipe workload")?;
     ensure!(pipe.success(), "pipe workload failed: {pipe}");
     // Then message/worker pairs at half load: a futex wakeup by a short thread (request or
     // reply) that finds the other CPU busy takes the futex hand-off to the waker's CPU.
-    let pairs = Command::new(std::env::current_exe()?)
-        .args([
-            "workload",
-            "wakeup",
-            "--duration-s",
-            "2",
-            "--load-pct",
-            "50",
-        ])
+    let pairs = sys::workload("wakeup", &["--duration-s", "2", "--load-pct", "50"])?
         .stdout(Stdio::null())
         .status()
         .context("running the wakeup workload")?;
