@@ -188,31 +188,32 @@ impl Brisk {
         Ok(())
     }
 
-    /// The counters scx_brisk printed at exit (`counters: nr_x=1 nr_y=2 ...`).
-    pub fn exit_counters(&self) -> Vec<(String, u64)> {
-        let out = self.output();
-        let Some(line) = out.lines().rev().find(|l| l.contains("counters: ")) else {
-            return Vec::new();
-        };
-        let rest = &line[line.find("counters: ").unwrap() + "counters: ".len()..];
-        rest.split_whitespace()
-            .filter_map(|kv| kv.split_once('='))
-            .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
+    /// The counters each instance printed at exit (`counters: nr_x=1 nr_y=2 ...`), oldest
+    /// first: a reload after CPU hotplug starts a new instance with fresh counters.
+    fn counters_per_instance(&self) -> Vec<Vec<(String, u64)>> {
+        self.output()
+            .lines()
+            .filter_map(|l| l.split_once("counters: "))
+            .map(|(_, rest)| {
+                rest.split_whitespace()
+                    .filter_map(|kv| kv.split_once('='))
+                    .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
+                    .collect()
+            })
             .collect()
     }
 
-    /// One counter summed over every instance that printed its counters at exit (a reload
-    /// after CPU hotplug starts a new one with fresh counters), and how many printed them.
+    /// The counters scx_brisk printed at exit (the last instance's).
+    pub fn exit_counters(&self) -> Vec<(String, u64)> {
+        self.counters_per_instance().pop().unwrap_or_default()
+    }
+
+    /// One counter summed over every instance that printed it at exit, and how many did.
     pub fn counter_over_instances(&self, name: &str) -> (u64, usize) {
-        let prefix = format!("{name}=");
         let values: Vec<u64> = self
-            .output()
-            .lines()
-            .filter_map(|l| l.split_once("counters: ").map(|(_, rest)| rest.to_string()))
-            .filter_map(|rest| {
-                rest.split_whitespace()
-                    .find_map(|kv| kv.strip_prefix(&prefix)?.parse().ok())
-            })
+            .counters_per_instance()
+            .into_iter()
+            .filter_map(|c| c.into_iter().find_map(|(k, v)| (k == name).then_some(v)))
             .collect();
         (values.iter().sum(), values.len())
     }

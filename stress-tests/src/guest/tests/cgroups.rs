@@ -16,11 +16,11 @@ const ROOT: &str = "/sys/fs/cgroup";
 /// 17. CPU shares follow cgroup cpu.weight as CFS shares them, by group and not by task count:
 ///     weights 100:300 give 1:3, a cgroup of 8 hogs and one of 1 at equal weight get 1:1, moving
 ///     hogs between cgroups and changing a weight mid-run take effect, a short periodic task
-///     still goes first (it waits runnable under 5 ms at p99 as it wakes: the kernel's
-///     `run_delay`, not the lateness, which also holds the emulator's stalls of the timer)
-///     beside or among a cgroup's hogs, and a
-///     thousand cgroups created, used and removed under load neither eject scx_brisk nor
-///     leave a share off. Each share within 10 % of the expected ratio.
+///     still goes first beside or among a cgroup's hogs (it waits runnable under 5 ms at p99
+///     as it wakes: the kernel's `run_delay`, not the lateness, which also holds the
+///     emulator's stalls of the timer), and a thousand cgroups created, used and removed
+///     under load neither eject scx_brisk nor leave a share off. Each share within 10 % of
+///     the expected ratio.
 pub(super) fn cgroups() -> Result<String> {
     enable_cpu_controller(Path::new(ROOT))?;
     let n = sys::nr_cpus();
@@ -60,7 +60,7 @@ pub(super) fn cgroups() -> Result<String> {
         let _hogs = hog_group.hogs(2 * n)?;
         let other = Cgroup::new("brisk-b", 100)?;
         let (across, inside) = (periodic_in(&other)?, periodic_in(&hog_group)?);
-        let fig = |r: &PeriodicReport| {
+        let one = |r: &PeriodicReport| {
             format!(
                 "wait p99 {:.0} us, lateness p99 {:.0} us",
                 r.queue_wait.p99_us, r.lateness.p99_us
@@ -68,8 +68,8 @@ pub(super) fn cgroups() -> Result<String> {
         };
         let fig = format!(
             "periodic task in a sibling group: {}; among the hogs: {} (wait <= 5 ms)",
-            fig(&across),
-            fig(&inside)
+            one(&across),
+            one(&inside)
         );
         for r in [&across, &inside] {
             ensure!(
