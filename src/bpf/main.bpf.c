@@ -318,12 +318,14 @@ static u64 *llc_clock(u32 llc)
  * whether anything waits (nothing_waits_here). The exact count is a kfunc call that looks the
  * queue up in a hash table (scx_bpf_dsq_nr_queued), three of them per message; this count is
  * three plain loads. A task is counted from just before ops.enqueue inserts it into a queue
- * until it starts running, leaves the runqueue or is queued anew (ops.running, ops.quiescent,
- * ops.disable, ops.enqueue). So it reads high while a task that dispatch moved to a CPU's local
- * queue has not started yet, and low only while ops.quiescent runs for a task the kernel is
- * taking off its queue. A wrong read costs a hand-off (a task waits one burst longer) or a
- * fast path skipped, never a task: dispatch, which must not miss one, asks the queues.
- * scx_brisk checks after detach that every count is back at zero.
+ * until it starts running, is queued anew or leaves scx_brisk (ops.running, ops.enqueue,
+ * ops.disable). A queued task the kernel takes off its queue (a change of nice, affinity or
+ * cgroup) is queued anew at once, so no ops.quiescent is needed for it: one callback less on
+ * every sleep. So the count reads high while a task that dispatch moved to a CPU's local queue
+ * has not started yet, or one taken off its queue is not back, and never low. A wrong read
+ * costs a hand-off (a task waits one burst longer) or a fast path skipped, never a task:
+ * dispatch, which must not miss one, asks the queues. scx_brisk checks after detach that
+ * every count is back at zero.
  */
 enum { BRISK_WAIT_NONE, BRISK_WAIT_LAT, BRISK_WAIT_FAIR, BRISK_WAIT_PINNED };
 
@@ -1874,12 +1876,18 @@ void BPF_STRUCT_OPS(brisk_stopping, struct task_struct *p, bool runnable)
 			c->hog_run_ns += delta;
 		}
 	}
-	/* Going to sleep: the burst is complete, and the next wakeup says if it is synchronous. */
+	/*
+	 * Going to sleep: the burst is complete, and the next wakeup says if it is synchronous.
+	 * Its weight leaves its cgroup's load here rather than in an ops.quiescent (which would
+	 * cost a call on every sleep): a running task the kernel takes off its queue for a change
+	 * of nice, affinity or cgroup passes here too, and ops.runnable counts it again.
+	 */
 	if (!runnable) {
 		brisk_burst_sleep(&tctx->burst, tun.burst_ewma_shift,
 				  brisk_burst_sample_cap(tun.burst_cap_ns, tun.short_burst_ns));
 		tctx->sync_wakeup = 0;
 		load_track(tctx, false, 0);
+		cg_track(p, tctx, false);
 	}
 	/*
 	 * Whether this stint was the lane's (brisk_lane_stint); a latency-critical wakeup in the
@@ -1896,17 +1904,6 @@ void BPF_STRUCT_OPS(brisk_stopping, struct task_struct *p, bool runnable)
 		cctx->running_short = 0;
 		cctx->running_lat = 0;
 	}
-}
-
-/* It sleeps, or a change of nice, affinity or cgroup takes it off its queue for a moment. */
-void BPF_STRUCT_OPS(brisk_quiescent, struct task_struct *p, u64 deq_flags)
-{
-	struct task_ctx *tctx = lookup_task_ctx(p);
-
-	if (!tctx)
-		return;
-	wait_untrack(tctx);
-	cg_track(p, tctx, false);
 }
 
 /*
@@ -1962,6 +1959,8 @@ void BPF_STRUCT_OPS(brisk_disable, struct task_struct *p)
 	tctx->ours = 0;
 	load_track(tctx, false, 0);
 	wait_untrack(tctx);
+	/* A queued task that leaves (to another class) was never stopped: its load goes here. */
+	cg_track(p, tctx, false);
 	brisk_lat_switched_out(&tctx->lat, 0, 0);
 }
 
@@ -2028,16 +2027,21 @@ void BPF_STRUCT_OPS(brisk_cgroup_set_weight, struct cgroup *cgrp, u32 weight)
 }
 
 /*
- * @p moves to @to. A runnable task was taken out of @from's load (ops.quiescent) and is
- * counted in @to's next (ops.runnable); its vruntime stays on its LLC's clock.
+ * @p moves to @to, taken off its queue if runnable. A running task's weight left @from's load
+ * as it stopped; a queued task's leaves here. Either is counted in @to's by ops.runnable,
+ * which follows. Its vruntime stays on its LLC's clock.
  */
 void BPF_STRUCT_OPS(brisk_cgroup_move, struct task_struct *p, struct cgroup *from,
 		    struct cgroup *to)
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);
 
-	if (tctx)
-		tctx->cg_level = to->level;
+	if (!tctx)
+		return;
+	if (tctx->cg_counted && from)
+		cg_load_add(from, -(s64)tctx->cg_counted);
+	tctx->cg_counted = 0;
+	tctx->cg_level = to->level;
 }
 
 /* llc_masks: each LLC's CPUs, as the loader's topology (cpu_llc) has them. */
@@ -2111,7 +2115,6 @@ SCX_OPS_DEFINE(brisk_ops,
 	       .runnable = (void *)brisk_runnable,
 	       .running = (void *)brisk_running,
 	       .stopping = (void *)brisk_stopping,
-	       .quiescent = (void *)brisk_quiescent,
 	       .cpu_release = (void *)brisk_cpu_release,
 	       .cpu_acquire = (void *)brisk_cpu_acquire,
 	       .enable = (void *)brisk_enable,
