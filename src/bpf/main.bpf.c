@@ -143,6 +143,12 @@ struct task_ctx {
 	 * skips (a task allowed on one CPU) never sees the last one's.
 	 */
 	u32 sync_wakeup;
+	/*
+	 * Its return to runnable was accounted (task_runnable): by ops.select_cpu or else
+	 * ops.enqueue. Cleared when it sleeps or a change takes it off its queue, so the next
+	 * ops.enqueue accounts it again when no ops.select_cpu did.
+	 */
+	u32 runnable;
 	/* This wakeup is latency-critical (brisk_is_lat_crit); cleared when it is queued again. */
 	u32 lat_crit;
 	u32 lat_light;	     /* ... and light (BRISK_LAT_LIGHT_DUTY_PCT), set as it wakes */
@@ -901,9 +907,91 @@ static s32 pick_idle_cpu(struct task_struct *p, s32 prev_cpu, u64 wake_flags, bo
 	return scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, is_idle);
 }
 
-s32 BPF_STRUCT_OPS(brisk_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
+/*
+ * @p becomes runnable, to be queued from @cpu: it wakes (@wakeup), or it starts, comes to
+ * scx_brisk or is queued again after a change of nice, affinity or cgroup took it off its
+ * queue. What an ops.runnable would do, done instead as the last step of ops.select_cpu or,
+ * where the kernel skips that (a wakeup of a task allowed on one CPU, a task queued again),
+ * first in ops.enqueue: one BPF call less on every wakeup. Runs in the waker's context, as
+ * ops.runnable would.
+ */
+static __always_inline void task_runnable(struct task_struct *p, struct task_ctx *tctx, s32 cpu,
+					  bool wakeup)
 {
-	struct task_ctx *tctx = lookup_task_ctx(p), *waker = NULL;
+	u64 now, clock;
+
+	tctx->runnable = 1;
+	cg_track(p, tctx, true);
+	cg_refresh_weight(p, tctx);
+	if (!wakeup) {
+		load_track(tctx, true, p->scx.weight);
+		return;
+	}
+	now = scx_bpf_now();
+	if (tctx->last_woke_at)
+		tctx->avg_period_ns =
+			brisk_period_avg(tctx->avg_period_ns, now - tctx->last_woke_at);
+	tctx->last_woke_at = now;
+	/* A new burst starts; what it banked while asleep is bounded by sleep_credit_ns. */
+	brisk_burst_wake(&tctx->burst);
+	tctx->lat_crit = wakes_lat_crit(tctx, tctx->sync_wakeup);
+	if (!tctx->lat_crit && !tctx->sync_wakeup && tctx->avg_period_ns && tun.lat_duty_max_pct) {
+		if (tctx->burst.avg_ns > lat_burst_max_ns())
+			COUNT(nr_lat_no_burst);
+		else
+			COUNT(nr_lat_no_duty);
+	}
+	/* The clock of the LLC it wakes in. */
+	follow_llc(tctx, llc_of(cpu));
+	load_track(tctx, true, p->scx.weight);
+	clock = clock_of(tctx->llc);
+	/*
+	 * A wakeup is handled in the waker's context: a task's (a futex hand-off) or an
+	 * interrupt's (a timer). Without lat_lane_task_wakeups the former queue in the fair order
+	 * among the short tasks, unless the lane is over its share.
+	 */
+	tctx->lat_fair = 0;
+	if (tctx->lat_crit && !tun.lat_lane_task_wakeups && in_task_context()) {
+		tctx->lat_crit = 0;
+		tctx->lat_fair = !lat_defers(tctx->llc, lat_light(tctx));
+		COUNT(nr_lat_fair);
+	}
+	if (tctx->lat_fair) {
+		tctx->vruntime = brisk_lat_fair_vruntime(tctx->vruntime, clock, tun.sleep_credit_ns,
+							 tun.lat_fair_lead_ns);
+	} else if (tctx->lat_crit) {
+		tctx->vruntime =
+			brisk_lat_wake_vruntime(tctx->vruntime, clock, tun.sleep_credit_ns);
+		tctx->lat_woke_lag_ns = clock - tctx->vruntime;
+		/* Kept if it is preempted before its burst ends (brisk_lat_keeps): first again. */
+		tctx->lat_light = lat_light(tctx);
+		tctx->lat_key = brisk_lat_key(
+			brisk_lat_deadline(now, task_burst(tctx), task_weight(p, tctx)),
+			tctx->lat_light);
+	} else {
+		tctx->vruntime = brisk_wake_vruntime(tctx->vruntime, clock, tun.sleep_credit_ns);
+	}
+}
+
+/*
+ * task_runnable for ops.enqueue, where it is rare (a wakeup of a task allowed on one CPU, a
+ * task queued again after a change), as a call: inlined there, it would multiply the paths the
+ * verifier walks through ops.enqueue.
+ */
+static __noinline void task_runnable_call(struct task_struct *p, struct task_ctx *tctx, s32 cpu,
+					  bool wakeup)
+{
+	task_runnable(p, tctx, cpu, wakeup);
+}
+
+/*
+ * The CPU @p wakes on (@tctx may be NULL), queued there already if it is to run next: an idle
+ * CPU, or the waker's as a hand-off.
+ */
+static __always_inline s32 wake_cpu(struct task_struct *p, struct task_ctx *tctx, s32 prev_cpu,
+				    u64 wake_flags)
+{
+	struct task_ctx *waker = NULL;
 	bool is_idle = false;
 	u64 now = 0;
 	s32 cpu;
@@ -955,6 +1043,17 @@ s32 BPF_STRUCT_OPS(brisk_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 			COUNT(nr_wake_handoff);
 		}
 	}
+	return cpu;
+}
+
+s32 BPF_STRUCT_OPS(brisk_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
+{
+	struct task_ctx *tctx = lookup_task_ctx(p);
+	s32 cpu = wake_cpu(p, tctx, prev_cpu, wake_flags);
+
+	/* A new task (SCX_WAKE_FORK) becomes runnable for the first time, without waking. */
+	if (tctx)
+		task_runnable(p, tctx, cpu, !(wake_flags & SCX_WAKE_FORK));
 	return cpu;
 }
 
@@ -1120,6 +1219,8 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 	tctx = lookup_task_ctx(p);
 	if (!tctx)
 		return;
+	if (!tctx->runnable)
+		task_runnable_call(p, tctx, cpu, enq_flags & SCX_ENQ_WAKEUP);
 	wait_untrack(tctx);
 	/*
 	 * Only a wakeup is latency-critical: a task queued again after BRISK_LAT_KEEP_SLICES
@@ -1702,67 +1803,6 @@ static __always_inline bool probed_task(struct task_struct *p, struct brisk_lat_
 #define PROBES_SWITCH_TRACEPOINT 0
 #include "probes.bpf.h"
 
-void BPF_STRUCT_OPS(brisk_runnable, struct task_struct *p, u64 enq_flags)
-{
-	struct task_ctx *tctx;
-	u64 now, clock;
-
-	tctx = lookup_task_ctx(p);
-	if (!tctx)
-		return;
-	cg_track(p, tctx, true);
-	cg_refresh_weight(p, tctx);
-	/* Also called when a change of nice, affinity or cgroup re-queues a runnable task. */
-	if (!(enq_flags & SCX_ENQ_WAKEUP)) {
-		load_track(tctx, true, p->scx.weight);
-		return;
-	}
-	now = scx_bpf_now();
-	if (tctx->last_woke_at)
-		tctx->avg_period_ns =
-			brisk_period_avg(tctx->avg_period_ns, now - tctx->last_woke_at);
-	tctx->last_woke_at = now;
-	/* A new burst starts; what it banked while asleep is bounded by sleep_credit_ns. */
-	brisk_burst_wake(&tctx->burst);
-	tctx->lat_crit = wakes_lat_crit(tctx, tctx->sync_wakeup);
-	if (!tctx->lat_crit && !tctx->sync_wakeup && tctx->avg_period_ns && tun.lat_duty_max_pct) {
-		if (tctx->burst.avg_ns > lat_burst_max_ns())
-			COUNT(nr_lat_no_burst);
-		else
-			COUNT(nr_lat_no_duty);
-	}
-	/* The clock of the LLC it wakes in (ops.select_cpu has placed it by now). */
-	follow_llc(tctx, llc_of(scx_bpf_task_cpu(p)));
-	load_track(tctx, true, p->scx.weight);
-	clock = clock_of(tctx->llc);
-	/*
-	 * ops.runnable of a wakeup runs in the waker's context: a task's (a futex hand-off) or an
-	 * interrupt's (a timer). Without lat_lane_task_wakeups the former queue in the fair order
-	 * among the short tasks, unless the lane is over its share.
-	 */
-	tctx->lat_fair = 0;
-	if (tctx->lat_crit && !tun.lat_lane_task_wakeups && in_task_context()) {
-		tctx->lat_crit = 0;
-		tctx->lat_fair = !lat_defers(tctx->llc, lat_light(tctx));
-		COUNT(nr_lat_fair);
-	}
-	if (tctx->lat_fair) {
-		tctx->vruntime = brisk_lat_fair_vruntime(tctx->vruntime, clock, tun.sleep_credit_ns,
-							 tun.lat_fair_lead_ns);
-	} else if (tctx->lat_crit) {
-		tctx->vruntime =
-			brisk_lat_wake_vruntime(tctx->vruntime, clock, tun.sleep_credit_ns);
-		tctx->lat_woke_lag_ns = clock - tctx->vruntime;
-		/* Kept if it is preempted before its burst ends (brisk_lat_keeps): first again. */
-		tctx->lat_light = lat_light(tctx);
-		tctx->lat_key = brisk_lat_key(
-			brisk_lat_deadline(now, task_burst(tctx), task_weight(p, tctx)),
-			tctx->lat_light);
-	} else {
-		tctx->vruntime = brisk_wake_vruntime(tctx->vruntime, clock, tun.sleep_credit_ns);
-	}
-}
-
 void BPF_STRUCT_OPS(brisk_running, struct task_struct *p)
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);
@@ -1880,9 +1920,11 @@ void BPF_STRUCT_OPS(brisk_stopping, struct task_struct *p, bool runnable)
 	 * Going to sleep: the burst is complete, and the next wakeup says if it is synchronous.
 	 * Its weight leaves its cgroup's load here rather than in an ops.quiescent (which would
 	 * cost a call on every sleep): a running task the kernel takes off its queue for a change
-	 * of nice, affinity or cgroup passes here too, and ops.runnable counts it again.
+	 * of nice, affinity or cgroup passes here too, and ops.enqueue counts it again
+	 * (task_runnable).
 	 */
 	if (!runnable) {
+		tctx->runnable = 0;
 		brisk_burst_sleep(&tctx->burst, tun.burst_ewma_shift,
 				  brisk_burst_sample_cap(tun.burst_cap_ns, tun.short_burst_ns));
 		tctx->sync_wakeup = 0;
@@ -1957,6 +1999,7 @@ void BPF_STRUCT_OPS(brisk_disable, struct task_struct *p)
 	if (!tctx)
 		return;
 	tctx->ours = 0;
+	tctx->runnable = 0;
 	load_track(tctx, false, 0);
 	wait_untrack(tctx);
 	/* A queued task that leaves (to another class) was never stopped: its load goes here. */
@@ -2028,7 +2071,7 @@ void BPF_STRUCT_OPS(brisk_cgroup_set_weight, struct cgroup *cgrp, u32 weight)
 
 /*
  * @p moves to @to, taken off its queue if runnable. A running task's weight left @from's load
- * as it stopped; a queued task's leaves here. Either is counted in @to's by ops.runnable,
+ * as it stopped; a queued task's leaves here. Either is counted in @to's by ops.enqueue,
  * which follows. Its vruntime stays on its LLC's clock.
  */
 void BPF_STRUCT_OPS(brisk_cgroup_move, struct task_struct *p, struct cgroup *from,
@@ -2042,6 +2085,20 @@ void BPF_STRUCT_OPS(brisk_cgroup_move, struct task_struct *p, struct cgroup *fro
 		cg_load_add(from, -(s64)tctx->cg_counted);
 	tctx->cg_counted = 0;
 	tctx->cg_level = to->level;
+	tctx->runnable = 0;
+}
+
+/*
+ * @p's nice (or scheduling policy) changed, taken off its queue if runnable: ops.enqueue,
+ * which follows, counts it again with its new weight (task_runnable). A running task
+ * stopped first; a sleeping one is counted as it wakes.
+ */
+void BPF_STRUCT_OPS(brisk_set_weight, struct task_struct *p, u32 weight)
+{
+	struct task_ctx *tctx = lookup_task_ctx(p);
+
+	if (tctx)
+		tctx->runnable = 0;
 }
 
 /* llc_masks: each LLC's CPUs, as the loader's topology (cpu_llc) has them. */
@@ -2112,7 +2169,6 @@ SCX_OPS_DEFINE(brisk_ops,
 	       .select_cpu = (void *)brisk_select_cpu,
 	       .enqueue = (void *)brisk_enqueue,
 	       .dispatch = (void *)brisk_dispatch,
-	       .runnable = (void *)brisk_runnable,
 	       .running = (void *)brisk_running,
 	       .stopping = (void *)brisk_stopping,
 	       .cpu_release = (void *)brisk_cpu_release,
@@ -2124,6 +2180,7 @@ SCX_OPS_DEFINE(brisk_ops,
 	       .cgroup_exit = (void *)brisk_cgroup_exit,
 	       .cgroup_move = (void *)brisk_cgroup_move,
 	       .cgroup_set_weight = (void *)brisk_cgroup_set_weight,
+	       .set_weight = (void *)brisk_set_weight,
 	       .init = (void *)brisk_init,
 	       .exit = (void *)brisk_exit,
 	       .timeout_ms = BRISK_TIMEOUT_MS,
