@@ -9,14 +9,7 @@ use crate::guest::bench::scenarios;
 use crate::guest::sys::{self, Brisk};
 
 /// The callbacks every load makes scx_brisk run, whose cost must be reported.
-const CALLBACKS: &[&str] = &[
-    "select_cpu",
-    "enqueue",
-    "dispatch",
-    "runnable",
-    "running",
-    "stopping",
-];
+const CALLBACKS: &[&str] = &["select_cpu", "enqueue", "dispatch", "running", "stopping"];
 
 /// 13. What each BPF program costs per call under the mixed load (hogs, the periodic task,
 ///     wakeup pairs, hackbench; sized to the guest's CPUs), from BPF run-time statistics in
