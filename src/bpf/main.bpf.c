@@ -1919,9 +1919,9 @@ void BPF_STRUCT_OPS(brisk_stopping, struct task_struct *p, bool runnable)
 	/*
 	 * Going to sleep: the burst is complete, and the next wakeup says if it is synchronous.
 	 * Its weight leaves its cgroup's load here rather than in an ops.quiescent (which would
-	 * cost a call on every sleep): a running task the kernel takes off its queue for a change
-	 * of nice, affinity or cgroup passes here too, and ops.enqueue counts it again
-	 * (task_runnable).
+	 * cost a call on every sleep). A running task the kernel takes off its CPU for a change of
+	 * nice, affinity or cgroup passes here still runnable and stays counted: ops.set_weight
+	 * and ops.cgroup_move take its weight out, and ops.enqueue counts it again (task_runnable).
 	 */
 	if (!runnable) {
 		tctx->runnable = 0;
@@ -2070,9 +2070,9 @@ void BPF_STRUCT_OPS(brisk_cgroup_set_weight, struct cgroup *cgrp, u32 weight)
 }
 
 /*
- * @p moves to @to, taken off its queue if runnable. A running task's weight left @from's load
- * as it stopped; a queued task's leaves here. Either is counted in @to's by ops.enqueue,
- * which follows. Its vruntime stays on its LLC's clock.
+ * @p moves to @to, taken off its queue if runnable (a running task stopped first, still
+ * runnable): its weight leaves @from's load here and is counted in @to's by ops.enqueue, which
+ * follows. Its vruntime stays on its LLC's clock.
  */
 void BPF_STRUCT_OPS(brisk_cgroup_move, struct task_struct *p, struct cgroup *from,
 		    struct cgroup *to)
@@ -2089,16 +2089,20 @@ void BPF_STRUCT_OPS(brisk_cgroup_move, struct task_struct *p, struct cgroup *fro
 }
 
 /*
- * @p's nice (or scheduling policy) changed, taken off its queue if runnable: ops.enqueue,
- * which follows, counts it again with its new weight (task_runnable). A running task
- * stopped first; a sleeping one is counted as it wakes.
+ * @p's nice (or scheduling policy) changed, taken off its queue if runnable (a running task
+ * stopped first, still runnable): its old weight leaves its cgroup's load here, and ops.enqueue,
+ * which follows, counts it again with the new one (task_runnable). Left counted, a hog that
+ * never sleeps would keep its old weight in its cgroup's load for good, and its cgroup's share
+ * would be cut by the ratio of the two weights. A sleeping one is counted as it wakes.
  */
 void BPF_STRUCT_OPS(brisk_set_weight, struct task_struct *p, u32 weight)
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);
 
-	if (tctx)
-		tctx->runnable = 0;
+	if (!tctx)
+		return;
+	cg_track(p, tctx, false);
+	tctx->runnable = 0;
 }
 
 /* llc_masks: each LLC's CPUs, as the loader's topology (cpu_llc) has them. */

@@ -15,7 +15,8 @@ const ROOT: &str = "/sys/fs/cgroup";
 
 /// 17. CPU shares follow cgroup cpu.weight as CFS shares them, by group and not by task count:
 ///     weights 100:300 give 1:3, a cgroup of 8 hogs and one of 1 at equal weight get 1:1, moving
-///     hogs between cgroups and changing a weight mid-run take effect, a short periodic task
+///     hogs between cgroups and changing a weight mid-run take effect, renicing a group's
+///     hogs mid-run leaves the groups' split alone (nice shares within a group), a short periodic task
 ///     still goes first beside or among a cgroup's hogs (it waits runnable under 5 ms at p99
 ///     as it wakes: the kernel's `run_delay`, not the lateness, which also holds the
 ///     emulator's stalls of the timer), and a thousand cgroups created, used and removed
@@ -52,6 +53,18 @@ pub(super) fn cgroups() -> Result<String> {
         a.set_weight(300)?;
         let heavier = check_ratio(&hc, &ha, 3.0, "after a's weight went to 300")?;
         Ok(format!("{even}; {moved}; {heavier}"))
+    });
+    cases.run("renice a group's hogs mid-run", || {
+        // As under CFS, a task's nice shares out its cgroup's part among its siblings only:
+        // with every hog of a at nice 19, the two groups still split the machine 1:1.
+        let (a, c) = (Cgroup::new("brisk-a", 100)?, Cgroup::new("brisk-b", 100)?);
+        let (ha, hc) = (a.hogs(n)?, c.hogs(n)?);
+        let even = check_ratio(&ha, &hc, 1.0, "two equal groups")?;
+        for hog in &ha.0 {
+            renice(hog.id(), 19)?;
+        }
+        let reniced = check_ratio(&hc, &ha, 1.0, "after a's hogs went to nice 19")?;
+        Ok(format!("{even}; {reniced}"))
     });
     cases.run("short tasks first inside and across groups", || {
         // Two hogs per CPU in one cgroup; a periodic task (1 ms every 10 ms, far less than
@@ -144,6 +157,18 @@ fn check_ratio(base: &Procs, other: &Procs, want: f64, what: &str) -> Result<Str
         "{what}: {ro} ms : {rb} ms = {ratio:.2} (want {want:.2}, off by {:.0}%)",
         err * 100.0
     ))
+}
+
+/// Sets the nice value of the (single-threaded) process `pid`.
+fn renice(pid: u32, nice: i32) -> Result<()> {
+    // SAFETY: setpriority(2) on a process id has no memory-safety preconditions.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, pid, nice) } != 0 {
+        bail!(
+            "setpriority({pid}, {nice}): {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
 }
 
 /// Lets `dir`'s children have the cpu controller (and so cpu.weight).
