@@ -1839,6 +1839,14 @@ void BPF_STRUCT_OPS(brisk_running, struct task_struct *p)
 	native = tctx->llc == llc_of(cpu) && !tctx->rescued;
 	tctx->rescued = 0;
 	follow_llc(tctx, llc_of(cpu));
+	/*
+	 * A running task whose nice, affinity, cgroup or class changes is taken off its CPU and
+	 * put back without ops.enqueue (the kernel restores it to the local DSQ itself), after
+	 * ops.stopping saw it as not runnable: it is counted again here, or it would run on
+	 * uncounted in its cgroup's and LLC's loads until it is next queued.
+	 */
+	if (!tctx->runnable)
+		task_runnable_call(p, tctx, cpu, false);
 	if (!tctx->lat_crit && native) {
 		u64 *clock = llc_clock(tctx->llc);
 
@@ -1919,9 +1927,9 @@ void BPF_STRUCT_OPS(brisk_stopping, struct task_struct *p, bool runnable)
 	/*
 	 * Going to sleep: the burst is complete, and the next wakeup says if it is synchronous.
 	 * Its weight leaves its cgroup's load here rather than in an ops.quiescent (which would
-	 * cost a call on every sleep). A running task the kernel takes off its CPU for a change of
-	 * nice, affinity or cgroup passes here still runnable and stays counted: ops.set_weight
-	 * and ops.cgroup_move take its weight out, and ops.enqueue counts it again (task_runnable).
+	 * cost a call on every sleep). The kernel passes a running task it takes off its CPU for
+	 * a change of nice, affinity, cgroup or class here as not runnable too; ops.running counts
+	 * it again as it goes on (task_runnable), since no ops.enqueue comes in between.
 	 */
 	if (!runnable) {
 		tctx->runnable = 0;
@@ -2070,9 +2078,9 @@ void BPF_STRUCT_OPS(brisk_cgroup_set_weight, struct cgroup *cgrp, u32 weight)
 }
 
 /*
- * @p moves to @to, taken off its queue if runnable (a running task stopped first, still
- * runnable): its weight leaves @from's load here and is counted in @to's by ops.enqueue, which
- * follows. Its vruntime stays on its LLC's clock.
+ * @p moves to @to, taken off its queue if queued: its weight leaves @from's load here and is
+ * counted in @to's by ops.enqueue, which follows (or, for a running task, which ops.stopping
+ * took out already, by ops.running). Its vruntime stays on its LLC's clock.
  */
 void BPF_STRUCT_OPS(brisk_cgroup_move, struct task_struct *p, struct cgroup *from,
 		    struct cgroup *to)
@@ -2089,11 +2097,12 @@ void BPF_STRUCT_OPS(brisk_cgroup_move, struct task_struct *p, struct cgroup *fro
 }
 
 /*
- * @p's nice (or scheduling policy) changed, taken off its queue if runnable (a running task
- * stopped first, still runnable): its old weight leaves its cgroup's load here, and ops.enqueue,
- * which follows, counts it again with the new one (task_runnable). Left counted, a hog that
- * never sleeps would keep its old weight in its cgroup's load for good, and its cgroup's share
- * would be cut by the ratio of the two weights. A sleeping one is counted as it wakes.
+ * @p's nice (or scheduling policy) changed, taken off its queue if queued: its old weight leaves
+ * its cgroup's load here, and ops.enqueue, which follows, counts it again with the new one
+ * (task_runnable). Left counted, a queued hog that never sleeps would keep its old weight in
+ * its cgroup's load for good, and its cgroup's share would be cut by the ratio of the two
+ * weights. A running task was taken out by ops.stopping and is counted again by ops.running;
+ * a sleeping one is counted as it wakes.
  */
 void BPF_STRUCT_OPS(brisk_set_weight, struct task_struct *p, u32 weight)
 {
