@@ -138,6 +138,11 @@ struct task_ctx {
 	/* Between ops.enable and ops.disable: run by scx_brisk, so the probes measure it. */
 	u32 ours;
 	/*
+	 * ops.enable ran for it before: it comes back from another class (sched_setscheduler, a
+	 * real-time priority-inheritance boost), with its vruntime and burst history.
+	 */
+	u32 enabled_before;
+	/*
 	 * This wakeup is synchronous: the waker is about to sleep and free its CPU. Set by
 	 * ops.select_cpu, cleared when the task sleeps, so a wakeup whose select_cpu the kernel
 	 * skips (a task allowed on one CPU) never sees the last one's.
@@ -1925,19 +1930,24 @@ void BPF_STRUCT_OPS(brisk_stopping, struct task_struct *p, bool runnable)
 		}
 	}
 	/*
-	 * Going to sleep: the burst is complete, and the next wakeup says if it is synchronous.
-	 * Its weight leaves its cgroup's load here rather than in an ops.quiescent (which would
-	 * cost a call on every sleep). The kernel passes a running task it takes off its CPU for
-	 * a change of nice, affinity, cgroup or class here as not runnable too; ops.running counts
-	 * it again as it goes on (task_runnable), since no ops.enqueue comes in between.
+	 * Not runnable: its weight leaves its cgroup's and LLC's loads here rather than in an
+	 * ops.quiescent (which would cost a call on every sleep). The kernel also passes here,
+	 * as not runnable, a running task it takes off its CPU for a change of nice, affinity,
+	 * cgroup or class; ops.running counts it again as it goes on (task_runnable), since no
+	 * ops.enqueue comes in between. Only a task that really sleeps (its state no longer
+	 * TASK_RUNNING, 0) ends its burst, and its next wakeup says if it is synchronous: a
+	 * change in mid-burst is no sample of the burst average.
 	 */
 	if (!runnable) {
 		tctx->runnable = 0;
-		brisk_burst_sleep(&tctx->burst, tun.burst_ewma_shift,
-				  brisk_burst_sample_cap(tun.burst_cap_ns, tun.short_burst_ns));
-		tctx->sync_wakeup = 0;
 		load_track(tctx, false, 0);
 		cg_track(p, tctx, false);
+		if (p->__state != 0) {
+			brisk_burst_sleep(
+				&tctx->burst, tun.burst_ewma_shift,
+				brisk_burst_sample_cap(tun.burst_cap_ns, tun.short_burst_ns));
+			tctx->sync_wakeup = 0;
+		}
 	}
 	/*
 	 * Whether this stint was the lane's (brisk_lane_stint); a latency-critical wakeup in the
@@ -1986,11 +1996,26 @@ void BPF_STRUCT_OPS(brisk_cpu_acquire, s32 cpu, struct scx_cpu_acquire_args *arg
 void BPF_STRUCT_OPS(brisk_enable, struct task_struct *p)
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);
+	u32 llc;
 
 	if (!tctx)
 		return;
 	tctx->ours = 1;
-	tctx->llc = llc_of(scx_bpf_task_cpu(p));
+	llc = llc_of(scx_bpf_task_cpu(p));
+	/*
+	 * Back from another class: placed as a task that wakes from a sleep that long. It keeps
+	 * what it is ahead of its clock (started at the clock, a nice-19 hog that passed through
+	 * the real-time class would leave its debt behind), and banks at most sleep_credit_ns of
+	 * the time it was away.
+	 */
+	if (tctx->enabled_before) {
+		follow_llc(tctx, llc);
+		tctx->vruntime = brisk_wake_vruntime(tctx->vruntime, clock_of(tctx->llc),
+						     tun.sleep_credit_ns);
+		return;
+	}
+	tctx->enabled_before = 1;
+	tctx->llc = llc;
 	tctx->vruntime = clock_of(tctx->llc);
 	/* New tasks start on the border: neither short nor a hog until they show which. */
 	tctx->burst.avg_ns = tun.short_burst_ns;

@@ -21,7 +21,7 @@
  *   itself (the scheduler, from ops.stopping and ops.running: the same moments, with the
  *   task's context in hand, so no second program and task-storage lookups on every switch;
  *   a running task whose nice, affinity or cgroup changes passes through both callbacks
- *   without a switch and adds a "preempted" sample of a few microseconds);
+ *   without a switch, as not runnable: its stamps are cleared and no sample is added);
  * - PROBES_TRACK_BURSTS: 1 when the probes track bursts at each context switch (the standalone
  *   object), 0 when the policy does in ops.running/ops.stopping;
  * - probes_short_burst_ns, probes_burst_shift, probes_burst_cap_ns: the classification's

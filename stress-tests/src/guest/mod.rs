@@ -74,6 +74,10 @@ pub enum Cmd {
         /// Run as a SCHED_FIFO (real-time) task.
         #[arg(long)]
         fifo: bool,
+        /// Every N ms, pass through the real-time class: SCHED_FIFO, then back to SCHED_OTHER
+        /// at once (what a priority-inheritance boost does to a lock holder).
+        #[arg(long, conflicts_with = "fifo")]
+        bounce_rt_ms: Option<u64>,
     },
 }
 
@@ -113,7 +117,12 @@ pub fn main(cli: Cli) -> anyhow::Result<i32> {
             print!("{answer}");
             0
         }),
-        Cmd::Hog { nice, cpu, fifo } => workloads::hog(nice, cpu, fifo).map(|_| 0),
+        Cmd::Hog {
+            nice,
+            cpu,
+            fifo,
+            bounce_rt_ms,
+        } => workloads::hog(nice, cpu, fifo, bounce_rt_ms).map(|_| 0),
         Cmd::Workload(w) => workloads::cli::main(&w),
         Cmd::Bench(a) => bench::main(&a),
     }

@@ -24,19 +24,25 @@ pub fn now_ns(clock: libc::clockid_t) -> u64 {
 
 /// Makes the calling thread SCHED_FIFO priority 10: the kernel's RT class runs it, not sched_ext.
 pub fn set_fifo() -> Result<()> {
-    let param = libc::sched_param { sched_priority: 10 };
+    set_policy(libc::SCHED_FIFO, 10, "SCHED_FIFO")
+}
+
+/// Sets the calling thread's scheduling policy (a normal policy keeps the thread's nice value).
+fn set_policy(policy: i32, sched_priority: i32, name: &str) -> Result<()> {
+    let param = libc::sched_param { sched_priority };
     // SAFETY: 0 is the calling thread; param is a valid sched_param.
-    if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } != 0 {
+    if unsafe { libc::sched_setscheduler(0, policy, &param) } != 0 {
         bail!(
-            "sched_setscheduler(SCHED_FIFO): {}",
+            "sched_setscheduler({name}): {}",
             std::io::Error::last_os_error()
         );
     }
     Ok(())
 }
 
-/// Burns CPU forever, optionally reniced and pinned to one CPU.
-pub fn hog(nice: i32, cpu: Option<usize>, fifo: bool) -> Result<()> {
+/// Burns CPU forever, optionally reniced and pinned to one CPU, real-time (`fifo`) or passing
+/// through the real-time class every `bounce_rt_ms`.
+pub fn hog(nice: i32, cpu: Option<usize>, fifo: bool, bounce_rt_ms: Option<u64>) -> Result<()> {
     if fifo {
         // A real-time hog: it bypasses sched_ext and takes its CPU from every normal task
         // (the kernel's RT throttling leaves them a few percent).
@@ -57,14 +63,24 @@ pub fn hog(nice: i32, cpu: Option<usize>, fifo: bool) -> Result<()> {
             }
         }
     }
+    let bounce_ns = bounce_rt_ms.map(|ms| ms.max(1) * 1_000_000);
+    let mut next_bounce = bounce_ns.map(|ns| mono_ns() + ns);
     let mut x: u64 = 1;
     loop {
-        for _ in 0..1_000_000 {
+        for _ in 0..10_000 {
             x = x
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
         }
         std::hint::black_box(x);
+        if let (Some(at), Some(every)) = (next_bounce, bounce_ns) {
+            let now = mono_ns();
+            if now >= at {
+                set_fifo()?;
+                set_policy(libc::SCHED_OTHER, 0, "SCHED_OTHER")?;
+                next_bounce = Some(now + every);
+            }
+        }
     }
 }
 
