@@ -2006,12 +2006,15 @@ void BPF_STRUCT_OPS(brisk_enable, struct task_struct *p)
 	 * Back from another class: placed as a task that wakes from a sleep that long. It keeps
 	 * what it is ahead of its clock (started at the clock, a nice-19 hog that passed through
 	 * the real-time class would leave its debt behind), and banks at most sleep_credit_ns of
-	 * the time it was away.
+	 * the time it was away. Its return is no wakeup: not latency-critical, whatever its last
+	 * wakeup was.
 	 */
 	if (tctx->enabled_before) {
 		follow_llc(tctx, llc);
 		tctx->vruntime = brisk_wake_vruntime(tctx->vruntime, clock_of(tctx->llc),
 						     tun.sleep_credit_ns);
+		tctx->lat_crit = 0;
+		tctx->lat_fair = 0;
 		return;
 	}
 	tctx->enabled_before = 1;
