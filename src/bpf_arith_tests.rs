@@ -7,6 +7,7 @@ mod tests {
         fn brisk_host_time_delta(a: u64, b: u64) -> i64;
         fn brisk_host_scale_inverse(delta: u64, weight: u64) -> u64;
         fn brisk_host_wake_vruntime(v: u64, now: u64, credit: u64) -> u64;
+        fn brisk_host_new_vruntime(now: u64, slice: u64) -> u64;
         fn brisk_host_burst_avg(avg: u64, sample: u64, shift: u32, cap: u64) -> u64;
         fn brisk_host_burst_sequence(
             avg0: u64,
@@ -457,6 +458,22 @@ mod tests {
             assert_eq!(brisk_host_sleeps_soon(201 * US, 10 * US), 0);
             assert_eq!(brisk_host_sleeps_soon(30 * US, 201 * US), 0);
             assert_eq!(brisk_host_sleeps_soon(0, 0), 0);
+        }
+    }
+
+    #[test]
+    fn a_new_task_starts_level_with_the_running_task_not_ahead() {
+        unsafe {
+            // the running task started at the clock and is half its slice on, on average
+            assert_eq!(
+                brisk_host_new_vruntime(100 * MS, 5 * MS),
+                100 * MS + 2500 * US
+            );
+            // never behind the clock, nor a whole slice past it (a new task would wait a round)
+            for slice in [0, MS, 4 * MS, 20 * MS] {
+                let v = brisk_host_new_vruntime(100 * MS, slice);
+                assert!(v >= 100 * MS && v < 100 * MS + slice.max(1), "{slice}: {v}");
+            }
         }
     }
 

@@ -1996,6 +1996,7 @@ void BPF_STRUCT_OPS(brisk_cpu_acquire, s32 cpu, struct scx_cpu_acquire_args *arg
 void BPF_STRUCT_OPS(brisk_enable, struct task_struct *p)
 {
 	struct task_ctx *tctx = lookup_task_ctx(p);
+	struct llc_ctx *l;
 	u32 llc;
 
 	if (!tctx)
@@ -2019,7 +2020,8 @@ void BPF_STRUCT_OPS(brisk_enable, struct task_struct *p)
 	}
 	tctx->enabled_before = 1;
 	tctx->llc = llc;
-	tctx->vruntime = clock_of(tctx->llc);
+	l = llc_ctx_of(llc);
+	tctx->vruntime = brisk_new_vruntime(clock_of(llc), l ? l->slice_ns : tun.slice_ns);
 	/* New tasks start on the border: neither short nor a hog until they show which. */
 	tctx->burst.avg_ns = tun.short_burst_ns;
 	tctx->burst.seg_avg_ns = tun.short_burst_ns;

@@ -17,6 +17,10 @@ u64 brisk_host_wake_vruntime(u64 v, u64 now, u64 c)
 {
 	return brisk_wake_vruntime(v, now, c);
 }
+u64 brisk_host_new_vruntime(u64 now, u64 slice)
+{
+	return brisk_new_vruntime(now, slice);
+}
 u64 brisk_host_burst_avg(u64 a, u64 s, u32 sh, u64 cap)
 {
 	return brisk_burst_avg(a, s, sh, cap);

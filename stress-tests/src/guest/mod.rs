@@ -64,21 +64,8 @@ pub enum Cmd {
     /// Send one line to a UNIX socket and print the answer line (tests run it as another uid).
     #[command(hide = true)]
     SockSend { path: String, line: String },
-    /// A CPU hog that never sleeps.
-    Hog {
-        #[arg(long, default_value_t = 0)]
-        nice: i32,
-        /// Pin to this CPU.
-        #[arg(long)]
-        cpu: Option<usize>,
-        /// Run as a SCHED_FIFO (real-time) task.
-        #[arg(long)]
-        fifo: bool,
-        /// Every N ms, pass through the real-time class: SCHED_FIFO, then back to SCHED_OTHER
-        /// at once (what a priority-inheritance boost does to a lock holder).
-        #[arg(long, conflicts_with = "fifo")]
-        bounce_rt_ms: Option<u64>,
-    },
+    /// A CPU hog that never sleeps (or a chain of short-lived ones).
+    Hog(workloads::HogArgs),
 }
 
 pub fn main(cli: Cli) -> anyhow::Result<i32> {
@@ -117,12 +104,7 @@ pub fn main(cli: Cli) -> anyhow::Result<i32> {
             print!("{answer}");
             0
         }),
-        Cmd::Hog {
-            nice,
-            cpu,
-            fifo,
-            bounce_rt_ms,
-        } => workloads::hog(nice, cpu, fifo, bounce_rt_ms).map(|_| 0),
+        Cmd::Hog(a) => workloads::hog(&a).map(|_| 0),
         Cmd::Workload(w) => workloads::cli::main(&w),
         Cmd::Bench(a) => bench::main(&a),
     }

@@ -67,6 +67,25 @@ pub fn runtime_ns(pid: u32) -> Result<u64> {
         .context("malformed schedstat")
 }
 
+/// CPU time of a process's reaped children (cutime + cstime of /proc/PID/stat), in ns, to the
+/// clock tick.
+pub fn children_cpu_ns(pid: u32) -> Result<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // Fields after "(comm) ", from the state (field 3): cutime and cstime are fields 16 and 17.
+    let rest = text.rsplit_once(") ").context("malformed stat")?.1;
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(13)
+        .take(2)
+        .map(|v| v.parse().context("malformed stat"))
+        .collect::<Result<_>>()?;
+    ensure!(f.len() == 2, "malformed stat: {text}");
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Ok((f[0] + f[1]) * 1_000_000_000 / hz)
+}
+
 pub fn signal(child: &Child, sig: i32) {
     unsafe {
         libc::kill(child.id() as i32, sig);

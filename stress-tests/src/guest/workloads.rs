@@ -40,18 +40,40 @@ fn set_policy(policy: i32, sched_priority: i32, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Burns CPU forever, optionally reniced and pinned to one CPU, real-time (`fifo`) or passing
-/// through the real-time class every `bounce_rt_ms`.
-pub fn hog(nice: i32, cpu: Option<usize>, fifo: bool, bounce_rt_ms: Option<u64>) -> Result<()> {
-    if fifo {
+/// What `brisk-guest hog` burns CPU as.
+#[derive(clap::Args, Debug)]
+pub struct HogArgs {
+    #[arg(long, default_value_t = 0)]
+    pub nice: i32,
+    /// Pin to this CPU.
+    #[arg(long)]
+    pub cpu: Option<usize>,
+    /// Run as a SCHED_FIFO (real-time) task.
+    #[arg(long)]
+    pub fifo: bool,
+    /// Every N ms, pass through the real-time class: SCHED_FIFO, then back to SCHED_OTHER at
+    /// once (what a priority-inheritance boost does to a lock holder).
+    #[arg(long, conflicts_with = "fifo")]
+    pub bounce_rt_ms: Option<u64>,
+    /// Burn the CPU as a chain of child processes, one at a time, each running N ms of CPU
+    /// time and exiting (what a build's short compiler jobs do); the parent only forks and
+    /// waits.
+    #[arg(long, conflicts_with_all = ["fifo", "bounce_rt_ms"])]
+    pub fork_chain_ms: Option<u64>,
+}
+
+/// Burns CPU forever, as `args` say.
+pub fn hog(args: &HogArgs) -> Result<()> {
+    if args.fifo {
         // A real-time hog: it bypasses sched_ext and takes its CPU from every normal task
         // (the kernel's RT throttling leaves them a few percent).
         set_fifo()?;
     }
+    let nice = args.nice;
     if nice != 0 && unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } != 0 {
         bail!("setpriority({nice}): {}", std::io::Error::last_os_error());
     }
-    if let Some(cpu) = cpu {
+    if let Some(cpu) = args.cpu {
         unsafe {
             let mut set: libc::cpu_set_t = std::mem::zeroed();
             libc::CPU_SET(cpu, &mut set);
@@ -63,7 +85,12 @@ pub fn hog(nice: i32, cpu: Option<usize>, fifo: bool, bounce_rt_ms: Option<u64>)
             }
         }
     }
-    let bounce_ns = bounce_rt_ms.map(|ms| ms.max(1) * 1_000_000);
+    if let Some(ms) = args.fork_chain_ms {
+        loop {
+            fork_burn(ms * 1_000_000)?;
+        }
+    }
+    let bounce_ns = args.bounce_rt_ms.map(|ms| ms.max(1) * 1_000_000);
     let mut next_bounce = bounce_ns.map(|ns| mono_ns() + ns);
     let mut x: u64 = 1;
     loop {
@@ -267,6 +294,27 @@ pub fn burn_cpu(work_ns: u64) {
     let cpu0 = now_ns(libc::CLOCK_THREAD_CPUTIME_ID);
     while now_ns(libc::CLOCK_THREAD_CPUTIME_ID) - cpu0 < work_ns {
         std::hint::spin_loop();
+    }
+}
+
+/// Forks a child that burns `work_ns` of CPU time and exits, and waits for it.
+fn fork_burn(work_ns: u64) -> Result<()> {
+    // SAFETY: the hog is single-threaded; the child calls only clock_gettime and _exit.
+    match unsafe { libc::fork() } {
+        0 => {
+            burn_cpu(work_ns);
+            unsafe { libc::_exit(0) }
+        }
+        -1 => bail!("fork: {}", std::io::Error::last_os_error()),
+        pid => {
+            // SAFETY: waits for our own child.
+            while unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) } < 0 {
+                if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                    bail!("waitpid: {}", std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        }
     }
 }
 

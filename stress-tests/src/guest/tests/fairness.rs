@@ -9,14 +9,22 @@ use crate::guest::sys::{self, Brisk, Procs};
 /// 3. Two equal hogs per CPU (at least four) for 10 s get CPU shares within 10% of each other.
 ///
 /// Two per CPU so that they contend on a guest of any size: on 16 CPUs, four hogs would each
-/// have a CPU to itself and show only that nothing starves.
+/// have a CPU to itself and show only that nothing starves. Then a hog and a chain of short
+/// processes (one at a time, as a build's short jobs; 1 ms each, then 5 ms) pinned to one CPU
+/// split it within 20%: a new task does not start ahead of the tasks it joins.
 pub(super) fn fairness() -> Result<String> {
     let (mut b, _) = Brisk::start(&[])?;
     let hogs = Procs::hogs((2 * sys::nr_cpus()).max(4), &[])?;
     let run = measure_runtimes(&hogs, 10)?;
     drop(hogs);
+    let chain = [1, 5]
+        .into_iter()
+        .map(chain_split)
+        .collect::<Result<Vec<_>>>()
+        .map(|v| v.join("; "));
     ensure!(sys::brisk_attached(), "scx_brisk detached during the test");
     b.stop_cleanly()?;
+    let chain = chain?;
     let (min, max) = (*run.iter().min().unwrap(), *run.iter().max().unwrap());
     ensure!(min > 0, "a hog got no CPU: {run:?}");
     let spread = max as f64 / min as f64;
@@ -25,7 +33,42 @@ pub(super) fn fairness() -> Result<String> {
         spread <= 1.10,
         "max/min share {spread:.3} > 1.10; runtimes ms {ms:?}"
     );
-    Ok(format!("runtimes {ms:?} ms, max/min {spread:.3} (<= 1.10)"))
+    Ok(format!(
+        "runtimes {ms:?} ms, max/min {spread:.3} (<= 1.10); {chain}"
+    ))
+}
+
+/// A hog and a chain of `ms` ms processes on CPU 0 for 10 s: their CPU times' ratio, within 20%
+/// of 1.
+fn chain_split(ms: u64) -> Result<String> {
+    let hog = Procs::hogs(1, &["--cpu", "0"])?;
+    let chain = Procs::hogs(1, &["--cpu", "0", "--fork-chain-ms", &ms.to_string()])?;
+    let parent = chain.0[0].id();
+    let cpu = || -> Result<(u64, u64)> {
+        Ok((
+            hog.runtimes()?[0],
+            sys::runtime_ns(parent)? + sys::children_cpu_ns(parent)?,
+        ))
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let (h0, c0) = cpu()?;
+    std::thread::sleep(Duration::from_secs(10));
+    let (h1, c1) = cpu()?;
+    drop((hog, chain));
+    let (h, c) = (h1 - h0, c1 - c0);
+    ensure!(
+        c > 0,
+        "the chain got no CPU (the hog: {} ms)",
+        h / 1_000_000
+    );
+    let ratio = h as f64 / c as f64;
+    let figure = format!(
+        "a hog : a chain of {ms} ms processes on one CPU = {} ms : {} ms = {ratio:.2}",
+        h / 1_000_000,
+        c / 1_000_000
+    );
+    ensure!((ratio - 1.0).abs() <= 0.20, "{figure}, want 1.00 +-20%");
+    Ok(figure)
 }
 
 /// Runtime each process got over `secs`, after a 1 s warm-up.
