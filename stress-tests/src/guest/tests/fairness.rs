@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Result};
 
+use super::helpers::split_10s;
 use crate::guest::sys::{self, Brisk, Procs};
 
 /// 3. Two equal hogs per CPU (at least four) for 10 s get CPU shares within 10% of each other.
@@ -44,23 +45,14 @@ fn chain_split(ms: u64) -> Result<String> {
     let hog = Procs::hogs(1, &["--cpu", "0"])?;
     let chain = Procs::hogs(1, &["--cpu", "0", "--fork-chain-ms", &ms.to_string()])?;
     let parent = chain.0[0].id();
-    let cpu = || -> Result<(u64, u64)> {
+    let split = split_10s(["the hog", "the chain"], || {
         Ok((
             hog.runtimes()?[0],
             sys::runtime_ns(parent)? + sys::children_cpu_ns(parent)?,
         ))
-    };
-    std::thread::sleep(Duration::from_secs(1));
-    let (h0, c0) = cpu()?;
-    std::thread::sleep(Duration::from_secs(10));
-    let (h1, c1) = cpu()?;
+    });
     drop((hog, chain));
-    let (h, c) = (h1 - h0, c1 - c0);
-    ensure!(
-        c > 0,
-        "the chain got no CPU (the hog: {} ms)",
-        h / 1_000_000
-    );
+    let (h, c) = split?;
     let ratio = h as f64 / c as f64;
     let figure = format!(
         "a hog : a chain of {ms} ms processes on one CPU = {} ms : {} ms = {ratio:.2}",

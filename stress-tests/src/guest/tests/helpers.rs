@@ -17,6 +17,27 @@ pub(super) fn stats_lines(b: &Brisk) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The CPU time two competitors got over 10 s, after a 1 s warm-up: `cpu_ns` reads both
+/// (cumulative ns). Fails when the second got none, naming the first's.
+pub(super) fn split_10s(
+    what: [&str; 2],
+    cpu_ns: impl Fn() -> Result<(u64, u64)>,
+) -> Result<(u64, u64)> {
+    std::thread::sleep(Duration::from_secs(1));
+    let (a0, b0) = cpu_ns()?;
+    std::thread::sleep(Duration::from_secs(10));
+    let (a1, b1) = cpu_ns()?;
+    let (a, b) = (a1 - a0, b1 - b0);
+    ensure!(
+        b > 0,
+        "{} got no CPU ({}: {} ms)",
+        what[1],
+        what[0],
+        a / 1_000_000
+    );
+    Ok((a, b))
+}
+
 /// Runs `count` timer wakeups 2 ms apart in a thread of this process, as SCHED_FIFO if `fifo`.
 pub(super) fn timer_wakeups(count: usize, fifo: bool) -> Result<()> {
     std::thread::spawn(move || -> Result<()> {

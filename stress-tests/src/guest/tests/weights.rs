@@ -1,9 +1,8 @@
 //! Guest test `weights`.
 
-use std::time::Duration;
-
 use anyhow::{ensure, Context, Result};
 
+use super::helpers::split_10s;
 use crate::guest::sys::{self, Brisk, Procs};
 
 /// 4. A nice-0 and a nice-5 hog pinned to one CPU split it by the kernel's weights (1024:335).
@@ -29,17 +28,11 @@ pub(super) fn weights() -> Result<String> {
 fn pinned_split(nice5_args: &[&str]) -> Result<String> {
     let nice0 = Procs::hogs(1, &["--cpu", "0"])?;
     let nice5 = Procs::hogs(1, &[&["--cpu", "0", "--nice", "5"], nice5_args].concat())?;
-    std::thread::sleep(Duration::from_secs(1));
-    let (a0, b0) = (nice0.runtimes()?[0], nice5.runtimes()?[0]);
-    std::thread::sleep(Duration::from_secs(10));
-    let (a1, b1) = (nice0.runtimes()?[0], nice5.runtimes()?[0]);
+    let split = split_10s(["nice 0", "the nice-5 hog"], || {
+        Ok((nice0.runtimes()?[0], nice5.runtimes()?[0]))
+    });
     drop((nice0, nice5));
-    let (ra, rb) = (a1 - a0, b1 - b0);
-    ensure!(
-        rb > 0,
-        "the nice-5 hog got no CPU (nice 0: {} ms)",
-        ra / 1_000_000
-    );
+    let (ra, rb) = split?;
     let ratio = ra as f64 / rb as f64;
     let want = 1024.0 / 335.0;
     let err = (ratio / want - 1.0).abs();
