@@ -64,13 +64,15 @@ static inline u64 brisk_wake_vruntime(u64 vruntime, u64 vtime_now, u64 credit_ns
 }
 
 /*
- * vruntime of a new task. The clock is where the task last started from the queue was when it
- * started; it has run on since, up to a slice, and the tasks behind it are queued at or past
- * it. Started at the clock, a new task would begin ahead of them all by what they ran, and a
- * chain of short-lived processes (a build's jobs, one after another) would run in that gap
- * over and over, each one's run forgotten as it exits. Half the slice past the clock is where
- * the running task is on average: a new task starts level with the tasks it joins, neither
- * ahead (a fork would buy CPU) nor a whole slice behind (a new task would wait a round).
+ * vruntime of a new task. The clock is the vruntime the running task had when it started
+ * from the fair queue; it has run on since, up to a slice, and the tasks behind it are
+ * queued at or past the clock. Started at the clock, a new task would begin ahead of them
+ * all, and a chain of short-lived processes (a build's jobs, one after another) would run in
+ * that gap over and over, each one's run forgotten as it exits. Half the slice past the
+ * clock is where the running task stands on average: a new task starts about level with the
+ * tasks it joins, neither ahead (a fork would buy CPU) nor a whole slice behind (it would
+ * wait a round). A fixed guess: with very short children the split can tilt toward the
+ * tasks already there (docs/design.md, known limits).
  */
 static inline u64 brisk_new_vruntime(u64 vtime_now, u64 slice_ns)
 {
