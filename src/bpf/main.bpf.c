@@ -167,8 +167,11 @@ struct task_ctx {
 	 * is over its share (then it is placed as any sleeper) or once it ran past that.
 	 */
 	u32 lat_fair;
-	/* Run out of the fair order by the starvation guard: its start does not move the clock. */
-	u32 rescued;
+	/*
+	 * Its next start does not move its LLC's clock: it was run out of the fair order by the
+	 * starvation guard, or it is a new task placed past the clock (brisk_new_vruntime).
+	 */
+	u32 off_clock;
 	u32 llc;	 /* the LLC whose clock its vruntime follows */
 	u32 load_llc;	 /* the LLC whose runnable_load counts it, while runnable */
 	u32 load_weight; /* the weight counted there, 0 while not runnable */
@@ -1529,7 +1532,7 @@ static bool rescue_starving(u64 dsq_id, s32 cpu, u64 now)
 			continue;
 		if (scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL, 0)) {
 			/* On this CPU's rq now: no other CPU touches its context meanwhile. */
-			tctx->rescued = 1;
+			tctx->off_clock = 1;
 			COUNT(nr_starve_rescues);
 			return true;
 		}
@@ -1836,13 +1839,15 @@ void BPF_STRUCT_OPS(brisk_running, struct task_struct *p)
 	/*
 	 * Only a task started in its own LLC's fair order moves that LLC's clock: not one run out
 	 * of that order by the starvation guard (the task furthest ahead would drag the clock
-	 * there, and every task woken or moved after it would queue behind the whole LLC), nor
+	 * there, and every task woken or moved after it would queue behind the whole LLC), not a
+	 * new task's first start (placed half a slice past the clock, it would push the clock
+	 * that far and every task woken after it would queue behind the tasks it joined), nor
 	 * one that another LLC's CPU took (steal, balance). That one runs on this LLC's clock from
 	 * now on: left on its old clock, the deadline dispatch compares with this LLC's queues
 	 * would be on another scale, and it could keep its CPU slice after slice.
 	 */
-	native = tctx->llc == llc_of(cpu) && !tctx->rescued;
-	tctx->rescued = 0;
+	native = tctx->llc == llc_of(cpu) && !tctx->off_clock;
+	tctx->off_clock = 0;
 	follow_llc(tctx, llc_of(cpu));
 	/*
 	 * A running task whose nice, affinity, cgroup or class changes is taken off its CPU and
@@ -2022,6 +2027,7 @@ void BPF_STRUCT_OPS(brisk_enable, struct task_struct *p)
 	tctx->llc = llc;
 	l = llc_ctx_of(llc);
 	tctx->vruntime = brisk_new_vruntime(clock_of(llc), l ? l->slice_ns : tun.slice_ns);
+	tctx->off_clock = 1;
 	/* New tasks start on the border: neither short nor a hog until they show which. */
 	tctx->burst.avg_ns = tun.short_burst_ns;
 	tctx->burst.seg_avg_ns = tun.short_burst_ns;
