@@ -35,13 +35,18 @@ impl Stat {
 pub enum Better {
     Lower,
     Higher,
+    /// A part of a whole, neither good nor bad on its own (`cpus_*`: where the CPU went).
+    Neither,
 }
 
 impl Better {
     /// From the metric's name: rates and fairness indices are better higher, latencies, times
-    /// and missed periods lower.
+    /// and missed periods lower; of the CPU split (`cpus_*`) only the part no workload was
+    /// charged with (`cpus_other`: kernel, scheduler, interrupts) is better lower.
     pub fn of(metric: &str) -> Better {
-        if metric.ends_with("_per_s") || metric.contains("jain") {
+        if metric.starts_with("cpus_") && metric != "cpus_other" {
+            Better::Neither
+        } else if metric.ends_with("_per_s") || metric.contains("jain") {
             Better::Higher
         } else {
             Better::Lower
@@ -274,7 +279,7 @@ pub fn describe(scenario: &str) -> &'static str {
         "batch" => "2 equal CPU hogs per CPU: total work/s and Jain's fairness index.",
         "messaging" => "`hackbench -g 4 -l 100` (median time of the runs in a round), then pipe ping-pong between thread pairs. `hackbench_time_s` is hackbench's own time, from when every sender and receiver is ready to the end; `hackbench_wall_s` adds their start-up and exit; `hackbench_cpu_s_per_run` and `hackbench_own_switches_per_run` are what its processes used (their rusage); `hackbench_switches_per_run` counts the whole machine's switches.",
         "game" => "A game while a build runs: a 60 Hz frame loop (4 ms of work per frame) and an audio-like loop (5 ms period, 0.4 ms of work) beside a compile-like background (2 worker processes per CPU forking 20-200 ms CPU jobs and 3 short helpers after each). `frame_missed_pct`: frames that started after the next one was due (stutter); `audio_missed`: audio periods likewise (crackles); `build_job_ms_per_s`: the background's completed job CPU time per second while the loops run.",
-        "mixed" => "All at once: one hog per CPU, the periodic task, wakeup pairs at 50% load and a `hackbench -g 2 -l 50` loop. `hogs_work_per_s` counts only while the rest runs (not the half second the hogs start alone); `periodic_queue_wait_*` as in desktop, `hackbench_*` as in messaging; `idle_pct`: the CPUs' idle share (work left waiting, since the hogs keep every CPU busy).",
+        "mixed" => "All at once: one hog per CPU, the periodic task, wakeup pairs at 50% load and a `hackbench -g 2 -l 50` loop. `hogs_work_per_s` counts only while the rest runs (not the half second the hogs start alone); `periodic_queue_wait_*` as in desktop, `hackbench_*` as in messaging; `idle_pct`: the CPUs' idle share (work left waiting, since the hogs keep every CPU busy). `cpus_*` splits the CPUs' time among the workloads, in CPUs (the CPU time each was charged, user and system, over the run): `cpus_requests` is the wakeup pairs (1 ms of work per request served), `cpus_hackbench` the hackbench runs over their wall time, and `cpus_other` the busy time no workload was charged with (kernel threads, interrupts, the scheduler's own user-space part). What one scheduler gives the request workers has to come out of the others.",
         _ => "",
     }
 }
@@ -383,6 +388,7 @@ fn leaders(rep: &Report) -> Vec<Leader> {
         let better_than = |a: f64, b: f64| match row.better {
             Better::Lower => a < b,
             Better::Higher => a > b,
+            Better::Neither => false,
         };
         let mut best: Option<(usize, f64)> = None;
         for (i, st) in row.stats.iter().enumerate() {
@@ -669,6 +675,7 @@ pub fn table_lines(rep: &Report, t: &Table) -> Vec<String> {
             match row.better {
                 Better::Lower => "lower".into(),
                 Better::Higher => "higher".into(),
+                Better::Neither => "-".into(),
             },
         ];
         cells.extend(row.stats.iter().map(fmt_stat));
@@ -735,6 +742,7 @@ pub fn markdown(r: &BenchResults, rep: &Report) -> String {
                 match l.better {
                     Better::Lower => "lower",
                     Better::Higher => "higher",
+                    Better::Neither => "-",
                 },
                 l.best,
                 fmt_num(l.best_median),
@@ -1014,5 +1022,7 @@ mod tests {
         assert_eq!(Better::of("jain_index"), Better::Higher);
         assert_eq!(Better::of("hackbench_time_s"), Better::Lower);
         assert_eq!(Better::of("periodic_missed"), Better::Lower);
+        assert_eq!(Better::of("cpus_hogs"), Better::Neither);
+        assert_eq!(Better::of("cpus_other"), Better::Lower);
     }
 }

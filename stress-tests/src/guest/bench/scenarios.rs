@@ -278,6 +278,28 @@ fn mixed(p: &Plan, cpus: usize) -> Result<Outcome> {
     // The hogs keep every CPU busy, so idle time is work the scheduler left waiting.
     if let Some(pct) = idle_pct(&cpu_before, &cpu_after) {
         o.metric("idle_pct", pct);
+        // Where the CPUs' time went: what the request workers gain comes out of the rest.
+        let hogs_cpus = hogs.hogs.iter().map(|h| h.cpu_ms).sum::<f64>() / 1e3 / hogs.duration_s;
+        let wall: f64 = runs.wall_s.iter().sum();
+        let hackbench_cpus = if wall > 0.0 {
+            runs.cpu_s.iter().sum::<f64>() / wall
+        } else {
+            0.0
+        };
+        let split = [
+            ("cpus_hogs", hogs_cpus),
+            ("cpus_requests", wakeup.cpu_s / wakeup.duration_s),
+            ("cpus_periodic", periodic.cpu_s / periodic.duration_s),
+            ("cpus_hackbench", hackbench_cpus),
+        ];
+        let busy = cpus as f64 * (1.0 - pct / 100.0);
+        for (name, value) in split {
+            o.metric(name, value);
+        }
+        o.metric(
+            "cpus_other",
+            busy - split.iter().map(|(_, v)| v).sum::<f64>(),
+        );
     }
     o.keep("periodic", &periodic);
     o.keep("wakeup", &wakeup);

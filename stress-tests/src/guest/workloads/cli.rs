@@ -64,6 +64,9 @@ pub struct PeriodicReport {
     pub work_wall: Latency,
     #[serde(default)]
     pub work_wait: Latency,
+    /// CPU time the process used, in seconds (the task's work, its wakeups' system time).
+    #[serde(default)]
+    pub cpu_s: f64,
 }
 
 pub fn periodic(o: &PeriodicOpts) -> Result<PeriodicReport> {
@@ -85,6 +88,7 @@ pub fn periodic(o: &PeriodicOpts) -> Result<PeriodicReport> {
         queue_wait: Latency::from_ns(&mut p.queue_wait_ns),
         work_wall: Latency::from_ns(&mut p.work_wall_ns),
         work_wait: Latency::from_ns(&mut p.work_wait_ns),
+        cpu_s: super::process_cpu_s(),
     })
 }
 

@@ -16,7 +16,7 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 
 use super::cli::duration;
-use super::{burn_cpu, mono_ns, sleep_until, RunDelay};
+use super::{burn_cpu, mono_ns, process_cpu_s, sleep_until, RunDelay};
 
 #[derive(Debug, Clone, Args)]
 pub struct Opts {
@@ -51,6 +51,9 @@ pub struct WakeupReport {
     pub interval_us: f64,
     /// Requests completed.
     pub requests: u64,
+    /// CPU time the pairs used, in seconds: the workers' work and both sides' system time.
+    #[serde(default)]
+    pub cpu_s: f64,
     pub requests_per_s: f64,
     /// Requests due but never sent: the pairs could not keep up. Their lateness up to the
     /// end is in `request`.
@@ -223,6 +226,7 @@ pub fn run(o: &Opts) -> Result<WakeupReport> {
         load_pct: pairs as f64 * o.work_us as f64 * 1e3 / interval as f64 / nr_cpus as f64 * 100.0,
         interval_us: interval as f64 / 1e3,
         requests: count,
+        cpu_s: process_cpu_s(),
         unsent,
         requests_per_s: count as f64 / elapsed_s,
         wakeup: Latency::from_ns(&mut wakeups),
