@@ -336,13 +336,12 @@ pub fn sleep_until(deadline_ns: u64) {
     {}
 }
 
-/// CLOCK_MONOTONIC in ns.
 /// CPU time (user and system) this process has used so far, all its threads, in seconds.
 pub fn process_cpu_s() -> f64 {
-    let ts = now_ns(libc::CLOCK_PROCESS_CPUTIME_ID);
-    ts as f64 / 1e9
+    now_ns(libc::CLOCK_PROCESS_CPUTIME_ID) as f64 / 1e9
 }
 
+/// CLOCK_MONOTONIC in ns.
 pub fn mono_ns() -> u64 {
     now_ns(libc::CLOCK_MONOTONIC)
 }

@@ -40,6 +40,15 @@ pub enum Better {
 }
 
 impl Better {
+    /// How the report's tables name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Better::Lower => "lower",
+            Better::Higher => "higher",
+            Better::Neither => "-",
+        }
+    }
+
     /// From the metric's name: rates and fairness indices are better higher, latencies, times
     /// and missed periods lower; of the CPU split (`cpus_*`) only the part no workload was
     /// charged with (`cpus_other`: kernel, scheduler, interrupts) is better lower.
@@ -670,14 +679,7 @@ pub fn table_lines(rep: &Report, t: &Table) -> Vec<String> {
         format!("|{}", "---|".repeat(head.len())),
     ];
     for row in &t.rows {
-        let mut cells = vec![
-            row.metric.clone(),
-            match row.better {
-                Better::Lower => "lower".into(),
-                Better::Higher => "higher".into(),
-                Better::Neither => "-".into(),
-            },
-        ];
+        let mut cells = vec![row.metric.clone(), row.better.label().into()];
         cells.extend(row.stats.iter().map(fmt_stat));
         cells.extend(row.ratios.iter().skip(1).map(|r| match r {
             Some(r) => format!("{r:.2}x"),
@@ -739,11 +741,7 @@ pub fn markdown(r: &BenchResults, rep: &Report) -> String {
                 "| {} | {} ({} better) | {} ({}) | {} | {} |\n",
                 l.scenario,
                 l.metric,
-                match l.better {
-                    Better::Lower => "lower",
-                    Better::Higher => "higher",
-                    Better::Neither => "-",
-                },
+                l.better.label(),
                 l.best,
                 fmt_num(l.best_median),
                 l.brisk_median.map_or("-".into(), fmt_num),
