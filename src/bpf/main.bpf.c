@@ -1840,7 +1840,7 @@ void BPF_STRUCT_OPS(brisk_running, struct task_struct *p)
 	 * Only a task started in its own LLC's fair order moves that LLC's clock: not one run out
 	 * of that order by the starvation guard (the task furthest ahead would drag the clock
 	 * there, and every task woken or moved after it would queue behind the whole LLC), not a
-	 * new task's first start (placed half a slice past the clock, it would push the clock
+	 * new task's first start (placed a third of a slice past the clock, it would push the clock
 	 * that far and every task woken after it would queue behind the tasks it joined), nor
 	 * one that another LLC's CPU took (steal, balance). That one runs on this LLC's clock from
 	 * now on: left on its old clock, the deadline dispatch compares with this LLC's queues

@@ -68,15 +68,16 @@ static inline u64 brisk_wake_vruntime(u64 vruntime, u64 vtime_now, u64 credit_ns
  * from the fair queue; it has run on since, up to a slice, and the tasks behind it are
  * queued at or past the clock. Started at the clock, a new task would begin ahead of them
  * all, and a chain of short-lived processes (a build's jobs, one after another) would run in
- * that gap over and over, each one's run forgotten as it exits. Half the slice past the
- * clock is where the running task stands on average: a new task starts about level with the
- * tasks it joins, neither ahead (a fork would buy CPU) nor a whole slice behind (it would
- * wait a round). A fixed guess: with very short children the split can tilt toward the
- * tasks already there (docs/design.md, known limits).
+ * that gap over and over, each one's run forgotten as it exits; a whole slice past it, it
+ * would wait a round. The offset trades the two: more gives the tasks already there more of
+ * the CPU against such a chain, less gives the chain more. A third of the slice is where a
+ * hog and a chain of short processes split a CPU evenly (the fairness test's case); a fixed,
+ * measured guess (docs/design.md, known limits). The weighted average of the queue's
+ * vruntimes, as EEVDF keeps, would not need one.
  */
 static inline u64 brisk_new_vruntime(u64 vtime_now, u64 slice_ns)
 {
-	return vtime_now + slice_ns / 2;
+	return vtime_now + slice_ns / 3;
 }
 
 /*
