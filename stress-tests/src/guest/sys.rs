@@ -67,23 +67,25 @@ pub fn runtime_ns(pid: u32) -> Result<u64> {
         .context("malformed schedstat")
 }
 
-/// CPU time of a process's reaped children (cutime + cstime of /proc/PID/stat), in ns, to the
-/// clock tick.
-pub fn children_cpu_ns(pid: u32) -> Result<u64> {
+/// Field `n` of /proc/PID/stat, counted from 1 as proc(5) does (3, the state, is the first
+/// after the command, which may hold spaces and parentheses).
+pub fn proc_stat_field(pid: u32, n: usize) -> Result<u64> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat"))
         .with_context(|| format!("reading /proc/{pid}/stat"))?;
-    // Fields after "(comm) ", from the state (field 3): cutime and cstime are fields 16 and 17.
     let rest = text.rsplit_once(") ").context("malformed stat")?.1;
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .skip(13)
-        .take(2)
-        .map(|v| v.parse().context("malformed stat"))
-        .collect::<Result<_>>()?;
-    ensure!(f.len() == 2, "malformed stat: {text}");
+    rest.split_whitespace()
+        .nth(n.checked_sub(3).context("fields 1 and 2 are not numbers")?)
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("no field {n} in /proc/{pid}/stat: {text}"))
+}
+
+/// CPU time of a process's reaped children (cutime + cstime, fields 16 and 17 of
+/// /proc/PID/stat), in ns, to the clock tick.
+pub fn children_cpu_ns(pid: u32) -> Result<u64> {
+    let ticks = proc_stat_field(pid, 16)? + proc_stat_field(pid, 17)?;
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Ok((f[0] + f[1]) * 1_000_000_000 / hz)
+    Ok(ticks * 1_000_000_000 / hz)
 }
 
 pub fn signal(child: &Child, sig: i32) {
@@ -490,6 +492,19 @@ pub fn cpu_times() -> Vec<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stat_fields_are_counted_as_proc5_counts_them() {
+        let me = std::process::id();
+        // field 4 is the parent's pid, 1 and 2 (pid, command) are no numbers to read
+        let ppid = unsafe { libc::getppid() } as u64;
+        assert_eq!(proc_stat_field(me, 4).unwrap(), ppid);
+        assert!(proc_stat_field(me, 2).is_err());
+        assert!(proc_stat_field(me, 100).is_err());
+        // field 39 is a CPU, 16-17 (children's times) are counted in clock ticks
+        assert!(proc_stat_field(me, 39).unwrap() < 4096);
+        assert!(children_cpu_ns(me).is_ok());
+    }
 
     #[test]
     fn the_asked_topology_is_read_from_the_command_line() {

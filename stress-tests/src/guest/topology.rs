@@ -46,10 +46,7 @@ fn smt_shape() -> Result<Shape> {
 
 /// The CPU `pid` last ran on (field 39 of /proc/PID/stat).
 fn last_cpu(pid: u32) -> Option<usize> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command (which may hold spaces) start after the last ')'.
-    let rest = stat.rsplit_once(')')?.1;
-    rest.split_whitespace().nth(36)?.parse().ok()
+    sys::proc_stat_field(pid, 39).ok().map(|c| c as usize)
 }
 
 /// Hogs pinned one per CPU of `cpus`.
