@@ -136,14 +136,32 @@ pub fn missed_periods(next_ns: u64, done_ns: u64, period_ns: u64) -> (Vec<u64>, 
     (missed, next)
 }
 
-/// The second field of a `/proc/<pid>/schedstat` line ("<run time> <run delay> <timeslices>",
-/// ns, ns, count): the time the task has spent runnable, waiting for a CPU. None if the line
-/// does not have that shape.
-pub fn schedstat_run_delay(line: &str) -> Option<u64> {
-    let fields: Vec<&str> = line.split_whitespace().collect();
-    match fields[..] {
-        [_, delay, _] => delay.parse().ok(),
-        _ => None,
+/// A `/proc/<pid>/schedstat` line: "<run time> <run delay> <timeslices>".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchedStat {
+    /// CPU time it ran, in ns.
+    pub run_ns: u64,
+    /// Time it spent runnable, waiting for a CPU, in ns.
+    pub delay_ns: u64,
+    /// How many times it was switched in (its stints on a CPU).
+    pub timeslices: u64,
+}
+
+impl SchedStat {
+    /// None if the line does not have that shape.
+    pub fn parse(line: &str) -> Option<SchedStat> {
+        let fields: Vec<u64> = line
+            .split_whitespace()
+            .map(|f| f.parse().ok())
+            .collect::<Option<_>>()?;
+        match fields[..] {
+            [run_ns, delay_ns, timeslices] => Some(SchedStat {
+                run_ns,
+                delay_ns,
+                timeslices,
+            }),
+            _ => None,
+        }
     }
 }
 
@@ -152,15 +170,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn schedstat_second_field() {
+    fn schedstat_fields_in_order() {
         assert_eq!(
-            schedstat_run_delay("1234567 89012 34\n"),
-            Some(89012),
-            "the run delay is the second of three fields"
+            SchedStat::parse("1234567 89012 34\n"),
+            Some(SchedStat {
+                run_ns: 1234567,
+                delay_ns: 89012,
+                timeslices: 34
+            }),
+            "run time, run delay, timeslices"
         );
-        assert_eq!(schedstat_run_delay("1 2"), None);
-        assert_eq!(schedstat_run_delay("1 x 3"), None);
-        assert_eq!(schedstat_run_delay(""), None);
+        assert_eq!(SchedStat::parse("1 2"), None);
+        assert_eq!(SchedStat::parse("1 x 3"), None);
+        assert_eq!(SchedStat::parse("1 2 3 4"), None);
+        assert_eq!(SchedStat::parse(""), None);
     }
 
     #[test]

@@ -142,7 +142,7 @@ impl RunDelay {
         use std::os::unix::fs::FileExt;
         let mut buf = [0u8; 128];
         let n = self.0.as_ref()?.read_at(&mut buf, 0).ok()?;
-        stats::schedstat_run_delay(std::str::from_utf8(&buf[..n]).ok()?)
+        stats::SchedStat::parse(std::str::from_utf8(&buf[..n]).ok()?).map(|s| s.delay_ns)
     }
 }
 

@@ -49,13 +49,18 @@ impl Better {
         }
     }
 
-    /// From the metric's name: rates and fairness indices are better higher, latencies, times
-    /// and missed periods lower; of the CPU split (`cpus_*`) only the part no workload was
-    /// charged with (`cpus_other`: kernel, scheduler, interrupts) is better lower.
+    /// From the metric's name: rates (per second, per CPU-second) and fairness indices are
+    /// better higher, latencies, times and missed periods lower; of the CPU split (`cpus_*`)
+    /// only the part no workload was charged with (`cpus_other`: kernel, scheduler,
+    /// interrupts) is better lower, and a stint's length (`*_stint_us`) explains, it is no goal.
     pub fn of(metric: &str) -> Better {
-        if metric.starts_with("cpus_") && metric != "cpus_other" {
+        if (metric.starts_with("cpus_") && metric != "cpus_other") || metric.ends_with("_stint_us")
+        {
             Better::Neither
-        } else if metric.ends_with("_per_s") || metric.contains("jain") {
+        } else if metric.ends_with("_per_s")
+            || metric.ends_with("_per_cpu_s")
+            || metric.contains("jain")
+        {
             Better::Higher
         } else {
             Better::Lower
@@ -288,7 +293,7 @@ pub fn describe(scenario: &str) -> &'static str {
         "batch" => "2 equal CPU hogs per CPU: total work/s and Jain's fairness index.",
         "messaging" => "`hackbench -g 4 -l 100` (median time of the runs in a round), then pipe ping-pong between thread pairs. `hackbench_time_s` is hackbench's own time, from when every sender and receiver is ready to the end; `hackbench_wall_s` adds their start-up and exit; `hackbench_cpu_s_per_run` and `hackbench_own_switches_per_run` are what its processes used (their rusage); `hackbench_switches_per_run` counts the whole machine's switches.",
         "game" => "A game while a build runs: a 60 Hz frame loop (4 ms of work per frame) and an audio-like loop (5 ms period, 0.4 ms of work) beside a compile-like background (2 worker processes per CPU forking 20-200 ms CPU jobs and 3 short helpers after each). `frame_missed_pct`: frames that started after the next one was due (stutter); `audio_missed`: audio periods likewise (crackles); `build_job_ms_per_s`: the background's completed job CPU time per second while the loops run.",
-        "mixed" => "All at once: one hog per CPU, the periodic task, wakeup pairs at 50% load and a `hackbench -g 2 -l 50` loop. `hogs_work_per_s` counts only while the rest runs (not the half second the hogs start alone); `periodic_queue_wait_*` as in desktop, `hackbench_*` as in messaging; `idle_pct`: the CPUs' idle share (work left waiting, since the hogs keep every CPU busy). `cpus_*` splits the CPUs' time among the workloads, in CPUs (the CPU time each was charged, user and system, over the run): `cpus_requests` is the wakeup pairs (1 ms of work per request served), `cpus_hackbench` the hackbench runs over their wall time, and `cpus_other` the busy time no workload was charged with (kernel threads, interrupts, the scheduler's own user-space part). What one scheduler gives the request workers has to come out of the others.",
+        "mixed" => "All at once: one hog per CPU, the periodic task, wakeup pairs at 50% load and a `hackbench -g 2 -l 50` loop. `hogs_work_per_s` counts only while the rest runs (not the half second the hogs start alone); `periodic_queue_wait_*` as in desktop, `hackbench_*` as in messaging; `idle_pct`: the CPUs' idle share (work left waiting, since the hogs keep every CPU busy). `cpus_*` splits the CPUs' time among the workloads, in CPUs (the CPU time each was charged, user and system, over the run): `cpus_requests` is the wakeup pairs (1 ms of work per request served), `cpus_hackbench` the hackbench runs over their wall time, and `cpus_other` the busy time no workload was charged with (kernel threads, interrupts, the scheduler's own user-space part). What one scheduler gives the request workers has to come out of the others. `hogs_work_per_cpu_s` is the hogs' work per second of CPU time they were charged (what a switch, an interrupt or a callback in their context costs them), `hogs_stint_us` their CPU time per switch-in.",
         _ => "",
     }
 }
@@ -1022,5 +1027,7 @@ mod tests {
         assert_eq!(Better::of("periodic_missed"), Better::Lower);
         assert_eq!(Better::of("cpus_hogs"), Better::Neither);
         assert_eq!(Better::of("cpus_other"), Better::Lower);
+        assert_eq!(Better::of("hogs_work_per_cpu_s"), Better::Higher);
+        assert_eq!(Better::of("hogs_stint_us"), Better::Neither);
     }
 }

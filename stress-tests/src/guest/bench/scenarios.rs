@@ -274,6 +274,11 @@ fn mixed(p: &Plan, cpus: usize) -> Result<Outcome> {
     o.latency("wakeup", &wakeup.wakeup, "wakeup latency", false);
     o.metric("requests_per_s", wakeup.requests_per_s);
     o.metric("hogs_work_per_s", hogs.work_per_s);
+    // What the switches in their context cost the hogs, and how many there were.
+    o.metric("hogs_work_per_cpu_s", hogs.work_per_cpu_s);
+    if hogs.stint_us > 0.0 {
+        o.metric("hogs_stint_us", hogs.stint_us);
+    }
     runs.record(&mut o, &HACKBENCH_MIXED_ARGS)?;
     // The hogs keep every CPU busy, so idle time is work the scheduler left waiting.
     if let Some(pct) = idle_pct(&cpu_before, &cpu_after) {

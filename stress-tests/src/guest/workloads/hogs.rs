@@ -1,7 +1,7 @@
 //! `workload hogs`: N CPU-bound threads, each counting the work units it completes.
 
 use std::os::unix::thread::JoinHandleExt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -40,6 +40,10 @@ pub struct Hog {
     pub nice: i32,
     pub work_units: u64,
     pub cpu_ms: f64,
+    /// How many times it was switched in (its stints on a CPU; schedstat's timeslices), 0
+    /// where the kernel does not count them.
+    #[serde(default)]
+    pub stints: u64,
 }
 
 /// `workload hogs` output.
@@ -52,6 +56,12 @@ pub struct HogsReport {
     pub hogs: Vec<Hog>,
     pub total_work_units: u64,
     pub work_per_s: f64,
+    /// Work units per second of the CPU time the hogs were charged (0 with none).
+    #[serde(default)]
+    pub work_per_cpu_s: f64,
+    /// Their CPU time per switch-in, in us (0 where the kernel counts no stints).
+    #[serde(default)]
+    pub stint_us: f64,
     /// Jain's index over the hogs' work units (1 = all equal).
     pub jain_index: f64,
     /// Jain's index over work units divided by nice weights; only with mixed nice levels.
@@ -83,21 +93,29 @@ pub fn run(o: &Opts) -> Result<HogsReport> {
     let levels = nice_levels(o.count, &o.nice, crate::guest::sys::nr_cpus())?;
     let stop = Arc::new(AtomicBool::new(false));
     let counters: Vec<Arc<AtomicU64>> = levels.iter().map(|_| Arc::default()).collect();
+    let tids: Vec<Arc<AtomicI32>> = levels.iter().map(|_| Arc::default()).collect();
     let start = std::time::Instant::now();
     let mut threads = Vec::new();
-    for (&nice, counter) in levels.iter().zip(&counters) {
-        let (stop, counter) = (stop.clone(), counter.clone());
-        threads.push(std::thread::spawn(move || hog(nice, &stop, &counter)));
+    for ((&nice, counter), tid) in levels.iter().zip(&counters).zip(&tids) {
+        let (stop, counter, tid) = (stop.clone(), counter.clone(), tid.clone());
+        threads.push(std::thread::spawn(move || hog(nice, &stop, &counter, &tid)));
     }
     let clocks = threads
         .iter()
         .map(|t| cpu_clock(t.as_pthread_t()))
         .collect::<Result<Vec<_>>>()?;
-    let snapshot = || -> Vec<(u64, u64)> {
+    let snapshot = || -> Vec<(u64, u64, u64)> {
         counters
             .iter()
             .zip(&clocks)
-            .map(|(c, &clock)| (c.load(Ordering::Relaxed), super::now_ns(clock)))
+            .zip(&tids)
+            .map(|((c, &clock), tid)| {
+                (
+                    c.load(Ordering::Relaxed),
+                    super::now_ns(clock),
+                    timeslices(tid.load(Ordering::Relaxed)),
+                )
+            })
             .collect()
     };
     std::thread::sleep(from);
@@ -118,9 +136,22 @@ pub fn run(o: &Opts) -> Result<HogsReport> {
             nice,
             work_units: b.0 - a.0,
             cpu_ms: b.1.saturating_sub(a.1) as f64 / 1e6,
+            stints: b.2.saturating_sub(a.2),
         })
         .collect();
     Ok(report(len.as_secs_f64(), hogs))
+}
+
+/// How many times thread `tid` of this process was switched in (0 before it has published its
+/// id, or where the kernel keeps no schedstat).
+fn timeslices(tid: i32) -> u64 {
+    if tid == 0 {
+        return 0;
+    }
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat"))
+        .ok()
+        .and_then(|l| stats::SchedStat::parse(&l))
+        .map_or(0, |s| s.timeslices)
 }
 
 /// The CPU-time clock of a running thread.
@@ -145,11 +176,23 @@ pub fn report(duration_s: f64, hogs: Vec<Hog>) -> HogsReport {
     let nice: Vec<i32> = hogs.iter().map(|h| h.nice).collect();
     let total: u64 = hogs.iter().map(|h| h.work_units).sum();
     let mixed = nice.iter().any(|&n| n != nice[0]);
+    let cpu_ms: f64 = hogs.iter().map(|h| h.cpu_ms).sum();
+    let stints: u64 = hogs.iter().map(|h| h.stints).sum();
     HogsReport {
         workload: "hogs".into(),
         duration_s,
         total_work_units: total,
         work_per_s: total as f64 / duration_s,
+        work_per_cpu_s: if cpu_ms > 0.0 {
+            total as f64 / cpu_ms * 1e3
+        } else {
+            0.0
+        },
+        stint_us: if stints > 0 {
+            cpu_ms * 1e3 / stints as f64
+        } else {
+            0.0
+        },
         jain_index: stats::jain(&work).unwrap_or(0.0),
         weighted_jain_index: if mixed {
             stats::weighted_jain(&work, &nice)
@@ -160,8 +203,11 @@ pub fn report(duration_s: f64, hogs: Vec<Hog>) -> HogsReport {
     }
 }
 
-/// One hog: renices its own thread, then counts work units into `counter` until `stop`.
-fn hog(nice: i32, stop: &AtomicBool, counter: &AtomicU64) -> Result<()> {
+/// One hog: publishes its thread id in `tid`, renices its own thread, then counts work units
+/// into `counter` until `stop`.
+fn hog(nice: i32, stop: &AtomicBool, counter: &AtomicU64, tid: &AtomicI32) -> Result<()> {
+    // SAFETY: gettid has no preconditions.
+    tid.store(unsafe { libc::gettid() }, Ordering::Relaxed);
     if nice != 0 {
         // SAFETY: gettid and setpriority on our own thread id have no memory preconditions.
         let rc = unsafe {
@@ -209,12 +255,24 @@ mod tests {
             nice,
             work_units,
             cpu_ms: 0.0,
+            stints: 0,
         };
         let r = report(2.0, vec![hog(0, 100), hog(0, 100)]);
         assert_eq!(
             (r.total_work_units, r.work_per_s, r.jain_index),
             (200, 100.0, 1.0)
         );
+        // no CPU time or stints counted: no rate per CPU-second, no stint length
+        assert_eq!((r.work_per_cpu_s, r.stint_us), (0.0, 0.0));
+        let h = |cpu_ms, stints| Hog {
+            nice: 0,
+            work_units: 300,
+            cpu_ms,
+            stints,
+        };
+        // 600 units in 1.5 CPU-s; 1500 ms over 300 switch-ins
+        let r = report(2.0, vec![h(1000.0, 100), h(500.0, 200)]);
+        assert_eq!((r.work_per_cpu_s, r.stint_us), (400.0, 5000.0));
         assert_eq!(r.weighted_jain_index, None);
         let r = report(1.0, vec![hog(0, 1024), hog(5, 335)]);
         assert!(r.jain_index < 0.8);
