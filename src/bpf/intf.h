@@ -173,6 +173,7 @@ struct brisk_tunables {
 	u64 lat_duty_max_pct;
 	u64 lat_share_max_pct;
 	u64 wakeup_preempt;
+	u64 lat_wait_for_short;
 	u64 lat_lane_task_wakeups;
 	u64 lat_fair_lead_ns;
 	u64 locality_margin_ns;
