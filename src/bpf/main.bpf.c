@@ -1090,48 +1090,25 @@ static u64 victim_rank(const struct cpu_ctx *cctx)
 }
 
 /*
- * Whether a CPU of @llc that @p may run on runs a short task outside the lane: it sleeps
- * soon, and that CPU's next dispatch serves the lane first (lat_wait_for_short).
- */
-static bool short_runs_in_llc(const struct task_struct *p, u32 llc)
-{
-	bool anywhere = runs_anywhere(p);
-	struct cpu_ctx *cctx;
-	u32 k;
-	s32 cpu;
-
-	bpf_for (k, 0, nr_cpus_of(llc)) {
-		if ((cpu = llc_cpu(llc, k)) < 0)
-			break;
-		if (!anywhere && !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
-			continue;
-		cctx = lookup_cpu_ctx(cpu);
-		if (cctx && cctx->running_dl && cctx->running_short && !cctx->running_lat)
-			return true;
-	}
-	return false;
-}
-
-/*
  * A waking task found no idle CPU: pick a CPU of its LLC whose current task it should preempt
  * (is_victim). The CPU handling the wakeup comes first, since preempting it needs no IPI (and
  * is usually the waker's previous CPU); otherwise the best-ranked victim. Returns -1 for none,
  * and with lat_wait_for_short for a latency-critical waker while a CPU of the LLC runs a
- * short task: that CPU frees up within a burst and serves the lane first, and a hog's stint
- * broken for a wakeup costs it the switch in its own context (docs/bench/findings.md).
+ * short task outside the lane: that CPU frees up within a burst and serves the lane first,
+ * and a hog's stint broken for a wakeup costs it the switch in its own context
+ * (docs/bench/findings.md).
  */
 static s32 pick_victim(const struct task_struct *p, u64 dl, u32 llc, bool lat)
 {
 	s32 this_cpu = bpf_get_smp_processor_id(), victim = -1, cpu;
+	bool wait = lat && tun.lat_wait_for_short;
 	struct cpu_ctx *cctx;
 	u64 best = 0, rank;
 
 	bool anywhere = runs_anywhere(p);
 
-	if (lat && tun.lat_wait_for_short && short_runs_in_llc(p, llc))
-		return -1;
 	cctx = lookup_cpu_ctx(this_cpu);
-	if (llc_of(this_cpu) == llc && is_victim(cctx, dl, lat) &&
+	if (!wait && llc_of(this_cpu) == llc && is_victim(cctx, dl, lat) &&
 	    (anywhere || bpf_cpumask_test_cpu(this_cpu, p->cpus_ptr))) {
 		victim = this_cpu;
 	} else {
@@ -1144,9 +1121,13 @@ static s32 pick_victim(const struct task_struct *p, u64 dl, u32 llc, bool lat)
 			if (!anywhere && !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
 				continue;
 			cctx = lookup_cpu_ctx(cpu);
+			if (wait && cctx && cctx->running_dl && cctx->running_short &&
+			    !cctx->running_lat)
+				return -1;
 			if (!is_victim(cctx, dl, lat))
 				continue;
-			rank = victim_rank(cctx);
+			/* The CPU handling the wakeup first, as above. */
+			rank = cpu == this_cpu ? ~0ULL : victim_rank(cctx);
 			if (rank >= best) {
 				victim = cpu;
 				best = rank;
