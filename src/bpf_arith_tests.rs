@@ -64,6 +64,7 @@ mod tests {
         fn brisk_host_lat_keeps(lat: i32, ran: u64, slice: u64) -> i32;
         fn brisk_host_lat_deadline(woke_at: u64, burst: u64, weight: u64) -> u64;
         fn brisk_host_carry_vruntime(v: u64, from: u64, to: u64, max: u64) -> u64;
+        fn brisk_host_reweight_vruntime(v: u64, clock: u64, old_w: u32, new_w: u32) -> u64;
         fn brisk_host_lane_stint(lat_crit: i32, lat_fair: i32, ran_before: u64, slice: u64) -> i32;
         fn brisk_host_lat_debt(debt: u64, ran: u64, lat: i32, share_pct: u64, cap: u64) -> u64;
         fn brisk_host_lat_defer(debt: u64, allowance: u64, light: i32) -> i32;
@@ -1052,6 +1053,31 @@ mod tests {
         assert_eq!(carry(0, 100 * MS, 2 * MS), 0);
         // Clocks past u64 wrap-around still compare by distance.
         assert_eq!(carry(u64::MAX - MS, u64::MAX, 10 * MS), 9 * MS);
+    }
+
+    #[test]
+    fn a_reweighted_task_keeps_its_lead_or_lag_in_cpu_time() {
+        // Weights on the cgroup scale: nice 0 = 100, nice 19 = 1, nice -5 = 305.
+        let rw = |v, old, new| unsafe { brisk_host_reweight_vruntime(v, 1000 * MS, old, new) };
+        // A slice run at nice 19 put it 68 ms ahead; back at nice 0 that is 1 ms of CPU.
+        assert_eq!(rw(1068 * MS, 1, 100), 1000 * MS + 68 * MS / 100);
+        // The other way: 1 ms ahead at nice 0 is 100 ms ahead at nice 19.
+        assert_eq!(rw(1001 * MS, 100, 1), 1100 * MS);
+        // A lag scales the same way, toward the clock as the weight grows.
+        assert_eq!(rw(990 * MS, 100, 305), 1000 * MS - 10 * MS * 100 / 305);
+        assert_eq!(rw(990 * MS, 100, 200), 995 * MS);
+        // A lag larger than the clock stops at zero rather than wrapping.
+        assert_eq!(rw(900 * MS, 100, 1), 0);
+        // At the clock, or with its weight unchanged (or unknown): untouched.
+        assert_eq!(rw(1000 * MS, 1, 10000), 1000 * MS);
+        assert_eq!(rw(1234 * MS, 100, 100), 1234 * MS);
+        assert_eq!(rw(1234 * MS, 0, 100), 1234 * MS);
+        // A distance near the u64 range is capped instead of overflowing the product.
+        let far = unsafe { brisk_host_reweight_vruntime(u64::MAX / 2, 0, 10000, 1) };
+        assert_eq!(far, 1 << 50);
+        // Clocks past the u64 wrap-around still compare by distance.
+        let near_wrap = unsafe { brisk_host_reweight_vruntime(3 * MS, u64::MAX - MS, 1, 2) };
+        assert_eq!(near_wrap, (u64::MAX - MS).wrapping_add(2 * MS));
     }
 
     #[test]

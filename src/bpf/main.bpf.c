@@ -177,8 +177,9 @@ struct task_ctx {
 	u32 load_weight; /* the weight counted there, 0 while not runnable */
 	/* Its cgroup's level below the root; 0 (the root cgroup) leaves cgroup weights out. */
 	u32 cg_level;
-	u32 cg_counted; /* the weight it added to its cgroup's load (cg_ctx), 0 when none */
-	u64 weight_fp;	/* its weight with its cgroups' shares folded in (task_weight_fp) */
+	u32 cg_counted;	 /* the weight it added to its cgroup's load (cg_ctx), 0 when none */
+	u64 weight_fp;	 /* its weight with its cgroups' shares folded in (task_weight_fp) */
+	u32 weight_seen; /* p->scx.weight its vruntime is charged at (brisk_reweight_vruntime) */
 	/* The waiting count that counts it (wait_track): BRISK_WAIT_* and the LLC or CPU. */
 	u32 wait_kind;
 	u32 wait_idx;
@@ -1853,7 +1854,8 @@ void BPF_STRUCT_OPS(brisk_running, struct task_struct *p)
 	 * that far and every task woken after it would queue behind the tasks it joined), nor
 	 * one that another LLC's CPU took (steal, balance). That one runs on this LLC's clock from
 	 * now on: left on its old clock, the deadline dispatch compares with this LLC's queues
-	 * would be on another scale, and it could keep its CPU slice after slice.
+	 * would be on another scale, and it could keep its CPU slice after slice. Nor one put
+	 * back after its weight changed in mid-stint (brisk_set_weight).
 	 */
 	native = tctx->llc == llc_of(cpu) && !tctx->off_clock;
 	tctx->off_clock = 0;
@@ -2157,6 +2159,23 @@ void BPF_STRUCT_OPS(brisk_set_weight, struct task_struct *p, u32 weight)
 		return;
 	cg_track(p, tctx, false);
 	tctx->runnable = 0;
+	/*
+	 * What it ran so far was charged at the old weight (ops.stopping came first if it was
+	 * running); its distance from its clock is rescaled to the new one.
+	 */
+	if (tctx->weight_seen && tctx->weight_seen != weight) {
+		tctx->vruntime = brisk_reweight_vruntime(tctx->vruntime, clock_of(tctx->llc),
+							 tctx->weight_seen, weight);
+		/*
+		 * Taken off its CPU in mid-stint, it goes straight back on (ops.running): it
+		 * started this stint already, and what it ran since, rescaled to its new weight,
+		 * would move the clock by up to 100x its run (nice 0 to 19) and leave every other
+		 * task of the LLC that far behind it.
+		 */
+		if (scx_bpf_task_running(p))
+			tctx->off_clock = 1;
+	}
+	tctx->weight_seen = weight;
 }
 
 /* llc_masks: each LLC's CPUs, as the loader's topology (cpu_llc) has them. */

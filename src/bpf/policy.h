@@ -379,6 +379,35 @@ static inline u64 brisk_lat_deadline(u64 woke_at, u64 burst_ns, u64 weight)
 }
 
 /*
+ * vruntime of a task whose weight goes from @old_w to @new_w (its nice level or policy
+ * changed): its distance from its LLC's clock @vtime_now, lead or lag, is
+ * scaled by old / new, so it stays ahead or behind by the same CPU time at its new weight (EEVDF's
+ * rule for a reweight). Left as it was, a task that ran a slice at nice 19 (weight 1: 100x the
+ * vruntime per ns of nice 0's 100) and then went to nice 0 would wait out 100 slices' worth of
+ * lead; one that lagged at nice -5 (305) and went to nice 19 would lose 305x its claim. The
+ * distance is capped at BRISK_REWEIGHT_MAX_NS before scaling, which keeps the product in 64 bits
+ * (weights are at most 10000, the cgroup scale).
+ */
+#define BRISK_REWEIGHT_MAX_NS (1ULL << 50)
+
+static inline u64 brisk_reweight_vruntime(u64 vruntime, u64 vtime_now, u32 old_w, u32 new_w)
+{
+	s64 d = brisk_time_delta(vruntime, vtime_now);
+	u64 dist = d < 0 ? (u64)-d : (u64)d;
+
+	if (!old_w || !new_w || old_w == new_w)
+		return vruntime;
+	if (dist > BRISK_REWEIGHT_MAX_NS)
+		dist = BRISK_REWEIGHT_MAX_NS;
+	dist = dist * old_w / new_w;
+	if (dist > BRISK_REWEIGHT_MAX_NS)
+		dist = BRISK_REWEIGHT_MAX_NS;
+	if (d >= 0)
+		return vtime_now + dist;
+	return dist > vtime_now ? 0 : vtime_now - dist;
+}
+
+/*
  * vruntime of a task that moves from the LLC whose clock is @from_clock to the one whose clock
  * is @to_clock: it keeps its place relative to the clock, its lag or lead, but at most
  * @max_ns of either. The clocks advance at their own LLC's pace, and a task far from its

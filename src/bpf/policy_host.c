@@ -103,6 +103,11 @@ int brisk_host_lane_stint(int lat_crit, int lat_fair, u64 ran_before, u64 slice)
 	return brisk_lane_stint(lat_crit, lat_fair, ran_before, slice);
 }
 
+u64 brisk_host_reweight_vruntime(u64 v, u64 clock, u32 old_w, u32 new_w)
+{
+	return brisk_reweight_vruntime(v, clock, old_w, new_w);
+}
+
 u64 brisk_host_carry_vruntime(u64 v, u64 from, u64 to, u64 max)
 {
 	return brisk_carry_vruntime(v, from, to, max);
