@@ -96,8 +96,7 @@ fn churn() -> Result<String> {
     while start.elapsed() < Duration::from_secs(20) {
         for (i, &pid) in pids.iter().enumerate() {
             let k = changes as usize + i;
-            let nice = [0, 5, 19, -5, 10][k % 5];
-            unsafe { libc::setpriority(libc::PRIO_PROCESS, pid, nice) };
+            sys::set_nice(pid, sys::NICE_CYCLE[k % sys::NICE_CYCLE.len()]);
             let cpu = k % (cpus + 1);
             if cpu == cpus {
                 set_affinity(pid, &all);
@@ -212,7 +211,7 @@ fn masks() -> Result<String> {
     for (i, h) in hogs.0.iter().enumerate() {
         set_affinity(h.id(), &[i % cpus, (i + 1) % cpus]);
         if i % 3 == 2 {
-            unsafe { libc::setpriority(libc::PRIO_PROCESS, h.id(), 19) };
+            sys::set_nice(h.id(), 19);
         }
     }
     let r0 = hogs.runtimes()?;

@@ -471,6 +471,16 @@ pub fn set_affinity(pid: u32, cpus: &[usize]) {
     }
 }
 
+/// The nice levels the renice tests cycle a task through, every few ms: up, to the lowest
+/// weight, below 0 and back, so each change both raises and lowers its weight.
+pub const NICE_CYCLE: [i32; 5] = [0, 5, 19, -5, 10];
+
+/// Sets process `pid`'s nice level (best effort: the tests that call it measure the effect).
+pub fn set_nice(pid: u32, nice: i32) {
+    // SAFETY: setpriority takes plain integers.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, pid, nice) };
+}
+
 /// Idle and busy jiffies of each CPU (cpuN lines of /proc/stat).
 pub fn cpu_times() -> Vec<(u64, u64)> {
     std::fs::read_to_string("/proc/stat")

@@ -1,7 +1,6 @@
 //! Guest test `weights`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
@@ -34,8 +33,8 @@ pub(super) fn weights() -> Result<String> {
     let (bounced, reniced) = (bounced?, reniced?);
     let figure = format!(
         "{plain}; through the RT class every 2 ms: {bounced}; a hog reniced every 5 ms \
-         (0, 5, 19, -5, 10) : a nice-0 hog = {reniced:.3}, {kernel:.3} under the kernel's \
-         scheduler"
+         {:?} : a nice-0 hog = {reniced:.3}, {kernel:.3} under the kernel's scheduler",
+        sys::NICE_CYCLE
     );
     let rel = reniced / kernel;
     ensure!(
@@ -45,30 +44,29 @@ pub(super) fn weights() -> Result<String> {
     Ok(figure)
 }
 
-/// Runs a nice-0 hog and a hog whose nice level this task cycles through 0, 5, 19, -5 and 10
+/// Runs a nice-0 hog and a hog whose nice level this task cycles through `sys::NICE_CYCLE`
 /// every 5 ms, both on CPU 0, for 10 s: the second's CPU time over the first's.
 fn renice_split() -> Result<f64> {
     let steady = Procs::hogs(1, &["--cpu", "0"])?;
     let reniced = Procs::hogs(1, &["--cpu", "0"])?;
     let pid = reniced.0[0].id();
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let renicer = std::thread::spawn(move || {
-        let mut k = 0;
-        while !flag.load(Ordering::Relaxed) {
-            let nice = [0, 5, 19, -5, 10][k % 5];
-            unsafe { libc::setpriority(libc::PRIO_PROCESS, pid, nice) };
-            k += 1;
-            std::thread::sleep(Duration::from_millis(5));
-        }
+    let stop = AtomicBool::new(false);
+    let split = std::thread::scope(|s| {
+        s.spawn(|| {
+            for nice in sys::NICE_CYCLE.iter().cycle() {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                sys::set_nice(pid, *nice);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let split = split_10s(["nice 0", "the reniced hog"], || {
+            Ok((steady.runtimes()?[0], reniced.runtimes()?[0]))
+        });
+        stop.store(true, Ordering::Relaxed);
+        split
     });
-    let split = split_10s(["nice 0", "the reniced hog"], || {
-        Ok((steady.runtimes()?[0], reniced.runtimes()?[0]))
-    });
-    stop.store(true, Ordering::Relaxed);
-    renicer
-        .join()
-        .map_err(|_| anyhow::anyhow!("the renicing thread panicked"))?;
     drop((steady, reniced));
     let (ra, rb) = split?;
     Ok(rb as f64 / ra as f64)
