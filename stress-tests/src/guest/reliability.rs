@@ -96,7 +96,7 @@ fn churn() -> Result<String> {
     while start.elapsed() < Duration::from_secs(20) {
         for (i, &pid) in pids.iter().enumerate() {
             let k = changes as usize + i;
-            sys::set_nice(pid, sys::NICE_CYCLE[k % sys::NICE_CYCLE.len()]);
+            let _ = sys::set_nice(pid, sys::NICE_CYCLE[k % sys::NICE_CYCLE.len()]);
             let cpu = k % (cpus + 1);
             if cpu == cpus {
                 set_affinity(pid, &all);
@@ -211,7 +211,7 @@ fn masks() -> Result<String> {
     for (i, h) in hogs.0.iter().enumerate() {
         set_affinity(h.id(), &[i % cpus, (i + 1) % cpus]);
         if i % 3 == 2 {
-            sys::set_nice(h.id(), 19);
+            let _ = sys::set_nice(h.id(), 19);
         }
     }
     let r0 = hogs.runtimes()?;

@@ -475,10 +475,16 @@ pub fn set_affinity(pid: u32, cpus: &[usize]) {
 /// weight, below 0 and back, so each change both raises and lowers its weight.
 pub const NICE_CYCLE: [i32; 5] = [0, 5, 19, -5, 10];
 
-/// Sets process `pid`'s nice level (best effort: the tests that call it measure the effect).
-pub fn set_nice(pid: u32, nice: i32) {
-    // SAFETY: setpriority takes plain integers.
-    unsafe { libc::setpriority(libc::PRIO_PROCESS, pid, nice) };
+/// Sets the nice level of the (single-threaded) process `pid`.
+pub fn set_nice(pid: u32, nice: i32) -> Result<()> {
+    // SAFETY: setpriority(2) on a process id has no memory-safety preconditions.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, pid, nice) } != 0 {
+        bail!(
+            "setpriority({pid}, {nice}): {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
 }
 
 /// Idle and busy jiffies of each CPU (cpuN lines of /proc/stat).

@@ -61,7 +61,7 @@ pub(super) fn cgroups() -> Result<String> {
         let (ha, hc) = (a.hogs(n)?, c.hogs(n)?);
         let even = check_ratio(&ha, &hc, 1.0, "two equal groups")?;
         for hog in &ha.0 {
-            renice(hog.id(), 19)?;
+            sys::set_nice(hog.id(), 19)?;
         }
         let reniced = check_ratio(&hc, &ha, 1.0, "after a's hogs went to nice 19")?;
         Ok(format!("{even}; {reniced}"))
@@ -157,18 +157,6 @@ fn check_ratio(base: &Procs, other: &Procs, want: f64, what: &str) -> Result<Str
         "{what}: {ro} ms : {rb} ms = {ratio:.2} (want {want:.2}, off by {:.0}%)",
         err * 100.0
     ))
-}
-
-/// Sets the nice value of the (single-threaded) process `pid`.
-fn renice(pid: u32, nice: i32) -> Result<()> {
-    // SAFETY: setpriority(2) on a process id has no memory-safety preconditions.
-    if unsafe { libc::setpriority(libc::PRIO_PROCESS, pid, nice) } != 0 {
-        bail!(
-            "setpriority({pid}, {nice}): {}",
-            std::io::Error::last_os_error()
-        );
-    }
-    Ok(())
 }
 
 /// Lets `dir`'s children have the cpu controller (and so cpu.weight).

@@ -57,7 +57,7 @@ fn renice_split() -> Result<f64> {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                sys::set_nice(pid, *nice);
+                let _ = sys::set_nice(pid, *nice);
                 std::thread::sleep(Duration::from_millis(5));
             }
         });
