@@ -53,7 +53,7 @@ pub fn run(secs: u64, args: &[String]) -> Result<i32> {
         args.join(" ")
     );
     let mut b = Brisk::spawn(&args, true)?;
-    if sys::wait_for(Duration::from_secs(20), sys::brisk_attached).is_none() {
+    if sys::wait_for(sys::ATTACH_TIMEOUT, sys::brisk_attached).is_none() {
         let code = sys::wait_exit(&mut b.child, Duration::from_secs(1));
         bail!(
             "scx_brisk did not attach (exit {code:?}, state {})",

@@ -121,6 +121,11 @@ pub struct Brisk {
     pub err_log: PathBuf,
 }
 
+/// How long a test waits for scx_brisk to attach. Under TCG, loading (libbpf, the verifier's
+/// 85k instructions) takes about 5 s on an idle guest on a slow host, and the loader gets only
+/// its share of CPUs that hogs keep busy: 15 to over 20 s beside 2 hogs per CPU.
+pub const ATTACH_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl Brisk {
     /// Starts scx_brisk with `args`; with `echo` its output also goes to our stdout.
     pub fn spawn(args: &[String], echo: bool) -> Result<Self> {
@@ -154,7 +159,7 @@ impl Brisk {
     pub fn start(args: &[String]) -> Result<(Self, Duration)> {
         let seq0 = scx_enable_seq();
         let mut b = Self::spawn(args, false)?;
-        match wait_for(Duration::from_secs(20), || {
+        match wait_for(ATTACH_TIMEOUT, || {
             brisk_attached() && scx_enable_seq() > seq0
         }) {
             Some(t) => Ok((b, t)),
@@ -162,7 +167,8 @@ impl Brisk {
                 signal(&b.child, libc::SIGKILL);
                 let _ = b.child.wait();
                 bail!(
-                    "scx_brisk did not attach within 20 s (state {}); its output:\n{}",
+                    "scx_brisk did not attach within {} s (state {}); its output:\n{}",
+                    ATTACH_TIMEOUT.as_secs(),
                     scx_state(),
                     b.output()
                 )
