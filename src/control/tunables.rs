@@ -301,14 +301,14 @@ tunables! {
     wakeup_preempt: Bool in 0..=1, default 1, bpf wakeup_preempt;
 
     /// Whether a latency-critical wakeup that finds no idle CPU waits for a CPU of its LLC
-    /// that runs a short task, rather than preempting a hog (false: --no-lat-wait-for-short).
+    /// that runs a short task, rather than preempting a hog (true: --lat-wait-for-short).
     ///
-    /// The short task sleeps soon (within its burst, at most its slice) and that CPU's next
-    /// dispatch serves the lane first. On, the hogs keep their CPUs through the lane's
-    /// wakeups: under the mixed overload about 10 % more hog work for the same tails, but the
-    /// lane's CPU time falls on the tasks that share a CPU with short ones. Off, a timer-woken
-    /// task runs at once on a hog's CPU rather than up to a short burst later.
-    lat_wait_for_short: Bool in 0..=1, default 1, bpf lat_wait_for_short;
+    /// On, the hogs keep their CPUs through the lane's wakeups and the lane bets that the
+    /// short task sleeps within its burst: under the 2-CPU mixed overload about 10 % more hog
+    /// work for the same tails. With more CPUs to an LLC one nearly always runs some short
+    /// task and the bet often loses: on 8 CPUs a game's frame and audio tails grew 3-4x
+    /// beside a build. Off, a timer-woken task runs at once on a hog's CPU.
+    lat_wait_for_short: Bool in 0..=1, default 0, bpf lat_wait_for_short;
 
     /// Whether a latency-critical task woken by another task goes in the lane (true:
     /// --lat-lane-task-wakeups).
