@@ -1,7 +1,5 @@
 //! Guest test `hotplug`.
 
-use std::time::Duration;
-
 use anyhow::{ensure, Context, Result};
 
 use super::helpers::{brisk_cmd, ctl_show, shown};
@@ -35,7 +33,8 @@ pub(super) fn hotplug() -> Result<String> {
     let mut figures = Vec::new();
     for (value, want) in [("0", 1), ("1", 2)] {
         std::fs::write(ONLINE, value).with_context(|| format!("writing {value} to {ONLINE}"))?;
-        let t = sys::wait_for(Duration::from_secs(30), || {
+        // A reload is an attach: as slow as one under emulation (sys::ATTACH_TIMEOUT).
+        let t = sys::wait_for(sys::ATTACH_TIMEOUT, || {
             restarts(&b) >= want && sys::brisk_attached()
         })
         .with_context(|| {
