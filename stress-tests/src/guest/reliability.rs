@@ -242,8 +242,8 @@ fn masks() -> Result<String> {
     ))
 }
 
-/// 50 start/stop cycles (SIGINT) with a hog per CPU running: every one reaches `enabled` and goes back
-/// to `disabled` with exit 0.
+/// 50 start/stop cycles (SIGINT) with a hog per CPU running: every one reaches `enabled` and
+/// goes back to `disabled` with exit 0.
 fn cycles() -> Result<String> {
     const CYCLES: usize = 50;
     // Hogs, not hackbench: the loader competes for the CPU at nice 0 like everyone else, and
