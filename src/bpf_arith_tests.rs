@@ -69,6 +69,7 @@ mod tests {
         fn brisk_host_lat_debt(debt: u64, ran: u64, lat: i32, share_pct: u64, cap: u64) -> u64;
         fn brisk_host_lat_defer(debt: u64, allowance: u64, light: i32) -> i32;
         fn brisk_host_deferred_slice(slice: u64, lat_waits: i32) -> u64;
+        fn brisk_host_resume_slice(slice_end: u64, now: u64, min: u64) -> u64;
         fn brisk_host_sleeps_soon(avg: u64, ran: u64) -> i32;
         fn brisk_host_duty_pct(avg_burst: u64, avg_period: u64) -> u64;
         fn brisk_host_lat_key(deadline: u64, light: i32) -> u64;
@@ -411,6 +412,29 @@ mod tests {
             assert!(
                 worst <= allowance * 100 / (100 - share) + MS,
                 "share {share}: {worst}"
+            );
+        }
+    }
+
+    /// A fair task the lane preempted resumes with what was left of its slice, so its slice
+    /// ends where it would have; with less than the minimum left (or past its end: the clock
+    /// read late) it gets none and queues in the fair order. The clock may wrap.
+    #[test]
+    fn a_resumed_task_keeps_its_slice_end() {
+        unsafe {
+            assert_eq!(brisk_host_resume_slice(10 * MS, 7 * MS, MS / 2), 3 * MS);
+            assert_eq!(
+                brisk_host_resume_slice(10 * MS, 10 * MS - MS / 2, MS / 2),
+                MS / 2
+            );
+            assert_eq!(
+                brisk_host_resume_slice(10 * MS, 10 * MS - MS / 2 + 1, MS / 2),
+                0
+            );
+            assert_eq!(brisk_host_resume_slice(10 * MS, 11 * MS, MS / 2), 0);
+            assert_eq!(
+                brisk_host_resume_slice(2 * MS, u64::MAX - MS + 1, MS / 2),
+                3 * MS
             );
         }
     }

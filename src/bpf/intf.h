@@ -86,6 +86,13 @@ enum brisk_consts {
 	 * idle exit per wakeup).
 	 */
 	BRISK_AFFINE_BURST_NS = 200 * 1000,
+	/*
+	 * A fair task the latency-critical lane preempts resumes the rest of its slice after the
+	 * lane's task (lat_resume) if at least this much is left; less, and it queues in the fair
+	 * order as at its slice's end. Larger queues more of them again (a switch to the crowd
+	 * for the little left); smaller resumes stints too short to be worth the priority.
+	 */
+	BRISK_RESUME_MIN_NS = 500 * 1000,
 	/* Starvation guard: how often a CPU scans its queues for tasks waiting too long. */
 	BRISK_STARVE_SCAN_INTERVAL_NS = 100 * 1000 * 1000,
 	/* ops.dispatch's passes over its queues before it returns with nothing: a bound for the
@@ -177,6 +184,7 @@ struct brisk_tunables {
 	u64 lat_lane_task_wakeups;
 	u64 lat_fair_lead_ns;
 	u64 locality_margin_ns;
+	u64 lat_resume;
 	/*
 	 * Generation of this set of values: the loader bumps it with every change it writes, and
 	 * the BPF side copies the generation it runs with into tun_gen_seen (see main.bpf.c).
@@ -218,6 +226,8 @@ struct brisk_counters {
 	u64 nr_fair_own;     /* a task from a CPU's fair DSQ started on that CPU */
 	u64 nr_fair_other;   /* ... on another CPU (taken from its queue: a migration) */
 	u64 nr_unlisted_local; /* bound for a CPU outside the loaded topology: its local DSQ */
+	u64 nr_lat_resumed;    /* a fair task the lane preempted resumed its slice after it */
+	u64 nr_resume_ahead;   /* a wakeup went before such a task, after the lane's */
 	u64 nr_lat_stints;     /* a task in the latency-critical lane stopped running */
 	u64 lat_run_ns;	       /* ... and the CPU time of those stints: the lane's share */
 	u64 nr_hog_stints;     /* a hog (not short, not in the lane) stopped: one stint on a CPU */

@@ -223,6 +223,9 @@ struct cpu_ctx {
 	u64 nr_pinned_waiting; /* tasks in its pinned queue (wait_track) */
 	u64 nr_fair_waiting;   /* tasks in its fair queue (wait_track) */
 	u32 released;	       /* a higher class holds it (ops.cpu_release to ops.cpu_acquire) */
+	u32 lat_preempted;     /* the lane preempted its fair task: that one resumes (lat_resume) */
+	u64 slice_end_at;      /* when the current task's slice ends (scx_bpf_now's clock) */
+	u64 resumed_dl;	       /* deadline of the fair task waiting to resume after the lane's */
 };
 
 struct {
@@ -758,14 +761,15 @@ static bool may_run_on(const struct task_struct *p, s32 cpu)
 }
 
 /*
- * Queues @p on the local DSQ of the CPU ops.select_cpu returns, with @slice, stamped for the
+ * Queues @p on the local DSQ of the CPU ops.select_cpu returns, with @slice (@enq_flags
+ * SCX_ENQ_HEAD: before a task waiting there to resume, lat_resume), stamped for the
  * latency probes: it runs there next, without ops.enqueue and ops.dispatch.
  */
-static void insert_local(struct task_struct *p, struct task_ctx *tctx, u64 slice)
+static void insert_local(struct task_struct *p, struct task_ctx *tctx, u64 slice, u64 enq_flags)
 {
 	if (tctx)
 		tctx->lat.enq_at = probe_stamp();
-	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, 0);
+	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, enq_flags);
 }
 
 /*
@@ -856,7 +860,7 @@ static s32 wake_affine_sleeper(struct task_struct *p, struct task_ctx *tctx,
 	if (!w || !brisk_sleeps_soon(w->burst.avg_ns, brisk_burst_ran(&w->burst, now)) ||
 	    llc_of(cpu) != llc_of(prev_cpu) || !may_run_on(p, cpu) || !nothing_waits_here(cpu))
 		return -1;
-	insert_local(p, tctx, task_slice_waiting(tctx, cpu, 0));
+	insert_local(p, tctx, task_slice_waiting(tctx, cpu, 0), 0);
 	COUNT(nr_wake_affine);
 	return cpu;
 }
@@ -1020,14 +1024,14 @@ static __always_inline s32 wake_cpu(struct task_struct *p, struct task_ctx *tctx
 		 * without the ops.enqueue and ops.dispatch calls (the dearest part of a ping-pong
 		 * message).
 		 */
-		insert_local(p, tctx, task_slice_waiting(tctx, prev_cpu, 0));
+		insert_local(p, tctx, task_slice_waiting(tctx, prev_cpu, 0), 0);
 		COUNT(nr_sync_affine);
 		COUNT(nr_sync_handoff);
 		return prev_cpu;
 	}
 	cpu = pick_idle_cpu(p, prev_cpu, wake_flags, &is_idle);
 	if (is_idle) {
-		insert_local(p, tctx, task_slice(tctx, cpu));
+		insert_local(p, tctx, task_slice(tctx, cpu), 0);
 		COUNT(nr_direct_idle);
 	} else if (!(wake_flags & SCX_WAKE_SYNC)) {
 		cpu = wake_affine_busy(p, cpu);
@@ -1048,7 +1052,18 @@ static __always_inline s32 wake_cpu(struct task_struct *p, struct task_ctx *tctx
 		    ((tctx && wakes_lat_crit(tctx, false) && !lat_waiting(llc_of(cpu)) &&
 		      !lat_defers(llc_of(cpu), lat_light(tctx))) ||
 		     nothing_waits_here(cpu))) {
-			insert_local(p, tctx, task_slice_waiting(tctx, cpu, 0));
+			struct cpu_ctx *c = lookup_cpu_ctx(cpu);
+			/*
+			 * A fair task the waker (the lane's) preempted waits in the local DSQ to
+			 * resume (lat_resume): the wakee goes before it, or it would wait out the
+			 * rest of that task's slice instead of running as the waker sleeps.
+			 */
+			bool before = c && c->resumed_dl;
+
+			insert_local(p, tctx, task_slice_waiting(tctx, cpu, 0),
+				     before ? SCX_ENQ_HEAD : 0);
+			if (before)
+				COUNT(nr_resume_ahead);
 			COUNT(nr_wake_handoff);
 		}
 	}
@@ -1084,37 +1099,67 @@ static bool is_victim(const struct cpu_ctx *cctx, u64 dl, bool lat)
 	return lat || brisk_should_preempt(dl, cctx->running_dl, tun.preempt_margin_ns);
 }
 
-/* Preference among victims (all hogs): the latest deadline. */
-static u64 victim_rank(const struct cpu_ctx *cctx)
+/*
+ * Whether a wakeup goes before the fair task that waits on @cctx's CPU to resume after the
+ * lane's task running there (lat_resume): a latency-critical one always (the lane goes before
+ * the fair order), a short one if it is due earlier (it would have run next after the lane's
+ * task, or preempted the resumed one). It runs after the lane's task, which it does not preempt.
+ */
+static bool goes_before_resumed(const struct cpu_ctx *cctx, u64 dl, bool lat)
 {
-	return cctx->running_dl;
+	return cctx && cctx->running_lat && cctx->resumed_dl && (lat || dl < cctx->resumed_dl);
+}
+
+/* Ranks of the CPU handling the wakeup and of a CPU a short wakeup goes to before a resumed task.
+ */
+#define BRISK_RANK_THIS_CPU (~0ULL - 1)
+#define BRISK_RANK_BEFORE   (~0ULL)
+
+/*
+ * How much a wakeup due at @dl would rather take @cctx's CPU, 0 for not at all: first, for a
+ * short wakeup, a CPU where it goes before a resumed task (no IPI, no stint broken); then the
+ * CPU handling the wakeup (@this_cpu: preempting it needs no IPI, and it is usually the waker's
+ * previous CPU); then the victim with the latest deadline; last, for a latency-critical
+ * wakeup, a CPU where it waits before a resumed task (preempting a hog elsewhere is sooner).
+ */
+static u64 victim_rank(const struct cpu_ctx *cctx, u64 dl, bool lat, bool this_cpu)
+{
+	if (goes_before_resumed(cctx, dl, lat))
+		return lat ? 1 : BRISK_RANK_BEFORE;
+	if (!is_victim(cctx, dl, lat))
+		return 0;
+	return this_cpu ? BRISK_RANK_THIS_CPU : cctx->running_dl;
 }
 
 /*
  * A waking task found no idle CPU: pick a CPU of its LLC whose current task it should preempt
- * (is_victim). The CPU handling the wakeup comes first, since preempting it needs no IPI (and
- * is usually the waker's previous CPU); otherwise the best-ranked victim. Returns -1 for none,
- * and with lat_wait_for_short for a latency-critical waker while a CPU of the LLC runs a
- * short task outside the lane: that CPU frees up within a burst and serves the lane first,
- * and a hog's stint broken for a wakeup costs it the switch in its own context
- * (docs/bench/findings.md).
+ * (is_victim), or one where it goes before a task waiting to resume (goes_before_resumed,
+ * *@ahead), in victim_rank's order: the CPU handling the wakeup is taken without a scan if it
+ * ranks first. A latency-critical wakeup that can only go before a resumed task waits there
+ * rather than in the lane's queue, which that CPU would not look at for the rest of the
+ * resumed slice. Returns -1 for none, and with lat_wait_for_short for a latency-critical waker
+ * while a CPU of the LLC runs a short task outside the lane: that CPU frees up within a burst
+ * and serves the lane first, and a hog's stint broken for a wakeup costs it the switch in its
+ * own context (docs/bench/findings.md). A call, not inlined: ops.enqueue's paths through the
+ * scan would multiply the verifier's work.
  */
-static s32 pick_victim(const struct task_struct *p, u64 dl, u32 llc, bool lat)
+static __noinline s32 pick_victim(const struct task_struct *p, u64 dl, u32 llc, bool lat,
+				  bool *ahead)
 {
 	s32 this_cpu = bpf_get_smp_processor_id(), victim = -1, cpu;
 	bool wait = lat && tun.lat_wait_for_short;
+	bool anywhere = runs_anywhere(p);
 	struct cpu_ctx *cctx;
 	u64 best = 0, rank;
+	u32 k;
 
-	bool anywhere = runs_anywhere(p);
-
+	*ahead = false;
 	cctx = lookup_cpu_ctx(this_cpu);
-	if (!wait && llc_of(this_cpu) == llc && is_victim(cctx, dl, lat) &&
+	if (!wait && llc_of(this_cpu) == llc &&
+	    victim_rank(cctx, dl, lat, true) >= BRISK_RANK_THIS_CPU &&
 	    (anywhere || bpf_cpumask_test_cpu(this_cpu, p->cpus_ptr))) {
 		victim = this_cpu;
 	} else {
-		u32 k;
-
 		/* Only the CPUs of the LLC: the scan costs its size, not the machine's. */
 		bpf_for (k, 0, nr_cpus_of(llc)) {
 			if ((cpu = llc_cpu(llc, k)) < 0)
@@ -1125,18 +1170,24 @@ static s32 pick_victim(const struct task_struct *p, u64 dl, u32 llc, bool lat)
 			if (wait && cctx && cctx->running_dl && cctx->running_short &&
 			    !cctx->running_lat)
 				return -1;
-			if (!is_victim(cctx, dl, lat))
-				continue;
-			/* The CPU handling the wakeup first, as above. */
-			rank = cpu == this_cpu ? ~0ULL : victim_rank(cctx);
-			if (rank >= best) {
+			rank = victim_rank(cctx, dl, lat, cpu == this_cpu);
+			if (rank && rank >= best) {
 				victim = cpu;
 				best = rank;
 			}
 		}
 	}
-	/* Claim the victim so that concurrent wakers pick different CPUs. */
-	if (victim >= 0 && (cctx = lookup_cpu_ctx(victim))) {
+	if (victim < 0 || !(cctx = lookup_cpu_ctx(victim)))
+		return -1;
+	/*
+	 * Claim the CPU so that concurrent wakers pick different ones; the lane's wakers may queue
+	 * one after another before a resumed task (the lane goes before the fair order).
+	 */
+	if (goes_before_resumed(cctx, dl, lat)) {
+		*ahead = true;
+		if (!lat)
+			cctx->resumed_dl = 0;
+	} else {
 		cctx->running_dl = dl;
 		cctx->running_short = 1;
 		cctx->running_lat = lat;
@@ -1227,6 +1278,35 @@ static s32 fair_home(const struct task_struct *p, s32 cpu)
 	return cpu;
 }
 
+/*
+ * A fair task the lane's wakeup preempted, queued again on @cpu (lat_resume): the lane's time is
+ * an interruption, not the end of its slice, so it runs next on its CPU, behind the lane's task
+ * in the local DSQ, with what is left of its slice. Queued in the fair order instead, it would
+ * give its CPU to the queue's first task (a message crowd's sleeper sorts ahead of a hog), and
+ * each lane wakeup would end a stint and cost it the switches. What would have run before it
+ * still does (goes_before_resumed). Returns whether it was queued so. A call, not inlined, and
+ * its tests of @enq_flags and @lat in here: in ops.enqueue they would split the verifier's
+ * states there for every later test of the same flags.
+ */
+static __noinline bool resume_preempted(struct task_struct *p, s32 cpu, u64 dl, u64 enq_flags,
+					bool lat)
+{
+	struct cpu_ctx *c;
+	u64 slice;
+
+	if ((enq_flags & (SCX_ENQ_WAKEUP | SCX_ENQ_REENQ | SCX_ENQ_LAST)) || lat ||
+	    cpu != bpf_get_smp_processor_id() || !(c = lookup_cpu_ctx(cpu)) || !c->lat_preempted)
+		return false;
+	c->lat_preempted = 0;
+	slice = brisk_resume_slice(c->slice_end_at, scx_bpf_now(), BRISK_RESUME_MIN_NS);
+	if (!slice)
+		return false;
+	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, enq_flags);
+	c->resumed_dl = dl;
+	COUNT(nr_lat_resumed);
+	return true;
+}
+
 void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	s32 cpu = scx_bpf_task_cpu(p), idle, victim;
@@ -1277,6 +1357,9 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 		scx_bpf_dsq_insert(p, BRISK_LIMBO_DSQ, tun.slice_ns, enq_flags);
 		return;
 	}
+
+	if (resume_preempted(p, cpu, dl, enq_flags, lat))
+		return;
 
 	/*
 	 * A synchronous wakeup that select_cpu left on the waker's CPU (the kernel's pick does
@@ -1336,7 +1419,17 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 		/* A lane over its share waits its turn like the fair queue's tasks. */
 		if (idle < 0 && tun.wakeup_preempt &&
 		    !(lat && lat_defers(llc_of(cpu), tctx->lat_light))) {
-			victim = pick_victim(p, dl, llc_of(cpu), lat);
+			bool ahead;
+
+			victim = pick_victim(p, dl, llc_of(cpu), lat, &ahead);
+			if (victim >= 0 && ahead) {
+				/* After the lane's task there, before the resumed one. */
+				scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | victim,
+						   lat_slice(tctx, victim, lat),
+						   enq_flags | SCX_ENQ_HEAD);
+				COUNT(nr_resume_ahead);
+				return;
+			}
 			if (victim >= 0) {
 				/* To the front of the victim's local queue; its task is preempted.
 				 */
@@ -1344,8 +1437,14 @@ void BPF_STRUCT_OPS(brisk_enqueue, struct task_struct *p, u64 enq_flags)
 						   lat_slice(tctx, victim, lat),
 						   enq_flags | SCX_ENQ_PREEMPT);
 				COUNT(nr_preempts);
-				if (lat)
+				if (lat) {
+					struct cpu_ctx *vc = lookup_cpu_ctx(victim);
+
+					/* Its task resumes after this one (ops.enqueue). */
+					if (vc && tun.lat_resume)
+						vc->lat_preempted = 1;
 					COUNT(nr_lat_preempts);
+				}
 				if (victim != bpf_get_smp_processor_id())
 					COUNT(nr_ipi_preempts);
 				return;
@@ -1750,11 +1849,12 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 			 * wakeup still queued means the lane deferred to the fair queue: a hog goes
 			 * on for a short turn only (brisk_deferred_slice).
 			 */
-			scx_bpf_task_set_slice(
-				prev, brisk_deferred_slice(
-					      lat_slice(tctx, cpu, lat_on),
-					      !lat_on && !task_is_short(tctx) &&
-						      scx_bpf_dsq_nr_queued(lat_dsq(own_llc))));
+			u64 slice = brisk_deferred_slice(
+				lat_slice(tctx, cpu, lat_on),
+				!lat_on && !task_is_short(tctx) &&
+					scx_bpf_dsq_nr_queued(lat_dsq(own_llc)));
+
+			scx_bpf_task_set_slice(prev, slice);
 			/* A new slice is no wakeup: past the lane, it runs on in the fair order. */
 			tctx->lat_crit = lat_on;
 			/* No ops.running() follows: refresh what preempting wakers see. */
@@ -1762,6 +1862,7 @@ void BPF_STRUCT_OPS(brisk_dispatch, s32 cpu, struct task_struct *prev)
 				cctx->running_dl = prev_dl;
 				cctx->running_short = task_is_short(tctx);
 				cctx->running_lat = lat_on;
+				cctx->slice_end_at = scx_bpf_now() + slice;
 			}
 			COUNT(nr_keep_running);
 			return;
@@ -1878,6 +1979,12 @@ void BPF_STRUCT_OPS(brisk_running, struct task_struct *p)
 		cctx->running_dl = task_deadline(p, tctx, cpu);
 		cctx->running_short = task_is_short(tctx);
 		cctx->running_lat = tctx->lat_crit;
+		cctx->slice_end_at = now + p->scx.slice;
+		/* The lane preempted no one for this task; one resumed behind the lane starts. */
+		if (cctx->lat_preempted)
+			cctx->lat_preempted = 0;
+		if (!tctx->lat_crit && cctx->resumed_dl)
+			cctx->resumed_dl = 0;
 	}
 	/*
 	 * A hog that starts while latency-critical wakeups wait (the lane deferred to it): a
@@ -1887,8 +1994,11 @@ void BPF_STRUCT_OPS(brisk_running, struct task_struct *p)
 	if (!tctx->lat_crit && !task_is_short(tctx) && p->scx.slice > BRISK_DEFERRED_SLICE_NS) {
 		struct llc_ctx *l = llc_ctx_of(llc_of(cpu));
 
-		if (l && l->lat_debt && l->nr_lat_waiting)
+		if (l && l->lat_debt && l->nr_lat_waiting) {
 			scx_bpf_task_set_slice(p, brisk_deferred_slice(p->scx.slice, 1));
+			if (cctx)
+				cctx->slice_end_at = now + BRISK_DEFERRED_SLICE_NS;
+		}
 	}
 }
 

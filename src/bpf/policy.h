@@ -468,6 +468,19 @@ static inline u64 brisk_deferred_slice(u64 slice_ns, int lat_waits)
 }
 
 /*
+ * The slice a fair task the latency-critical lane preempted resumes with after the lane's task:
+ * what was left of its slice (ending at @slice_end), or 0 (none: it queues in the fair order)
+ * when less than @min_ns is left. The lane's time does not count against it; the slice ends
+ * where it would have without the interruption, so the fair order goes on as before.
+ */
+static inline u64 brisk_resume_slice(u64 slice_end, u64 now, u64 min_ns)
+{
+	s64 left = brisk_time_delta(slice_end, now);
+
+	return left >= (s64)min_ns ? (u64)left : 0;
+}
+
+/*
  * Whether a task whose bursts average @avg_ns, @ran_ns into the current one, sleeps soon: both
  * within BRISK_AFFINE_BURST_NS, and a burst on record (a new task is no bet). A thread that
  * posts a request, wakes a worker and waits for the reply is one: its CPU frees up within

@@ -151,6 +151,10 @@ u64 brisk_host_deferred_slice(u64 slice, int lat_waits)
 {
 	return brisk_deferred_slice(slice, lat_waits);
 }
+u64 brisk_host_resume_slice(u64 slice_end, u64 now, u64 min)
+{
+	return brisk_resume_slice(slice_end, now, min);
+}
 
 u64 brisk_host_duty_pct(u64 avg_burst, u64 avg_period)
 {

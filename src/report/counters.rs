@@ -53,6 +53,8 @@ counter_names!(
     nr_fair_own,
     nr_fair_other,
     nr_unlisted_local,
+    nr_lat_resumed,
+    nr_resume_ahead,
     nr_lat_stints,
     lat_run_ns,
     nr_hog_stints,

@@ -18,6 +18,7 @@ mod fairness;
 mod frame_loop;
 mod helpers;
 mod hotplug;
+mod lane_resume;
 mod latency;
 mod long_burst;
 mod metrics;
@@ -59,6 +60,7 @@ pub const TESTS: &[(&str, TestFn)] = &[
     ("frame-loop", frame_loop::frame_loop),
     ("request-workers", request_workers::request_workers),
     ("woken-hogs", woken_hogs::woken_hogs),
+    ("lane-resume", lane_resume::lane_resume),
 ];
 
 /// Runs the tests of `set` whose names are in `only` (all when empty), each `repeat` times in a
