@@ -931,6 +931,7 @@ static s32 pick_idle_cpu(struct task_struct *p, s32 prev_cpu, u64 wake_flags, bo
 static __always_inline void task_runnable(struct task_struct *p, struct task_ctx *tctx, s32 cpu,
 					  bool wakeup)
 {
+	bool deferred = false;
 	u64 now, clock;
 
 	tctx->runnable = 1;
@@ -960,18 +961,31 @@ static __always_inline void task_runnable(struct task_struct *p, struct task_ctx
 	clock = clock_of(tctx->llc);
 	/*
 	 * A wakeup is handled in the waker's context: a task's (a futex hand-off) or an
-	 * interrupt's (a timer). Without lat_lane_task_wakeups the former queue in the fair order
-	 * among the short tasks, unless the lane is over its share.
+	 * interrupt's (a timer). Without lat_lane_task_wakeups the former queue in the fair order,
+	 * ahead of most short tasks (brisk_lat_fair_vruntime) or, while the lane is over its
+	 * share, as a task that just woke.
 	 */
 	tctx->lat_fair = 0;
 	if (tctx->lat_crit && !tun.lat_lane_task_wakeups && in_task_context()) {
 		tctx->lat_crit = 0;
-		tctx->lat_fair = !lat_defers(tctx->llc, lat_light(tctx));
+		deferred = lat_defers(tctx->llc, lat_light(tctx));
+		tctx->lat_fair = !deferred;
 		COUNT(nr_lat_fair);
+		if (deferred)
+			COUNT(nr_lat_fair_deferred);
 	}
 	if (tctx->lat_fair) {
 		tctx->vruntime = brisk_lat_fair_vruntime(tctx->vruntime, clock, tun.sleep_credit_ns,
 							 tun.lat_fair_lead_ns);
+	} else if (deferred) {
+		/*
+		 * No lead, and no later than the clock either: what it ran ahead of the crowd in
+		 * its earlier wakeups is not held against it (brisk_lat_wake_vruntime). Charged, a
+		 * request worker would sort a request's work past a clock that a crowd of sleepers
+		 * moves at a few percent of real time: tens to hundreds of ms behind them.
+		 */
+		tctx->vruntime =
+			brisk_lat_wake_vruntime(tctx->vruntime, clock, tun.sleep_credit_ns);
 	} else if (tctx->lat_crit) {
 		tctx->vruntime =
 			brisk_lat_wake_vruntime(tctx->vruntime, clock, tun.sleep_credit_ns);

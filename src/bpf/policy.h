@@ -313,7 +313,8 @@ static inline int brisk_is_lat_crit(int sync_wakeup, u64 avg_burst_ns, u64 avg_p
  * vruntime of a latency-critical task as it wakes: the sleep credit bounds it from below as for
  * any task, and the clock bounds it from above. It ran out of turn, outside the fair queue, so
  * what it ran is not held against it there: should it stop qualifying, it queues as a task
- * that just woke, not behind everything it overtook. The same holds for a task sent to the
+ * that just woke, not behind everything it overtook; and so it queues when it wakes while the
+ * lane is over its share (brisk_lat_defer). The same holds for a task sent to the
  * fair queue after its latency slices (brisk_lat_keeps): charged in full for a burst stretched
  * by a long interruption (an interrupt storm, a hypervisor taking the CPU), it would be a few
  * ms of vruntime ahead of a crowd whose clock moves at a few percent of real time, hundreds

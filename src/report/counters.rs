@@ -55,6 +55,7 @@ counter_names!(
     nr_unlisted_local,
     nr_lat_resumed,
     nr_resume_ahead,
+    nr_lat_fair_deferred,
     nr_lat_stints,
     lat_run_ns,
     nr_hog_stints,

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{ensure, Context, Result};
 
+use super::helpers::median;
 use super::latency::json_stats;
 use crate::guest::bench::scenarios;
 use crate::guest::sys::{self, Brisk};
@@ -37,10 +38,6 @@ pub(super) fn costs() -> Result<String> {
         .filter_map(|v| v["bpf"]["bpf_cpu_pct"].as_f64())
         .collect();
     ensure!(!bpf_pct.is_empty(), "no bpf_cpu_pct in the stats");
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(|a, b| a.total_cmp(b));
-        v[v.len() / 2]
-    };
     let medians: BTreeMap<String, f64> = per_prog
         .iter_mut()
         .map(|(p, v)| (p.clone(), median(v)))

@@ -9,6 +9,12 @@ use anyhow::{ensure, Context, Result};
 use crate::guest::sys::{self, Brisk};
 use crate::guest::workloads;
 
+/// The median of `v` (the upper one of an even count), sorting it in place. Panics if empty.
+pub(super) fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
 /// The JSON stats lines scx_brisk has printed so far (a line still being written is skipped).
 pub(super) fn stats_lines(b: &Brisk) -> Vec<serde_json::Value> {
     b.stdout()

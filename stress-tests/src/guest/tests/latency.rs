@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 
-use super::helpers::timer_wakeups;
+use super::helpers::{median, timer_wakeups};
 use crate::guest::sys::{self, Brisk, Procs};
 use crate::guest::workloads;
 
@@ -219,10 +219,6 @@ pub(super) fn latency() -> Result<String> {
             b.stop_cleanly()?;
         }
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(|a, b| a.total_cmp(b));
-        v[v.len() / 2]
-    };
     let (on, off) = (median(&mut times[0]), median(&mut times[1]));
     Ok(format!(
         "{agree}; probes {probes_pct:.2}% of CPU time (median interval); \

@@ -24,6 +24,7 @@ mod long_burst;
 mod metrics;
 mod no_stall;
 mod probe;
+mod request_tail;
 mod request_workers;
 mod short_first;
 mod stats_server;
@@ -61,6 +62,7 @@ pub const TESTS: &[(&str, TestFn)] = &[
     ("request-workers", request_workers::request_workers),
     ("woken-hogs", woken_hogs::woken_hogs),
     ("lane-resume", lane_resume::lane_resume),
+    ("request-tail", request_tail::request_tail),
 ];
 
 /// Runs the tests of `set` whose names are in `only` (all when empty), each `repeat` times in a

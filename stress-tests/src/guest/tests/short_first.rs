@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Result};
 
+use super::helpers::median;
 use crate::guest::sys::{self, Brisk, Procs};
 use crate::guest::workloads;
 
@@ -66,10 +67,6 @@ pub(super) fn short_first() -> Result<String> {
         dfl.extend(d.queue_wait_ns);
         brisk.extend(s.queue_wait_ns);
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(|a, b| a.total_cmp(b));
-        v[v.len() / 2]
-    };
     let show = |v: &[f64]| v.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>();
     let (wait, late) = (median(&mut wait_ratios), median(&mut late_ratios));
     let fig = format!(
