@@ -228,8 +228,7 @@ struct brisk_counters {
 	u64 nr_unlisted_local;	  /* bound for a CPU outside the loaded topology: its local DSQ */
 	u64 nr_lat_resumed;	  /* a fair task the lane preempted resumed its slice after it */
 	u64 nr_resume_ahead;	  /* a wakeup went before such a task, after the lane's */
-	u64 nr_lat_fair_deferred; /* of nr_lat_fair, placed as any sleeper: the lane over its share
-				   */
+	u64 nr_lat_fair_deferred; /* of nr_lat_fair, lane over its share: placed at the clock */
 	u64 nr_lat_stints;	  /* a task in the latency-critical lane stopped running */
 	u64 lat_run_ns;		  /* ... and the CPU time of those stints: the lane's share */
 	u64 nr_hog_stints; /* a hog (not short, not in the lane) stopped: one stint on a CPU */
