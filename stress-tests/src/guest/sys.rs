@@ -123,7 +123,8 @@ pub struct Brisk {
 
 /// How long a test waits for scx_brisk to attach. Under TCG, loading (libbpf, the verifier's
 /// 85k instructions) takes about 5 s on an idle guest on a slow host, and the loader gets only
-/// its share of CPUs that hogs keep busy: 15 to over 20 s beside 2 hogs per CPU.
+/// its share of CPUs that hogs keep busy: 15 to over 20 s beside 2 hogs per CPU. The bench
+/// gives its candidates as long: scx_lavd 1.1.4 took over 20 s in 4 of 30 runs of one bench.
 pub const ATTACH_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Brisk {

@@ -10,12 +10,8 @@ use anyhow::{bail, Context, Result};
 use brisk_stress::results::{Run, Scheduler, DEFAULT};
 
 use super::scenarios;
-use crate::guest::sys;
+use crate::guest::sys::{self, ATTACH_TIMEOUT};
 
-// How long a candidate may take to attach: the guest tests' limit. Under emulation the
-// verifier is slow: scx_lavd 1.1.4 took over 20 s in 4 of 30 runs of one bench (it printed
-// nothing and was killed).
-use sys::ATTACH_TIMEOUT;
 /// How long a candidate may take to exit after SIGINT.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Lines of a failed candidate's output kept in the results.
